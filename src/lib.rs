@@ -4,5 +4,33 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+// The prebuilt feature links the vendor archive through this crate's build script; none
+// of its Rust code is used. `STDIO_BUS_LIB_DIR` replaces it entirely.
+#[cfg(all(feature = "prebuilt", not(stdio_bus_lib_dir)))]
+extern crate stdiobus_backend_native as _;
+
+mod bus;
+mod callbacks;
+mod clock;
 pub mod config;
+mod error;
+mod event;
+mod event_mask;
+mod json;
+mod options;
+mod ring;
+mod sigpipe;
+mod state;
+mod stats;
 pub mod sys;
+mod workers;
+
+pub use bus::{Bus, Failed};
+pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
+pub use error::{Error, ErrorCode, Retry};
+pub use event::{Bytes, Event, LogLevel, WorkerEvent};
+pub use event_mask::EventMask;
+pub use options::{Listener, Options};
+pub use ring::{AlreadySplit, Consumer, EventRef, EventRing, Loss, Producer};
+pub use state::{Created, KernelState, Running, State, Stopped, Stopping};
+pub use stats::Stats;

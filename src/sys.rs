@@ -22,24 +22,59 @@ pub struct stdio_bus_t {
 }
 
 /// Called with each line a worker (or client) sent; `msg[len]` is NUL.
-pub type stdio_bus_message_cb =
-    Option<unsafe extern "C" fn(bus: *mut stdio_bus_t, msg: *const c_char, len: size_t, user_data: *mut c_void)>;
+pub type stdio_bus_message_cb = Option<
+    unsafe extern "C" fn(
+        bus: *mut stdio_bus_t,
+        msg: *const c_char,
+        len: size_t,
+        user_data: *mut c_void,
+    ),
+>;
 /// Called with a negative code and a NUL-terminated description.
-pub type stdio_bus_error_cb =
-    Option<unsafe extern "C" fn(bus: *mut stdio_bus_t, code: c_int, message: *const c_char, user_data: *mut c_void)>;
+pub type stdio_bus_error_cb = Option<
+    unsafe extern "C" fn(
+        bus: *mut stdio_bus_t,
+        code: c_int,
+        message: *const c_char,
+        user_data: *mut c_void,
+    ),
+>;
 /// Called with a level (0 debug … 3 error) and a NUL-terminated line.
-pub type stdio_bus_log_cb =
-    Option<unsafe extern "C" fn(bus: *mut stdio_bus_t, level: c_int, message: *const c_char, user_data: *mut c_void)>;
+pub type stdio_bus_log_cb = Option<
+    unsafe extern "C" fn(
+        bus: *mut stdio_bus_t,
+        level: c_int,
+        message: *const c_char,
+        user_data: *mut c_void,
+    ),
+>;
 /// Called with a worker id and a lifecycle word (`started`, `stopped`, …).
-pub type stdio_bus_worker_cb =
-    Option<unsafe extern "C" fn(bus: *mut stdio_bus_t, worker_id: c_int, event: *const c_char, user_data: *mut c_void)>;
+pub type stdio_bus_worker_cb = Option<
+    unsafe extern "C" fn(
+        bus: *mut stdio_bus_t,
+        worker_id: c_int,
+        event: *const c_char,
+        user_data: *mut c_void,
+    ),
+>;
 /// Called when a listener client connects, with its peer description.
 pub type stdio_bus_client_connect_cb = Option<
-    unsafe extern "C" fn(bus: *mut stdio_bus_t, client_id: c_int, peer_info: *const c_char, user_data: *mut c_void),
+    unsafe extern "C" fn(
+        bus: *mut stdio_bus_t,
+        client_id: c_int,
+        peer_info: *const c_char,
+        user_data: *mut c_void,
+    ),
 >;
 /// Called when a listener client goes away, with the reason.
-pub type stdio_bus_client_disconnect_cb =
-    Option<unsafe extern "C" fn(bus: *mut stdio_bus_t, client_id: c_int, reason: *const c_char, user_data: *mut c_void)>;
+pub type stdio_bus_client_disconnect_cb = Option<
+    unsafe extern "C" fn(
+        bus: *mut stdio_bus_t,
+        client_id: c_int,
+        reason: *const c_char,
+        user_data: *mut c_void,
+    ),
+>;
 
 /// `stdio_bus_listen_mode_t`.
 pub type stdio_bus_listen_mode_t = c_int;

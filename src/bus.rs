@@ -1,0 +1,547 @@
+//! The safe bus: one kernel instance, its lifecycle as types, driven by the caller.
+
+// A failed transition hands the bus back by value, and the bus keeps its worker table
+// inline because nothing in this crate allocates: the error is large on purpose.
+#![allow(clippy::result_large_err)]
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ptr::{self, NonNull};
+use core::time::Duration;
+
+use cty::c_int;
+
+use crate::clock::Deadline;
+use crate::config::Config;
+use crate::ring::Producer;
+use crate::state::{Created, Running, State, Stopped, Stopping};
+use crate::workers::Workers;
+use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys};
+
+/// How long [`Bus::stop`] waits beyond the drain timeout for the kernel to finish.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long dropping a bus that is still running waits for the kernel to reach STOPPED.
+const DROP_LIMIT: Duration = Duration::from_secs(5);
+/// Kernel step length while a shutdown is driven from inside this crate.
+const SHUTDOWN_STEP_MS: c_int = 10;
+/// How long a stopped bus waits for its signalled workers to exit so it can reap them.
+const REAP_LIMIT: Duration = Duration::from_secs(2);
+
+/// One stdio_bus kernel instance, in lifecycle state `S`, writing its events into the ring
+/// whose [`Producer`] it owns for `'r`.
+///
+/// ```no_run
+/// use core::time::Duration;
+/// use stdiobus_embed::{Bus, ConfigBuffer, Event, EventRing, Limits, Options, Pool};
+///
+/// let ring = EventRing::<64, 1024>::new();
+/// let (producer, mut events) = ring.split().unwrap();
+/// let mut json = ConfigBuffer::<512>::new();
+/// let config = json.write(&[Pool::new("echo", "/usr/bin/cat")], &Limits::default())?;
+///
+/// let bus = Bus::create(config, Options::new(), producer).map_err(|f| f.error)?;
+/// let mut bus = bus.start().map_err(|f| f.error)?;
+/// bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)?;
+/// while events.is_empty() {
+///     bus.poll(Duration::from_millis(100))?;
+/// }
+/// while let Some(event) = events.read() {
+///     if let Event::Message(line) = event.event() {
+///         println!("{line}");
+///     }
+/// }
+/// let _stopped = bus.stop(Duration::from_secs(1)).map_err(|f| f.error)?;
+/// # Ok::<(), stdiobus_embed::Error>(())
+/// ```
+///
+/// Calls that are wrong for the state do not exist:
+///
+/// ```compile_fail
+/// # use stdiobus_embed::{Bus, Created};
+/// fn send_before_start(bus: &mut Bus<'_, Created>) {
+///     bus.send(b"{}").unwrap(); // no `send` on a bus that has not started
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use stdiobus_embed::{Bus, Stopped};
+/// fn restart(bus: Bus<'_, Stopped>) {
+///     let _ = bus.start(); // a stopped bus cannot start again
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use core::time::Duration;
+/// # use stdiobus_embed::{Bus, Stopping};
+/// fn poll_while_stopping(bus: &mut Bus<'_, Stopping>) {
+///     let _ = bus.poll(Duration::ZERO); // `poll` is for a running bus only
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use core::time::Duration;
+/// # use stdiobus_embed::{Bus, Running};
+/// fn use_after_stop(mut bus: Bus<'_, Running>) {
+///     let _stopped = bus.stop(Duration::ZERO);
+///     let _ = bus.send(b"{}"); // `stop` consumed the running bus
+/// }
+/// ```
+///
+/// Dropping a bus in any state stops its workers if they still run and frees the kernel
+/// instance.
+pub struct Bus<'r, S: State> {
+    raw: NonNull<sys::stdio_bus_t>,
+    producer: Producer<'r>,
+    /// Worker processes spawned by `start` and not collected yet (see `reap`).
+    workers: Workers,
+    state: PhantomData<S>,
+}
+
+// SAFETY: the kernel instance has no thread affinity (no threads, no thread-local or global
+// state), every call into it goes through `&mut self` or `self`, and the producer is Send.
+unsafe impl<S: State> Send for Bus<'_, S> {}
+
+/// A failed transition, handing back the value it would have consumed so that nothing is
+/// lost or dropped on the error path.
+pub struct Failed<T> {
+    /// Why it failed.
+    pub error: Error,
+    /// What the call took, given back.
+    pub value: T,
+}
+
+impl<T> fmt::Debug for Failed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failed")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for Failed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+#[cfg(feature = "std")]
+impl<T> std::error::Error for Failed<T> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl<T> From<Failed<T>> for Error {
+    fn from(failed: Failed<T>) -> Self {
+        failed.error
+    }
+}
+
+impl<'r> Bus<'r, Created> {
+    /// Creates a kernel instance that reports into `producer`'s ring.
+    ///
+    /// The configuration and options are checked first, since the kernel reports the
+    /// precise reason for a refusal only on stderr. The strings they borrow must live as
+    /// long as the bus, because the kernel may keep pointers to them.
+    pub fn create(
+        config: Config<'r>,
+        options: Options<'r>,
+        mut producer: Producer<'r>,
+    ) -> Result<Self, Failed<Producer<'r>>> {
+        if let Err(error) = options.listener.validate() {
+            return Err(Failed {
+                error,
+                value: producer,
+            });
+        }
+        producer.set_filter(options.events, options.log_level);
+        let raw_options = raw_options(&config, &options, &producer);
+        // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
+        // and outlives the instance ('r); `user_data` points at the ring, which outlives
+        // the instance ('r) and is reached only through `producer` (ring invariant 3).
+        let raw = unsafe { sys::stdio_bus_create(&raw_options) };
+        producer.flush_loss();
+        match NonNull::new(raw) {
+            Some(raw) => Ok(Self {
+                raw,
+                producer,
+                workers: Workers::new(),
+                state: PhantomData,
+            }),
+            None => Err(Failed {
+                error: Error::CreateFailed,
+                value: producer,
+            }),
+        }
+    }
+
+    /// Spawns every worker. On failure the created bus comes back with the error.
+    ///
+    /// Also makes sure SIGPIPE cannot kill the host when a worker dies (see the crate
+    /// docs): a default disposition is replaced by a handler that does nothing.
+    pub fn start(self) -> Result<Bus<'r, Running>, Failed<Self>> {
+        sigpipe::guard();
+        let before = Workers::children();
+        // SAFETY: `self.raw` is a live instance (type invariant).
+        let rc = unsafe { sys::stdio_bus_start(self.raw.as_ptr()) };
+        let mut this = self;
+        this.workers = Workers::spawned(&before);
+        this.producer.flush_loss();
+        match Error::check(rc) {
+            Ok(_) => Ok(this.into_state()),
+            Err(error) => Err(Failed { error, value: this }),
+        }
+    }
+}
+
+impl<'r> Bus<'r, Running> {
+    /// Hands `message` to the kernel, which writes it to a worker's stdin: no copy, no
+    /// allocation. Several newline-separated JSON messages may go in one call; a trailing
+    /// newline is optional.
+    ///
+    /// Refused before the kernel sees them: empty input ([`Error::EmptyMessage`]), NUL
+    /// bytes ([`Error::InteriorNul`]), and a message longer than `PIPE_BUF` that some
+    /// worker's stdin pipe has no room for ([`Error::PipeFull`], retryable once the worker
+    /// reads) or could never hold ([`Error::TooLarge`]): the kernel would write part of it
+    /// and drop the rest without a word. The kernel refuses text that is not JSON
+    /// ([`ErrorCode::Invalid`](crate::ErrorCode::Invalid)) and reports a worker that cannot
+    /// take more input, or is gone, as [`ErrorCode::Worker`](crate::ErrorCode::Worker),
+    /// which [`Error::retry`] calls [`Retry::Maybe`](crate::Retry::Maybe).
+    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
+        if message.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        if let Some(offset) = message.iter().position(|&byte| byte == 0) {
+            return Err(Error::InteriorNul { offset });
+        }
+        self.workers.check_room(message.len())?;
+        // SAFETY: `self.raw` is live; the kernel reads exactly `len` bytes of `message`
+        // during the call and keeps no pointer to it.
+        let rc = unsafe {
+            sys::stdio_bus_ingest(self.raw.as_ptr(), message.as_ptr().cast(), message.len())
+        };
+        Error::check(rc).map(drop)
+    }
+
+    /// Runs one kernel step: waits up to `timeout` for worker output or other I/O, then
+    /// delivers what arrived into the ring. Returns the number of events delivered.
+    ///
+    /// `Duration::ZERO` does not wait. A timeout below one millisecond (the kernel's unit)
+    /// waits one millisecond rather than spinning; longer timeouts round up to whole
+    /// milliseconds and saturate at `i32::MAX` ms. `Duration::MAX` waits until something
+    /// happens, however long that takes.
+    pub fn poll(&mut self, timeout: Duration) -> Result<usize, Error> {
+        self.step(timeout)
+    }
+
+    /// Begins a graceful shutdown without waiting: workers are asked to stop (SIGTERM)
+    /// and given `drain` (whole seconds, rounded up) before they are killed. Drive the
+    /// returned bus with [`Bus::poll_stop`] until [`Bus::try_finish`] succeeds.
+    pub fn begin_stop(self, drain: Duration) -> Result<Bus<'r, Stopping>, Failed<Self>> {
+        // SAFETY: `self.raw` is live.
+        let rc = unsafe { sys::stdio_bus_stop(self.raw.as_ptr(), whole_seconds(drain)) };
+        match Error::check(rc) {
+            Ok(_) => Ok(self.into_state()),
+            Err(error) => Err(Failed { error, value: self }),
+        }
+    }
+
+    /// Stops the bus and waits, delivering events meanwhile, until every worker is gone.
+    ///
+    /// Workers get `drain` to exit after SIGTERM before they are killed. Events go on
+    /// into the ring while this waits; what does not fit is counted as lost, so read the
+    /// consumer from another thread or use [`Bus::begin_stop`] to keep draining it.
+    ///
+    /// If the kernel has not reached STOPPED two seconds after `drain`, the error is
+    /// [`Error::StopTimedOut`] and the stopping bus comes back: poll it further or drop it.
+    pub fn stop(self, drain: Duration) -> Result<Bus<'r, Stopped>, Failed<Bus<'r, Stopping>>> {
+        let deadline = Deadline::after(drain.saturating_add(STOP_GRACE));
+        let mut stopping = match self.begin_stop(drain) {
+            Ok(stopping) => stopping,
+            // The kernel refuses `stop` only outside RUNNING, which a `Bus<Running>` is
+            // not; should it happen anyway, a stopping bus is still the honest thing to
+            // return: drop shuts the instance down whatever its state.
+            Err(Failed { error, value }) => {
+                return Err(Failed {
+                    error,
+                    value: value.into_state(),
+                });
+            }
+        };
+        loop {
+            if stopping.is_stopped() {
+                stopping.reap();
+                return Ok(stopping.into_state());
+            }
+            let remaining = deadline.remaining();
+            if remaining.is_zero() {
+                return Err(Failed {
+                    error: Error::StopTimedOut,
+                    value: stopping,
+                });
+            }
+            if let Err(error) = stopping.poll_stop(remaining.min(Duration::from_millis(10))) {
+                return Err(Failed {
+                    error,
+                    value: stopping,
+                });
+            }
+        }
+    }
+}
+
+impl<'r> Bus<'r, Stopping> {
+    /// Runs one kernel step of the shutdown, delivering its events into the ring; returns
+    /// how many. Does nothing once the kernel has stopped. Timeouts as for
+    /// [`Bus::poll`].
+    pub fn poll_stop(&mut self, timeout: Duration) -> Result<usize, Error> {
+        if self.is_stopped() {
+            return Ok(0);
+        }
+        self.step(timeout)
+    }
+
+    /// Whether every worker is gone and the bus can become [`Stopped`].
+    pub fn is_stopped(&self) -> bool {
+        self.kernel_state() == KernelState::Stopped
+    }
+
+    /// The stopped bus once the kernel has stopped, or this bus back while it has not.
+    ///
+    /// Once stopped, this collects the workers' exit status, waiting briefly for any that
+    /// are still exiting after their SIGTERM, so that none is left a zombie.
+    pub fn try_finish(mut self) -> Result<Bus<'r, Stopped>, Self> {
+        if self.is_stopped() {
+            self.reap();
+            Ok(self.into_state())
+        } else {
+            Err(self)
+        }
+    }
+}
+
+impl<'r, S: State> Bus<'r, S> {
+    /// The kernel's own view of its lifecycle.
+    pub fn kernel_state(&self) -> KernelState {
+        // SAFETY: `self.raw` is live.
+        KernelState::from_raw(unsafe { sys::stdio_bus_get_state(self.raw.as_ptr()) })
+    }
+
+    /// Workers currently known to the kernel.
+    pub fn worker_count(&self) -> usize {
+        // SAFETY: `self.raw` is live.
+        count(unsafe { sys::stdio_bus_worker_count(self.raw.as_ptr()) })
+    }
+
+    /// Sessions the kernel routes by `sessionId`.
+    pub fn session_count(&self) -> usize {
+        // SAFETY: `self.raw` is live.
+        count(unsafe { sys::stdio_bus_session_count(self.raw.as_ptr()) })
+    }
+
+    /// Requests waiting for a response, as the kernel tracks them.
+    pub fn pending_count(&self) -> usize {
+        // SAFETY: `self.raw` is live.
+        count(unsafe { sys::stdio_bus_pending_count(self.raw.as_ptr()) })
+    }
+
+    /// Listener clients connected.
+    pub fn client_count(&self) -> usize {
+        // SAFETY: `self.raw` is live.
+        count(unsafe { sys::stdio_bus_client_count(self.raw.as_ptr()) })
+    }
+
+    /// The kernel's traffic counters.
+    pub fn stats(&self) -> Stats {
+        let mut raw = sys::stdio_bus_stats_t::default();
+        // SAFETY: `self.raw` is live and `raw` is a valid out-parameter.
+        unsafe { sys::stdio_bus_get_stats(self.raw.as_ptr(), &mut raw) };
+        Stats::from(raw)
+    }
+
+    /// A file descriptor that becomes readable when the kernel has work, if the kernel
+    /// offers one. The kernel offers none in embedded mode (observed): drive it with
+    /// [`Bus::poll`] timeouts instead.
+    pub fn poll_fd(&self) -> Option<c_int> {
+        // SAFETY: `self.raw` is live.
+        let fd = unsafe { sys::stdio_bus_get_poll_fd(self.raw.as_ptr()) };
+        (fd >= 0).then_some(fd)
+    }
+
+    /// The ring's producer, for its loss counters.
+    pub fn producer(&self) -> &Producer<'r> {
+        &self.producer
+    }
+
+    /// Shuts the instance down as dropping would and hands back the producer, so the ring
+    /// can serve a new bus.
+    pub fn into_producer(self) -> Producer<'r> {
+        let mut this = ManuallyDrop::new(self);
+        this.release();
+        // SAFETY: `this` is never used or dropped again, so the producer is moved out
+        // exactly once.
+        unsafe { ptr::read(&this.producer) }
+    }
+
+    fn into_state<T: State>(self) -> Bus<'r, T> {
+        let this = ManuallyDrop::new(self);
+        Bus {
+            raw: this.raw,
+            // SAFETY: `this` is never used or dropped again; the producer moves once.
+            producer: unsafe { ptr::read(&this.producer) },
+            // SAFETY: as for the producer.
+            workers: unsafe { ptr::read(&this.workers) },
+            state: PhantomData,
+        }
+    }
+
+    /// Collects the workers of a stopped instance, killing any that ignore SIGTERM.
+    fn reap(&mut self) {
+        self.workers.reap(REAP_LIMIT);
+    }
+
+    fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
+        let before = self.producer.stored();
+        // SAFETY: `self.raw` is live; callbacks reach the ring through `user_data`, and
+        // `&mut self` keeps every other access to the producer out meanwhile.
+        let rc = unsafe { sys::stdio_bus_step(self.raw.as_ptr(), step_timeout(timeout)) };
+        self.producer.flush_loss();
+        Error::check(rc)?;
+        Ok((self.producer.stored() - before) as usize)
+    }
+
+    /// Stops the workers if they still run, then frees the instance.
+    fn release(&mut self) {
+        let raw = self.raw.as_ptr();
+        // SAFETY (all calls below): `raw` is live until `stdio_bus_destroy`, the last call.
+        let state = || KernelState::from_raw(unsafe { sys::stdio_bus_get_state(raw) });
+        if matches!(state(), KernelState::Starting | KernelState::Running) {
+            // SAFETY: see above.
+            unsafe { sys::stdio_bus_stop(raw, 0) };
+        }
+        if state() != KernelState::Created {
+            let deadline = Deadline::after(DROP_LIMIT);
+            while state() != KernelState::Stopped && !deadline.has_passed() {
+                // SAFETY: see above.
+                unsafe { sys::stdio_bus_step(raw, SHUTDOWN_STEP_MS) };
+            }
+            if state() != KernelState::Stopped {
+                // The vendor's 1.1.1 archive crashes when destroying an instance that has
+                // not stopped; leaking it is the lesser harm.
+                return;
+            }
+            self.reap();
+        }
+        self.producer.flush_loss();
+        // SAFETY: see above; the instance is CREATED or STOPPED and never used again.
+        unsafe { sys::stdio_bus_destroy(raw) };
+    }
+}
+
+impl<S: State> Drop for Bus<'_, S> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl<S: State> fmt::Debug for Bus<'_, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bus")
+            .field("state", &self.kernel_state())
+            .field("workers", &self.worker_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds the kernel's options struct; every pointer in it borrows from the arguments.
+fn raw_options(
+    config: &Config<'_>,
+    options: &Options<'_>,
+    producer: &Producer<'_>,
+) -> sys::stdio_bus_options_t {
+    use crate::Listener;
+    let null = ptr::null();
+    let listener = match options.listener {
+        Listener::None => sys::stdio_bus_listener_config_t {
+            mode: sys::STDIO_BUS_LISTEN_NONE,
+            tcp_host: null,
+            tcp_port: 0,
+            unix_path: null,
+        },
+        Listener::Tcp { host, port } => sys::stdio_bus_listener_config_t {
+            mode: sys::STDIO_BUS_LISTEN_TCP,
+            tcp_host: host.as_ptr(),
+            tcp_port: port,
+            unix_path: null,
+        },
+        Listener::Unix { path } => sys::stdio_bus_listener_config_t {
+            mode: sys::STDIO_BUS_LISTEN_UNIX,
+            tcp_host: null,
+            tcp_port: 0,
+            unix_path: path.as_ptr(),
+        },
+    };
+    let mut raw = sys::stdio_bus_options_t {
+        config_path: config.file().map_or(null, |path| path.as_ptr()),
+        config_json: config.json().map_or(null, |json| json.as_ptr()),
+        listener,
+        on_message: None,
+        on_error: None,
+        on_log: None,
+        on_worker: None,
+        on_client_connect: None,
+        on_client_disconnect: None,
+        user_data: ptr::null_mut(),
+        log_level: options.log_level.raw(),
+    };
+    callbacks::install(&mut raw, producer);
+    raw
+}
+
+/// The kernel's step timeout for `timeout`; see [`Bus::poll`].
+fn step_timeout(timeout: Duration) -> c_int {
+    if timeout == Duration::MAX {
+        return sys::STDIO_BUS_WAIT_FOREVER;
+    }
+    let millis = timeout.as_nanos().div_ceil(1_000_000);
+    c_int::try_from(millis).unwrap_or(c_int::MAX)
+}
+
+/// The kernel's stop timeout, in whole seconds rounded up.
+fn whole_seconds(timeout: Duration) -> c_int {
+    let seconds = timeout.as_nanos().div_ceil(1_000_000_000);
+    c_int::try_from(seconds).unwrap_or(c_int::MAX)
+}
+
+/// Kernel counts are never negative; a negative one would be a kernel error code.
+fn count(raw: c_int) -> usize {
+    usize::try_from(raw).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_timeouts_round_up_and_saturate() {
+        assert_eq!(step_timeout(Duration::ZERO), 0);
+        assert_eq!(step_timeout(Duration::from_nanos(1)), 1);
+        assert_eq!(step_timeout(Duration::from_micros(999)), 1);
+        assert_eq!(step_timeout(Duration::from_micros(1001)), 2);
+        assert_eq!(step_timeout(Duration::from_secs(1)), 1000);
+        assert_eq!(
+            step_timeout(Duration::from_secs(u64::from(u32::MAX))),
+            c_int::MAX
+        );
+        assert_eq!(step_timeout(Duration::MAX), -1);
+    }
+
+    #[test]
+    fn stop_timeouts_are_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(2500)), 3);
+        assert_eq!(whole_seconds(Duration::MAX), c_int::MAX);
+    }
+}

@@ -1,0 +1,34 @@
+//! A monotonic deadline without std: the blocking stop and drop need to bound their wait.
+
+use core::time::Duration;
+
+/// A point on the monotonic clock.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline(Duration);
+
+impl Deadline {
+    /// `timeout` from now; saturates far in the future.
+    pub(crate) fn after(timeout: Duration) -> Self {
+        Self(now().saturating_add(timeout))
+    }
+
+    /// Time left, zero once passed.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.0.saturating_sub(now())
+    }
+
+    pub(crate) fn has_passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+}
+
+fn now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC exists on every target
+    // the kernel archive is built for, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -1,0 +1,266 @@
+//! Errors: the kernel's codes, typed, and what this crate refuses before the kernel sees it.
+
+use core::fmt;
+
+use crate::config::ConfigError;
+use crate::sys;
+
+/// Whether repeating the failed call can succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Retry {
+    /// The condition is temporary: poll, then try again.
+    Yes,
+    /// It depends on something the error alone cannot tell; see the variant's docs.
+    Maybe,
+    /// The same call will fail the same way.
+    No,
+}
+
+/// A status code returned by the kernel (or passed to its error callback).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ErrorCode {
+    /// `-1`: generic failure.
+    Generic,
+    /// `-2`: the operation would block.
+    WouldBlock,
+    /// `-3`: the peer closed.
+    Eof,
+    /// `-4`: a buffer or queue is full.
+    Full,
+    /// `-5`: not found.
+    NotFound,
+    /// `-6`: invalid argument.
+    InvalidArgument,
+    /// `-10`: the configuration was refused.
+    Config,
+    /// `-11`: a worker could not be spawned or written to. On `send` this is also what a
+    /// worker's full stdin pipe looks like (about 60 KiB unread), so retrying after the
+    /// worker drains can succeed; a [`WorkerEvent::Stopped`](crate::WorkerEvent) for that
+    /// worker means it will not.
+    Worker,
+    /// `-12`: the message could not be routed.
+    Routing,
+    /// `-13`: a buffer overflowed.
+    Buffer,
+    /// `-14`: the argument or message is invalid (for `send`: not JSON).
+    Invalid,
+    /// `-15`: the call is not allowed in the kernel's current state.
+    State,
+    /// A negative code this crate does not know.
+    Unknown(i32),
+}
+
+impl ErrorCode {
+    /// Maps a raw kernel code.
+    pub const fn from_raw(code: i32) -> Self {
+        match code {
+            sys::STDIO_BUS_ERR => Self::Generic,
+            sys::STDIO_BUS_EAGAIN => Self::WouldBlock,
+            sys::STDIO_BUS_EOF => Self::Eof,
+            sys::STDIO_BUS_EFULL => Self::Full,
+            sys::STDIO_BUS_ENOTFOUND => Self::NotFound,
+            sys::STDIO_BUS_EINVAL => Self::InvalidArgument,
+            sys::STDIO_BUS_ERR_CONFIG => Self::Config,
+            sys::STDIO_BUS_ERR_WORKER => Self::Worker,
+            sys::STDIO_BUS_ERR_ROUTING => Self::Routing,
+            sys::STDIO_BUS_ERR_BUFFER => Self::Buffer,
+            sys::STDIO_BUS_ERR_INVALID => Self::Invalid,
+            sys::STDIO_BUS_ERR_STATE => Self::State,
+            other => Self::Unknown(other),
+        }
+    }
+
+    /// The raw kernel code.
+    pub const fn raw(self) -> i32 {
+        match self {
+            Self::Generic => sys::STDIO_BUS_ERR,
+            Self::WouldBlock => sys::STDIO_BUS_EAGAIN,
+            Self::Eof => sys::STDIO_BUS_EOF,
+            Self::Full => sys::STDIO_BUS_EFULL,
+            Self::NotFound => sys::STDIO_BUS_ENOTFOUND,
+            Self::InvalidArgument => sys::STDIO_BUS_EINVAL,
+            Self::Config => sys::STDIO_BUS_ERR_CONFIG,
+            Self::Worker => sys::STDIO_BUS_ERR_WORKER,
+            Self::Routing => sys::STDIO_BUS_ERR_ROUTING,
+            Self::Buffer => sys::STDIO_BUS_ERR_BUFFER,
+            Self::Invalid => sys::STDIO_BUS_ERR_INVALID,
+            Self::State => sys::STDIO_BUS_ERR_STATE,
+            Self::Unknown(code) => code,
+        }
+    }
+
+    /// Whether repeating the call can help.
+    pub const fn retry(self) -> Retry {
+        match self {
+            Self::WouldBlock | Self::Full => Retry::Yes,
+            Self::Eof | Self::Worker => Retry::Maybe,
+            _ => Retry::No,
+        }
+    }
+
+    const fn describe(self) -> &'static str {
+        match self {
+            Self::Generic => "generic failure",
+            Self::WouldBlock => "the operation would block",
+            Self::Eof => "the peer closed",
+            Self::Full => "a buffer or queue is full",
+            Self::NotFound => "not found",
+            Self::InvalidArgument => "invalid argument",
+            Self::Config => "the configuration was refused",
+            Self::Worker => "a worker could not be spawned or written to",
+            Self::Routing => "the message could not be routed",
+            Self::Buffer => "a buffer overflowed",
+            Self::Invalid => "invalid argument or message",
+            Self::State => "not allowed in the kernel's current state",
+            Self::Unknown(_) => "unknown kernel code",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (kernel code {})", self.describe(), self.raw())
+    }
+}
+
+/// Everything a bus call can fail with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Error {
+    /// A kernel call returned this code.
+    Kernel(ErrorCode),
+    /// `stdio_bus_create` refused the options. The kernel says why only on stderr, and
+    /// reports an [`Event::Error`](crate::Event) with code [`ErrorCode::Config`].
+    CreateFailed,
+    /// The configuration was refused before it reached the kernel.
+    Config(ConfigError),
+    /// The listener options were refused before they reached the kernel.
+    Listener(&'static str),
+    /// `send` was given no bytes.
+    EmptyMessage,
+    /// `send` was given a NUL byte, which the kernel would cut the message at.
+    InteriorNul {
+        /// Offset of the first NUL.
+        offset: usize,
+    },
+    /// A worker's stdin pipe has no room for the whole message now; the kernel would
+    /// write part of it and drop the rest. Poll, then retry.
+    PipeFull {
+        /// Bytes the message needs, its newline included.
+        needed: usize,
+        /// Bytes the fullest worker pipe can take now.
+        room: usize,
+    },
+    /// The message is longer than a worker's stdin pipe can ever hold in one write.
+    TooLarge {
+        /// The message's length.
+        len: usize,
+        /// The longest message the pipes take.
+        max: usize,
+    },
+    /// A blocking `stop` did not see the kernel reach STOPPED in time.
+    StopTimedOut,
+}
+
+impl Error {
+    /// The raw kernel code, when the kernel produced this error.
+    pub const fn code(&self) -> Option<i32> {
+        match self {
+            Self::Kernel(code) => Some(code.raw()),
+            _ => None,
+        }
+    }
+
+    /// Whether repeating the call can help.
+    pub const fn retry(&self) -> Retry {
+        match self {
+            Self::Kernel(code) => code.retry(),
+            Self::StopTimedOut | Self::PipeFull { .. } => Retry::Yes,
+            _ => Retry::No,
+        }
+    }
+
+    /// Shorthand for `self.retry() != Retry::No`.
+    pub const fn is_retryable(&self) -> bool {
+        !matches!(self.retry(), Retry::No)
+    }
+
+    /// Turns a kernel return value into a result: negative values are errors.
+    pub(crate) fn check(rc: cty::c_int) -> Result<cty::c_int, Self> {
+        if rc < 0 {
+            Err(Self::Kernel(ErrorCode::from_raw(rc)))
+        } else {
+            Ok(rc)
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Kernel(code) => write!(f, "stdio_bus: {code}"),
+            Self::CreateFailed => f.write_str(
+                "stdio_bus: the kernel refused the options or configuration (its reason went to stderr)",
+            ),
+            Self::Config(error) => write!(f, "invalid configuration: {error}"),
+            Self::Listener(reason) => write!(f, "invalid listener: {reason}"),
+            Self::EmptyMessage => f.write_str("refused an empty message"),
+            Self::InteriorNul { offset } => {
+                write!(f, "refused a message with a NUL byte at offset {offset}")
+            }
+            Self::PipeFull { needed, room } => write!(
+                f,
+                "a worker's stdin pipe has room for {room} bytes, the message needs {needed}: poll, then retry"
+            ),
+            Self::TooLarge { len, max } => write!(
+                f,
+                "the message is {len} bytes; worker pipes take at most {max} in one piece"
+            ),
+            Self::StopTimedOut => f.write_str("the kernel did not reach STOPPED before the deadline"),
+        }
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(error: ConfigError) -> Self {
+        Self::Config(error)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Config(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_code_round_trips() {
+        for raw in [-1, -2, -3, -4, -5, -6, -10, -11, -12, -13, -14, -15, -99] {
+            assert_eq!(ErrorCode::from_raw(raw).raw(), raw);
+        }
+        assert_eq!(ErrorCode::from_raw(-99), ErrorCode::Unknown(-99));
+    }
+
+    #[test]
+    fn retry_follows_the_kernel_table() {
+        assert_eq!(ErrorCode::WouldBlock.retry(), Retry::Yes);
+        assert_eq!(ErrorCode::Full.retry(), Retry::Yes);
+        assert_eq!(ErrorCode::Eof.retry(), Retry::Maybe);
+        assert_eq!(ErrorCode::Worker.retry(), Retry::Maybe);
+        assert_eq!(ErrorCode::Invalid.retry(), Retry::No);
+        assert_eq!(ErrorCode::State.retry(), Retry::No);
+        assert!(!Error::EmptyMessage.is_retryable());
+        assert_eq!(Error::Kernel(ErrorCode::Invalid).code(), Some(-14));
+    }
+}

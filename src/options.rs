@@ -1,0 +1,146 @@
+//! How a bus is set up besides its configuration: log level, recorded events, listener.
+
+use core::ffi::CStr;
+
+use crate::{Error, EventMask, LogLevel};
+
+/// Longest Unix socket path the kernel can bind, NUL excluded (`sun_path` is 104 bytes on
+/// macOS, 108 on Linux).
+const MAX_UNIX_PATH: usize = 103;
+
+/// Options for [`Bus::create`](crate::Bus::create), built with `const` setters.
+///
+/// ```
+/// use stdiobus_embed::{EventMask, Listener, LogLevel, Options};
+/// const OPTIONS: Options<'static> = Options::new()
+///     .log_level(LogLevel::Info)
+///     .events(EventMask::MESSAGE.union(EventMask::WORKER))
+///     .listener(Listener::Tcp { host: c"127.0.0.1", port: 9800 });
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options<'a> {
+    pub(crate) log_level: LogLevel,
+    pub(crate) events: EventMask,
+    pub(crate) listener: Listener<'a>,
+}
+
+impl<'a> Options<'a> {
+    /// Warnings and errors logged, every kind of event recorded, no listener.
+    pub const fn new() -> Self {
+        Self {
+            log_level: LogLevel::Warn,
+            events: EventMask::ALL,
+            listener: Listener::None,
+        }
+    }
+
+    /// The least severe kernel log line reported.
+    pub const fn log_level(mut self, level: LogLevel) -> Self {
+        self.log_level = level;
+        self
+    }
+
+    /// Which kinds of event are recorded in the ring.
+    pub const fn events(mut self, mask: EventMask) -> Self {
+        self.events = mask;
+        self
+    }
+
+    /// Accept clients on a socket besides the host's own `send`.
+    pub const fn listener(mut self, listener: Listener<'a>) -> Self {
+        self.listener = listener;
+        self
+    }
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where the kernel accepts clients that speak newline-delimited JSON-RPC to the workers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Listener<'a> {
+    /// Embedded mode: only the host talks to the workers, through `send`.
+    #[default]
+    None,
+    /// A TCP socket.
+    Tcp {
+        /// Address to bind, such as `c"127.0.0.1"`.
+        host: &'a CStr,
+        /// Port to bind; not 0, since the kernel cannot say which port it would pick.
+        port: u16,
+    },
+    /// A Unix domain socket.
+    Unix {
+        /// Path of the socket file.
+        path: &'a CStr,
+    },
+}
+
+impl Listener<'_> {
+    /// Refuses what the kernel would refuse with nothing but a generic error.
+    pub(crate) fn validate(&self) -> Result<(), Error> {
+        match self {
+            Self::None => Ok(()),
+            Self::Tcp { host, .. } if host.is_empty() => {
+                Err(Error::Listener("the TCP host is empty"))
+            }
+            Self::Tcp { port: 0, .. } => Err(Error::Listener(
+                "TCP port 0 would bind a port the kernel cannot report",
+            )),
+            Self::Tcp { .. } => Ok(()),
+            Self::Unix { path } if path.is_empty() => {
+                Err(Error::Listener("the Unix socket path is empty"))
+            }
+            Self::Unix { path } if path.to_bytes().len() > MAX_UNIX_PATH => Err(Error::Listener(
+                "the Unix socket path is longer than the 103 bytes a socket address holds",
+            )),
+            Self::Unix { .. } => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listener_validation_names_the_problem() {
+        assert_eq!(Listener::None.validate(), Ok(()));
+        assert_eq!(
+            Listener::Tcp { host: c"", port: 1 }.validate(),
+            Err(Error::Listener("the TCP host is empty"))
+        );
+        assert!(
+            Listener::Tcp {
+                host: c"127.0.0.1",
+                port: 0
+            }
+            .validate()
+            .is_err()
+        );
+        assert_eq!(
+            Listener::Tcp {
+                host: c"127.0.0.1",
+                port: 80
+            }
+            .validate(),
+            Ok(())
+        );
+        assert!(Listener::Unix { path: c"" }.validate().is_err());
+        let long = [b'a'; 104];
+        let mut with_nul = [0u8; 105];
+        with_nul[..104].copy_from_slice(&long);
+        let path = CStr::from_bytes_with_nul(&with_nul).unwrap();
+        assert!(Listener::Unix { path }.validate().is_err());
+        assert_eq!(
+            Listener::Unix {
+                path: c"/tmp/bus.sock"
+            }
+            .validate(),
+            Ok(())
+        );
+    }
+}

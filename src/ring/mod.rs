@@ -1,0 +1,244 @@
+//! The event ring: caller-provided, fixed-capacity storage that the kernel's callbacks
+//! write into and the host reads back in place.
+//!
+//! # Model
+//!
+//! The storage is `SLOTS` preallocated buffers ("slots") of `SLOT_SIZE` bytes each, laid
+//! out back to back. Every event becomes one record ([`record`]) that starts at a slot
+//! boundary and covers as many contiguous slots as it needs, so a message longer than one
+//! slot is still stored whole and read back as a single `&[u8]`. When a record does not fit
+//! between the write position and the end of the storage, the rest of the storage is
+//! marked as padding and the record starts again at slot 0 (a "bip buffer").
+//!
+//! One slot is always kept free for an overflow marker, so when an event cannot be stored
+//! the consumer is told, in order, how many events and bytes were lost.
+//!
+//! # Invariants the `unsafe` code relies on
+//!
+//! 1. [`EventRing::split`] succeeds at most once, so there is at most one [`Producer`] and
+//!    one [`Consumer`] per ring, each holding a shared borrow of it.
+//! 2. `head` (slots written, monotonic, wrapping) is stored only by the producer, `tail`
+//!    (slots released) only by the consumer. Slots in `tail..head` belong to the consumer,
+//!    all others to the producer. The producer publishes with a `Release` store of `head`
+//!    after writing; the consumer reads `head` with `Acquire` before reading bytes, and the
+//!    mirror image holds for `tail`.
+//! 3. The producer's bookkeeping ([`ProducerState`]) is touched only through the one
+//!    `Producer`, or by a kernel callback that runs inside a call made through the bus that
+//!    owns that `Producer`: never from two places at once.
+
+mod consumer;
+mod producer;
+pub(crate) mod record;
+
+use core::cell::UnsafeCell;
+use core::fmt;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize};
+
+pub use consumer::{Consumer, EventRef};
+pub use producer::Producer;
+pub(crate) use producer::Writer;
+
+use crate::EventMask;
+
+/// Fixed-capacity storage for the events of one bus: `SLOTS` buffers of `SLOT_SIZE` bytes.
+///
+/// `SLOTS` must be a power of two (at least 2) and `SLOT_SIZE` at least 28 bytes; both are
+/// checked at compile time. A record takes 12 bytes of header plus its payload, rounded up
+/// to whole slots; one slot stays reserved for the overflow marker, so the largest event
+/// that can ever be stored is `(SLOTS - 1) * SLOT_SIZE - 12` bytes.
+///
+/// The ring can live in a `static`, on the stack, or on the heap:
+///
+/// ```
+/// use stdiobus_embed::EventRing;
+///
+/// static RING: EventRing<64, 1024> = EventRing::new();
+/// let (producer, consumer) = RING.split().expect("first split");
+/// # drop((producer, consumer));
+///
+/// let local = EventRing::<8, 256>::new();
+/// let (_producer, _consumer) = local.split().unwrap();
+///
+/// # #[cfg(feature = "std")] {
+/// let boxed = EventRing::<1024, 4096>::boxed(); // 4 MiB, never on the stack
+/// let (_producer, _consumer) = boxed.split().unwrap();
+/// # }
+/// ```
+#[repr(C)]
+pub struct EventRing<const SLOTS: usize, const SLOT_SIZE: usize> {
+    core: RingCore,
+    slots: UnsafeCell<[[u8; SLOT_SIZE]; SLOTS]>,
+}
+
+// SAFETY: the storage is shared between exactly one producer and one consumer (invariant
+// 1), which coordinate through atomics (invariant 2); `split` itself is an atomic swap.
+unsafe impl<const SLOTS: usize, const SLOT_SIZE: usize> Sync for EventRing<SLOTS, SLOT_SIZE> {}
+
+impl<const SLOTS: usize, const SLOT_SIZE: usize> EventRing<SLOTS, SLOT_SIZE> {
+    const VALID: () = {
+        assert!(
+            SLOTS >= 2 && SLOTS.is_power_of_two(),
+            "EventRing: SLOTS must be a power of two, at least 2"
+        );
+        assert!(
+            SLOT_SIZE >= record::MIN_SLOT_SIZE,
+            "EventRing: SLOT_SIZE must be at least 28 bytes"
+        );
+        assert!(
+            SLOT_SIZE <= u32::MAX as usize && SLOTS <= u32::MAX as usize,
+            "EventRing: too large"
+        );
+    };
+
+    /// An empty ring. `const`, so it can initialise a `static`.
+    pub const fn new() -> Self {
+        let () = Self::VALID;
+        Self {
+            core: RingCore::new(SLOTS, SLOT_SIZE),
+            slots: UnsafeCell::new([[0; SLOT_SIZE]; SLOTS]),
+        }
+    }
+
+    /// An empty ring on the heap, allocated zeroed in place so that a large ring never
+    /// passes through the stack.
+    #[cfg(feature = "std")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+    pub fn boxed() -> std::boxed::Box<Self> {
+        use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+        let () = Self::VALID;
+        let layout = Layout::new::<Self>();
+        // SAFETY: `layout` has a non-zero size (the slots are at least 2 * 28 bytes).
+        let raw = unsafe { alloc_zeroed(layout) }.cast::<Self>();
+        if raw.is_null() {
+            handle_alloc_error(layout);
+        }
+        // SAFETY: all zero bytes is a valid `Self` (atomics at 0, `false` and null, zero
+        // counters, zeroed storage) except for the two size fields, written right here
+        // before the box exists; `raw` came from the global allocator with `Self`'s layout.
+        unsafe {
+            (*raw).core.slot_count = SLOTS;
+            (*raw).core.slot_size = SLOT_SIZE;
+            std::boxed::Box::from_raw(raw)
+        }
+    }
+
+    /// Splits the ring into its producer half (hand it to [`crate::Bus::create`]) and its
+    /// consumer half (read events with it, on any thread).
+    ///
+    /// A ring splits once in its life; a second call returns [`AlreadySplit`], which keeps a
+    /// `static` ring from ever getting two producers.
+    pub fn split(&self) -> Result<(Producer<'_>, Consumer<'_>), AlreadySplit> {
+        use core::sync::atomic::Ordering;
+        if self.core.split.swap(true, Ordering::AcqRel) {
+            return Err(AlreadySplit);
+        }
+        self.core
+            .storage
+            .store(self.slots.get().cast::<u8>(), Ordering::Release);
+        Ok((Producer::new(&self.core), Consumer::new(&self.core)))
+    }
+
+    /// Total storage in bytes.
+    pub const fn capacity(&self) -> usize {
+        SLOTS * SLOT_SIZE
+    }
+}
+
+impl<const SLOTS: usize, const SLOT_SIZE: usize> Default for EventRing<SLOTS, SLOT_SIZE> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const SLOTS: usize, const SLOT_SIZE: usize> fmt::Debug for EventRing<SLOTS, SLOT_SIZE> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventRing")
+            .field("slots", &SLOTS)
+            .field("slot_size", &SLOT_SIZE)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`EventRing::split`] was called a second time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AlreadySplit;
+
+impl fmt::Display for AlreadySplit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the event ring was already split into a producer and a consumer")
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for AlreadySplit {}
+
+/// What both halves share, with the storage's size erased so that the kernel callbacks,
+/// which only get a `void *`, can reach it.
+pub(crate) struct RingCore {
+    /// Slots written and published by the producer.
+    head: AtomicUsize,
+    /// Slots released by the consumer.
+    tail: AtomicUsize,
+    split: AtomicBool,
+    /// Start of the slot storage; set once, by `split`.
+    storage: AtomicPtr<u8>,
+    slot_count: usize,
+    slot_size: usize,
+    /// Owned by the single producer (invariant 3).
+    producer: UnsafeCell<ProducerState>,
+}
+
+impl RingCore {
+    const fn new(slot_count: usize, slot_size: usize) -> Self {
+        Self {
+            head: AtomicUsize::new(0),
+            tail: AtomicUsize::new(0),
+            split: AtomicBool::new(false),
+            storage: AtomicPtr::new(core::ptr::null_mut()),
+            slot_count,
+            slot_size,
+            producer: UnsafeCell::new(ProducerState::new()),
+        }
+    }
+}
+
+/// The producer's own bookkeeping. All zeroes is a valid (empty) state.
+pub(crate) struct ProducerState {
+    /// Which kinds of event are recorded; the others are skipped, not counted as lost.
+    mask: EventMask,
+    /// Log lines below this level are skipped: the kernel reports every level.
+    min_log_level: i32,
+    /// Events stored since the ring was split, overflow markers not included.
+    stored: u64,
+    /// Lost since the ring was split.
+    lost_events: u64,
+    lost_bytes: u64,
+    /// Lost and not yet reported to the consumer by a marker.
+    unreported_events: u64,
+    unreported_bytes: u64,
+}
+
+impl ProducerState {
+    const fn new() -> Self {
+        Self {
+            mask: EventMask::empty(),
+            min_log_level: 0,
+            stored: 0,
+            lost_events: 0,
+            lost_bytes: 0,
+            unreported_events: 0,
+            unreported_bytes: 0,
+        }
+    }
+}
+
+/// Events and bytes that could not be stored in the ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Loss {
+    /// Events dropped.
+    pub events: u64,
+    /// Payload bytes of the dropped events.
+    pub bytes: u64,
+}

@@ -1,0 +1,215 @@
+//! The writing half of the ring, owned by a bus and reached by the kernel callbacks.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use super::record::{self, HEADER_LEN, Header, Kind};
+use super::{Loss, ProducerState, RingCore};
+use crate::{EventMask, LogLevel};
+
+/// The writing half of an [`EventRing`](super::EventRing).
+///
+/// Hand it to [`Bus::create`](crate::Bus::create); the bus's callbacks copy every event
+/// into the ring through it. Get it back from a bus that is done with
+/// [`Bus::into_producer`](crate::Bus::into_producer) to reuse the ring.
+pub struct Producer<'r> {
+    core: &'r RingCore,
+    // A producer may move to another thread but not be shared: the callbacks assume one
+    // writer.
+    _not_sync: PhantomData<core::cell::Cell<()>>,
+}
+
+// SAFETY: the producer's state is only ever reached through this one handle (or callbacks
+// made on its behalf), and the storage protocol is atomic (module invariants 1-3).
+unsafe impl Send for Producer<'_> {}
+
+impl<'r> Producer<'r> {
+    pub(super) fn new(core: &'r RingCore) -> Self {
+        Self {
+            core,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Events and bytes that could not be stored since the ring was split.
+    pub fn lost(&self) -> Loss {
+        // SAFETY: `&self` excludes the callbacks, which run only inside `&mut` bus calls.
+        let state = unsafe { &*self.core.producer.get() };
+        Loss {
+            events: state.lost_events,
+            bytes: state.lost_bytes,
+        }
+    }
+
+    /// Events stored since the ring was split (overflow markers not counted).
+    pub fn stored(&self) -> u64 {
+        // SAFETY: as in `lost`.
+        unsafe { (*self.core.producer.get()).stored }
+    }
+
+    /// The address the kernel passes back to every callback.
+    pub(crate) fn user_data(&self) -> *mut cty::c_void {
+        ptr::from_ref(self.core).cast_mut().cast()
+    }
+
+    /// Chooses which kinds of event are recorded from now on, and the least severe log
+    /// level among them.
+    pub(crate) fn set_filter(&mut self, mask: EventMask, min_log_level: LogLevel) {
+        // SAFETY: `&mut self` is the only way in besides callbacks, which cannot run now.
+        let state = unsafe { &mut *self.core.producer.get() };
+        state.mask = mask;
+        state.min_log_level = min_log_level.raw();
+    }
+
+    /// Writes the overflow marker if events were lost and it fits.
+    pub(crate) fn flush_loss(&mut self) {
+        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
+        unsafe { Writer::from_core(self.core).flush_loss() }
+    }
+}
+
+impl fmt::Debug for Producer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Producer")
+            .field("stored", &self.stored())
+            .field("lost", &self.lost())
+            .finish()
+    }
+}
+
+/// Exclusive write access to a ring for the length of one call: what a kernel callback
+/// builds from its `user_data`.
+pub(crate) struct Writer<'a> {
+    core: &'a RingCore,
+    state: &'a mut ProducerState,
+    storage: *mut u8,
+}
+
+impl<'a> Writer<'a> {
+    /// # Safety
+    ///
+    /// `core` belongs to a split ring, and nothing else uses its producer state while the
+    /// writer lives (module invariant 3).
+    pub(crate) unsafe fn from_core(core: &'a RingCore) -> Self {
+        Self {
+            core,
+            // SAFETY: exclusive by the caller's contract.
+            state: unsafe { &mut *core.producer.get() },
+            storage: core.storage.load(Ordering::Acquire),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// `user_data` is what [`Producer::user_data`] returned for a producer that is still
+    /// alive, and the conditions of [`Writer::from_core`] hold.
+    pub(crate) unsafe fn from_user_data(user_data: *mut cty::c_void) -> Self {
+        // SAFETY: the caller guarantees the pointer came from a live `&RingCore`.
+        unsafe { Self::from_core(&*user_data.cast::<RingCore>()) }
+    }
+
+    /// Whether events of this kind are recorded at all.
+    pub(crate) fn wants(&self, mask: EventMask) -> bool {
+        self.state.mask.intersects(mask)
+    }
+
+    /// Whether a log line of this level is recorded.
+    pub(crate) fn wants_log(&self, level: i32) -> bool {
+        self.wants(EventMask::LOG) && level >= self.state.min_log_level
+    }
+
+    /// Stores one event, or counts it as lost. Never blocks, never allocates.
+    pub(crate) fn push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
+        let stored = u32::try_from(payload.len()).is_ok() && self.try_push(kind, value, payload);
+        if stored {
+            self.state.stored += 1;
+        } else {
+            let bytes = payload.len() as u64;
+            self.state.lost_events += 1;
+            self.state.lost_bytes += bytes;
+            self.state.unreported_events += 1;
+            self.state.unreported_bytes += bytes;
+        }
+        stored
+    }
+
+    fn try_push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
+        let slots = self.core.slot_count;
+        let need = record::slots_for(payload.len(), self.core.slot_size);
+        let head = self.core.head.load(Ordering::Relaxed);
+        let free = slots - head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
+        let marker = usize::from(self.state.unreported_events > 0);
+        let at = head.wrapping_add(marker);
+        let padding = self.padding_before(at, need);
+        // The last `1` keeps a slot free for a future overflow marker.
+        if marker + padding + need + 1 > free {
+            return false;
+        }
+        if marker == 1 {
+            self.write_marker(head);
+        }
+        if padding > 0 {
+            self.write(at, Kind::Padding, 0, &[]);
+        }
+        self.write(at.wrapping_add(padding), kind, value, payload);
+        self.core.head.store(
+            at.wrapping_add(padding).wrapping_add(need),
+            Ordering::Release,
+        );
+        true
+    }
+
+    /// Writes the overflow marker if events were lost and one slot is free.
+    pub(crate) fn flush_loss(&mut self) {
+        if self.state.unreported_events == 0 {
+            return;
+        }
+        let head = self.core.head.load(Ordering::Relaxed);
+        let used = head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
+        if used < self.core.slot_count {
+            self.write_marker(head);
+            self.core
+                .head
+                .store(head.wrapping_add(1), Ordering::Release);
+        }
+    }
+
+    fn write_marker(&mut self, at: usize) {
+        let loss = record::encode_loss(self.state.unreported_events, self.state.unreported_bytes);
+        self.write(at, Kind::Overflow, 0, &loss);
+        self.state.unreported_events = 0;
+        self.state.unreported_bytes = 0;
+    }
+
+    /// Slots of padding needed before a record of `need` slots at position `at`, so that
+    /// the record does not wrap around the end of the storage.
+    fn padding_before(&self, at: usize, need: usize) -> usize {
+        let index = at & (self.core.slot_count - 1);
+        if index + need > self.core.slot_count {
+            self.core.slot_count - index
+        } else {
+            0
+        }
+    }
+
+    /// Copies one record into the slots starting at position `at`.
+    fn write(&mut self, at: usize, kind: Kind, value: i32, payload: &[u8]) {
+        let index = at & (self.core.slot_count - 1);
+        let header = Header {
+            kind,
+            value,
+            len: payload.len() as u32,
+        }
+        .encode();
+        // SAFETY: the caller checked that the record's slots are free (they belong to the
+        // producer, invariant 2) and contiguous: `index * slot_size + HEADER_LEN +
+        // payload.len()` is within `slot_count * slot_size` bytes of storage.
+        unsafe {
+            let start = self.storage.add(index * self.core.slot_size);
+            ptr::copy_nonoverlapping(header.as_ptr(), start, HEADER_LEN);
+            ptr::copy_nonoverlapping(payload.as_ptr(), start.add(HEADER_LEN), payload.len());
+        }
+    }
+}

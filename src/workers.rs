@@ -1,0 +1,306 @@
+//! The worker processes of a bus, as the operating system sees them: their pids, so they
+//! can be reaped, and their stdin pipes, so large messages are never cut.
+//!
+//! # Pids and reaping
+//!
+//! The kernel reaps workers only when told that SIGCHLD arrived, and then with
+//! `waitpid(-1)`, which would also collect the host's other children and the workers of
+//! other buses. A shutdown reaches STOPPED as soon as every worker has been signalled,
+//! before those processes have exited, so left alone every worker would stay a zombie for
+//! the life of the host (observed). The kernel does not say which pids are its workers.
+//! So the bus learns them: `start` forks every worker from the calling thread, and Linux
+//! lists each thread's children in `/proc/thread-self/children`; the pids that appear
+//! across `start` are the workers.
+//!
+//! # Pipes and large messages
+//!
+//! `ingest` hands a message to a worker with one non-blocking `write` to its stdin pipe
+//! and does not check for a short write: a message longer than the room left in the pipe
+//! (64 KiB when empty) is cut, and the rest of it silently dropped (observed). The bus
+//! therefore finds each worker's pipe (the one whose inode is the worker's fd 0), makes it
+//! as large as the system allows, and before handing over a message that a pipe cannot
+//! take atomically (more than `PIPE_BUF` bytes) checks that every worker's pipe has room
+//! for it.
+//!
+//! On systems other than Linux no worker is found: nothing is reaped or checked here.
+
+use core::time::Duration;
+
+use crate::Error;
+use crate::clock::Deadline;
+
+/// Workers tracked per bus; the workers of a larger bus beyond this are not tracked.
+const MAX_WORKERS: usize = 64;
+/// Poll interval while waiting for workers to exit or to set up their stdin.
+const WAIT_STEP: Duration = Duration::from_millis(1);
+/// How long `start` waits for a new worker's stdin to become its pipe.
+#[cfg(target_os = "linux")]
+const STDIN_LOOKUP_LIMIT: Duration = Duration::from_millis(500);
+/// Pipe sizes to ask for, largest first: above `/proc/sys/fs/pipe-max-size` (1 MiB by
+/// default) only a privileged process succeeds.
+#[cfg(target_os = "linux")]
+const PIPE_SIZES: [libc::c_int; 3] = [4 << 20, 2 << 20, 1 << 20];
+
+/// One worker process.
+#[derive(Clone, Copy, Debug)]
+struct Worker {
+    pid: libc::pid_t,
+    /// This process's end of the worker's stdin pipe, or -1 when not found.
+    stdin: libc::c_int,
+    /// Bytes that pipe holds.
+    capacity: usize,
+}
+
+/// The worker processes of one bus that have not been reaped yet.
+#[derive(Debug, Default)]
+pub(crate) struct Workers {
+    list: heapless::Vec<Worker, MAX_WORKERS>,
+}
+
+/// Children of the calling thread, as far as `MAX_WORKERS` of them past those the caller
+/// already had.
+pub(crate) type Children = heapless::Vec<libc::pid_t, 256>;
+
+impl Workers {
+    pub(crate) const fn new() -> Self {
+        Self {
+            list: heapless::Vec::new(),
+        }
+    }
+
+    /// The children of the calling thread right now.
+    pub(crate) fn children() -> Children {
+        let mut pids = Children::new();
+        #[cfg(target_os = "linux")]
+        {
+            let mut buffer = [0u8; 4096];
+            let len = read_file(c"/proc/thread-self/children", &mut buffer);
+            for pid in buffer[..len].split(|&b| b == b' ').filter_map(parse_number) {
+                if pids.push(pid).is_err() {
+                    break;
+                }
+            }
+        }
+        pids
+    }
+
+    /// The workers spawned since `before` was taken on this thread, with their pipes
+    /// enlarged.
+    pub(crate) fn spawned(before: &Children) -> Self {
+        let mut workers = Self::new();
+        for pid in Self::children()
+            .into_iter()
+            .filter(|pid| !before.contains(pid))
+        {
+            let (stdin, capacity) = stdin_pipe(pid);
+            if workers
+                .list
+                .push(Worker {
+                    pid,
+                    stdin,
+                    capacity,
+                })
+                .is_err()
+            {
+                break;
+            }
+        }
+        workers
+    }
+
+    /// Refuses a message that some worker's pipe could not take whole right now.
+    pub(crate) fn check_room(&self, len: usize) -> Result<(), Error> {
+        // The kernel writes the message and then a newline.
+        let needed = len + 1;
+        if needed <= libc::PIPE_BUF {
+            return Ok(()); // atomic: written whole or refused by the kernel
+        }
+        for worker in self.list.iter().filter(|w| w.stdin >= 0) {
+            if needed > worker.capacity {
+                return Err(Error::TooLarge {
+                    len,
+                    max: worker.capacity - 1,
+                });
+            }
+            let mut queued: libc::c_int = 0;
+            // SAFETY: `stdin` is an open pipe fd of the live bus; FIONREAD writes an int.
+            if unsafe { libc::ioctl(worker.stdin, libc::FIONREAD, &mut queued) } == 0 {
+                let room = worker.capacity.saturating_sub(queued.max(0) as usize);
+                if needed > room {
+                    return Err(Error::PipeFull { needed, room });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits up to `limit` for every worker to exit and collects it; kills and collects
+    /// those still running then. Forgets every worker.
+    pub(crate) fn reap(&mut self, limit: Duration) {
+        let deadline = Deadline::after(limit);
+        while !self.list.is_empty() && !deadline.has_passed() {
+            self.list.retain(|w| !collect(w.pid, libc::WNOHANG));
+            if !self.list.is_empty() {
+                sleep(WAIT_STEP);
+            }
+        }
+        for worker in self.list.iter() {
+            // SAFETY: `pid` is an unreaped child of this process, so it names no other.
+            unsafe { libc::kill(worker.pid, libc::SIGKILL) };
+            collect(worker.pid, 0);
+        }
+        self.list.clear();
+    }
+}
+
+/// Whether `pid` is gone: collected now, or already collected by someone else.
+fn collect(pid: libc::pid_t, flags: libc::c_int) -> bool {
+    loop {
+        // SAFETY: a NULL status pointer is allowed.
+        let rc = unsafe { libc::waitpid(pid, core::ptr::null_mut(), flags) };
+        if rc == pid {
+            return true;
+        }
+        if rc == 0 {
+            return false;
+        }
+        // SAFETY: reading errno right after the failed call.
+        if unsafe { *libc::__errno_location() } != libc::EINTR {
+            // ECHILD: the kernel (or the system, with SIGCHLD ignored) reaped it already.
+            return true;
+        }
+    }
+}
+
+/// This process's end of `pid`'s stdin pipe, enlarged, and its size; `(-1, 0)` if none.
+///
+/// A worker just forked may not have moved its pipe to fd 0 yet, so this looks again for
+/// a short while.
+#[cfg(target_os = "linux")]
+fn stdin_pipe(pid: libc::pid_t) -> (libc::c_int, usize) {
+    let deadline = Deadline::after(STDIN_LOOKUP_LIMIT);
+    let fd = loop {
+        match find_stdin_pipe(pid) {
+            Some(fd) => break fd,
+            None if deadline.has_passed() => return (-1, 0),
+            None => sleep(WAIT_STEP),
+        }
+    };
+    for size in PIPE_SIZES {
+        // SAFETY: resizing a pipe we hold only changes its capacity.
+        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } >= 0 {
+            break;
+        }
+    }
+    // SAFETY: F_GETPIPE_SZ only reads.
+    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    (fd, usize::try_from(capacity).unwrap_or(0))
+}
+
+/// The write end, held by this process, of the pipe that is `pid`'s fd 0.
+#[cfg(target_os = "linux")]
+fn find_stdin_pipe(pid: libc::pid_t) -> Option<libc::c_int> {
+    let mut path = heapless::String::<32>::new();
+    core::fmt::write(&mut path, format_args!("/proc/{pid}/fd/0\0")).ok()?;
+    // SAFETY: zeroed `stat` is a valid out-parameter; `path` is NUL-terminated.
+    let mut theirs: libc::stat = unsafe { core::mem::zeroed() };
+    if unsafe { libc::stat(path.as_ptr().cast(), &mut theirs) } != 0
+        || theirs.st_mode & libc::S_IFMT != libc::S_IFIFO
+    {
+        return None;
+    }
+    find_own_fd(|fd| {
+        // SAFETY: `fd` is a descriptor number listed as open; fstat only reads it.
+        let mut ours: libc::stat = unsafe { core::mem::zeroed() };
+        let same_pipe = unsafe { libc::fstat(fd, &mut ours) } == 0
+            && ours.st_ino == theirs.st_ino
+            && ours.st_dev == theirs.st_dev;
+        // SAFETY: F_GETFL only reads the descriptor's flags.
+        same_pipe && unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stdin_pipe(_pid: libc::pid_t) -> (libc::c_int, usize) {
+    (-1, 0)
+}
+
+/// The first open descriptor of this process for which `matches` holds.
+#[cfg(target_os = "linux")]
+fn find_own_fd(mut matches: impl FnMut(libc::c_int) -> bool) -> Option<libc::c_int> {
+    // SAFETY: the path is NUL-terminated; a NULL result is handled.
+    let dir = unsafe { libc::opendir(c"/proc/self/fd".as_ptr()) };
+    if dir.is_null() {
+        return None;
+    }
+    let mut found = None;
+    loop {
+        // SAFETY: `dir` is open; the entry is valid until the next readdir.
+        let entry = unsafe { libc::readdir(dir) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: `d_name` is NUL-terminated within the entry.
+        let name = unsafe { core::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+        if let Some(fd) = parse_number(name.to_bytes()) {
+            if matches(fd) {
+                found = Some(fd);
+                break;
+            }
+        }
+    }
+    // SAFETY: `dir` is open and closed once.
+    unsafe { libc::closedir(dir) };
+    found
+}
+
+#[cfg(target_os = "linux")]
+fn read_file(path: &core::ffi::CStr, buffer: &mut [u8]) -> usize {
+    // SAFETY: `path` is NUL-terminated; the flags open read-only.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return 0;
+    }
+    let mut len = 0;
+    while len < buffer.len() {
+        // SAFETY: the destination is the unfilled tail of `buffer`.
+        let n = unsafe { libc::read(fd, buffer[len..].as_mut_ptr().cast(), buffer.len() - len) };
+        if n <= 0 {
+            break;
+        }
+        len += n as usize;
+    }
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    len
+}
+
+/// A positive decimal number, as procfs writes pids and descriptor numbers.
+fn parse_number(word: &[u8]) -> Option<libc::c_int> {
+    let text = core::str::from_utf8(word).ok()?.trim();
+    text.parse().ok().filter(|&n: &libc::c_int| n >= 0)
+}
+
+fn sleep(duration: Duration) {
+    let request = libc::timespec {
+        tv_sec: duration.as_secs() as libc::time_t,
+        tv_nsec: duration.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `request` is a valid timespec; an interrupted sleep just ends early.
+    unsafe { libc::nanosleep(&request, core::ptr::null_mut()) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_parse_from_the_proc_format() {
+        assert_eq!(parse_number(b"12276"), Some(12276));
+        assert_eq!(parse_number(b"12277\n"), Some(12277));
+        assert_eq!(parse_number(b"0"), Some(0));
+        assert_eq!(parse_number(b""), None);
+        assert_eq!(parse_number(b"."), None);
+        assert_eq!(parse_number(b"x1"), None);
+    }
+}

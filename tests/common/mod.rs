@@ -1,0 +1,188 @@
+//! What the integration tests share: the real worker binary, rings, and waiting for events
+//! with a deadline.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::time::{Duration, Instant};
+
+use stdiobus_embed::{
+    Bus, ConfigBuffer, Consumer, ErrorCode, Event, EventRing, Limits, LogLevel, Options, Pool,
+    Producer, Running, WorkerEvent,
+};
+
+/// The worker process shipped with the crate.
+pub const WORKER: &str = env!("CARGO_BIN_EXE_stdiobus-echo-worker");
+
+/// How long any test waits for something the kernel should do in milliseconds.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A 2 MiB ring that lives for the whole test process, so buses can borrow it freely.
+pub fn ring() -> (Producer<'static>, Consumer<'static>) {
+    Box::leak(EventRing::<512, 4096>::boxed())
+        .split()
+        .expect("fresh ring")
+}
+
+/// A configuration that lives for the whole test process.
+pub fn config(pools: &[Pool<'_>], limits: &Limits) -> stdiobus_embed::Config<'static> {
+    Box::leak(Box::new(ConfigBuffer::<4096>::new()))
+        .write(pools, limits)
+        .expect("valid configuration")
+}
+
+/// Options that keep kernel logs out of the ring unless a test asks for them.
+pub fn options() -> Options<'static> {
+    Options::new().log_level(LogLevel::Warn)
+}
+
+/// A started bus over `pools`, with its consumer.
+pub fn start(pools: &[Pool<'_>]) -> (Bus<'static, Running>, Consumer<'static>) {
+    let (producer, consumer) = ring();
+    let bus = Bus::create(config(pools, &Limits::default()), options(), producer)
+        .expect("create")
+        .start()
+        .expect("start");
+    (bus, consumer)
+}
+
+/// A started bus with `instances` echo workers in one pool named "echo".
+pub fn start_echo(instances: u32) -> (Bus<'static, Running>, Consumer<'static>) {
+    start(&[Pool::new("echo", WORKER)
+        .args(&["--name", "echo"])
+        .instances(instances)])
+}
+
+/// An event, owned, so tests can keep and compare what they saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    Message(Vec<u8>),
+    Error(ErrorCode, String),
+    Log(LogLevel, String),
+    Worker(i32, String),
+    ClientConnected(i32, String),
+    ClientDisconnected(i32, String),
+    Overflow(u64, u64),
+}
+
+impl Seen {
+    pub fn from_event(event: Event<'_>) -> Self {
+        match event {
+            Event::Message(line) => Self::Message(line.as_bytes().to_vec()),
+            Event::Error { code, text } => Self::Error(code, text.to_string()),
+            Event::Log { level, text } => Self::Log(level, text.to_string()),
+            Event::Worker { id, event } => Self::Worker(id, worker_word(event).to_string()),
+            Event::ClientConnected { id, peer } => Self::ClientConnected(id, peer.to_string()),
+            Event::ClientDisconnected { id, reason } => {
+                Self::ClientDisconnected(id, reason.to_string())
+            }
+            Event::Overflow(loss) => Self::Overflow(loss.events, loss.bytes),
+            other => panic!("an event this harness does not know: {other:?}"),
+        }
+    }
+
+    /// The message parsed as JSON, if it is a message and parses.
+    pub fn json(&self) -> Option<serde_json::Value> {
+        match self {
+            Self::Message(bytes) => serde_json::from_slice(bytes).ok(),
+            _ => None,
+        }
+    }
+}
+
+fn worker_word(event: WorkerEvent<'_>) -> String {
+    match event {
+        WorkerEvent::Started => "started".into(),
+        WorkerEvent::Stopping => "stopping".into(),
+        WorkerEvent::Stopped => "stopped".into(),
+        WorkerEvent::Restarting => "restarting".into(),
+        WorkerEvent::Failed => "failed".into(),
+        WorkerEvent::Other(word) => word.to_string(),
+    }
+}
+
+/// Moves every waiting event out of the ring.
+pub fn drain(consumer: &mut Consumer<'_>, into: &mut Vec<Seen>) {
+    consumer.drain(|event| into.push(Seen::from_event(event)));
+}
+
+/// Polls `bus` and collects events until `done` holds for everything seen so far; panics
+/// with what was seen when [`DEADLINE`] passes first.
+pub fn poll_until(
+    bus: &mut Bus<'_, Running>,
+    consumer: &mut Consumer<'_>,
+    seen: &mut Vec<Seen>,
+    what: &str,
+    mut done: impl FnMut(&[Seen]) -> bool,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        drain(consumer, seen);
+        if done(seen) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; saw {seen:#?}"
+        );
+        bus.poll(Duration::from_millis(20)).expect("poll");
+    }
+}
+
+/// JSON responses among `seen` whose `id` is `id`.
+pub fn responses(seen: &[Seen], id: &serde_json::Value) -> Vec<serde_json::Value> {
+    seen.iter()
+        .filter_map(Seen::json)
+        .filter(|json| json.get("id") == Some(id) && json.get("method").is_none())
+        .collect()
+}
+
+/// Sends one request and waits for its response.
+pub fn call(
+    bus: &mut Bus<'_, Running>,
+    consumer: &mut Consumer<'_>,
+    request: &serde_json::Value,
+) -> serde_json::Value {
+    let id = request["id"].clone();
+    bus.send(request.to_string().as_bytes()).expect("send");
+    let mut seen = Vec::new();
+    poll_until(bus, consumer, &mut seen, "a response", |seen| {
+        !responses(seen, &id).is_empty()
+    });
+    responses(&seen, &id).remove(0)
+}
+
+/// Whether a process with this pid exists (zombies included).
+pub fn process_exists(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Pids of this process's children, from /proc (zombies included).
+pub fn child_pids() -> Vec<i64> {
+    let me = std::process::id().to_string();
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc") {
+        let name = entry.expect("entry").file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<i64>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // The fields after the parenthesised command: state, then the parent pid.
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        if after.split(' ').nth(1) == Some(me.as_str()) {
+            children.push(pid);
+        }
+    }
+    children
+}
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> Vec<String> {
+    let mut fds: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    fds
+}

@@ -1,0 +1,212 @@
+//! The lifecycle against the real kernel: every transition, and drop in every state.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Seen, WORKER, call, config, options, process_exists, ring, start_echo};
+use serde_json::json;
+use stdiobus_embed::{
+    Bus, Config, Error, ErrorCode, EventRing, KernelState, Limits, Pool, Running,
+};
+
+/// Asks every worker of `bus` for its pid (one call per worker, each answered by some
+/// worker; the set is what the test needs).
+fn worker_pids(bus: &mut Bus<'_, Running>, events: &mut stdiobus_embed::Consumer<'_>) -> Vec<i64> {
+    let mut pids = Vec::new();
+    for n in 0..8 {
+        let response = call(
+            bus,
+            events,
+            &json!({"jsonrpc": "2.0", "id": n, "method": "pid"}),
+        );
+        let pid = response["result"]["pid"].as_i64().unwrap();
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn wait_gone(pids: &[i64]) {
+    let deadline = Instant::now() + DEADLINE;
+    while pids.iter().any(|&pid| process_exists(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "worker processes {pids:?} outlived the bus"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn created_running_stopped_with_events_at_each_step() {
+    let (producer, mut events) = ring();
+    let pools = [Pool::new("echo", WORKER).instances(2)];
+    let bus = Bus::create(config(&pools, &Limits::default()), options(), producer).unwrap();
+    assert_eq!(bus.kernel_state(), KernelState::Created);
+
+    let mut bus = bus.start().unwrap();
+    assert_eq!(bus.kernel_state(), KernelState::Running);
+    assert_eq!(bus.worker_count(), 2);
+    let mut seen = Vec::new();
+    common::drain(&mut events, &mut seen);
+    let started = seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Worker(_, w) if w == "started"))
+        .count();
+    assert_eq!(started, 2, "{seen:?}");
+
+    let pids = worker_pids(&mut bus, &mut events);
+    let stats = bus.stats();
+    assert!(
+        stats.messages_in >= 8 && stats.messages_out >= 8,
+        "{stats:?}"
+    );
+    assert_eq!(bus.pending_count(), 0);
+    assert_eq!(bus.client_count(), 0);
+    assert_eq!(
+        bus.poll_fd(),
+        None,
+        "the kernel offers no fd in embedded mode"
+    );
+
+    let stopped = bus.stop(Duration::from_secs(1)).unwrap();
+    assert_eq!(stopped.kernel_state(), KernelState::Stopped);
+    let mut seen = Vec::new();
+    common::drain(&mut events, &mut seen);
+    // Every worker is told to stop; the kernel reaches STOPPED once all were signalled,
+    // and reports `stopped` only for those whose pipe closed before that (observed).
+    let stopping = seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Worker(_, w) if w == "stopping"))
+        .count();
+    assert_eq!(stopping, 2, "{seen:?}");
+    assert!(
+        stopped.stats().messages_in >= 8,
+        "stats stay readable when stopped"
+    );
+    drop(stopped);
+    wait_gone(&pids);
+}
+
+#[test]
+fn a_bare_loop_polls_its_way_to_stopped() {
+    let (bus, mut events) = start_echo(1);
+    let mut stopping = bus.begin_stop(Duration::from_secs(1)).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    let stopped = loop {
+        stopping.poll_stop(Duration::from_millis(10)).unwrap();
+        common::drain(&mut events, &mut seen);
+        match stopping.try_finish() {
+            Ok(stopped) => break stopped,
+            Err(still) => stopping = still,
+        }
+        assert!(Instant::now() < deadline, "never stopped; saw {seen:?}");
+    };
+    assert_eq!(stopped.kernel_state(), KernelState::Stopped);
+    assert!(
+        seen.contains(&Seen::Worker(0, "stopped".into())),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn dropping_a_created_bus_spawns_nothing_and_frees_it() {
+    let (producer, _events) = ring();
+    let pools = [Pool::new("echo", WORKER)];
+    let bus = Bus::create(config(&pools, &Limits::default()), options(), producer).unwrap();
+    assert_eq!(bus.worker_count(), 0);
+    drop(bus);
+}
+
+#[test]
+fn dropping_a_running_bus_ends_its_workers() {
+    let (mut bus, mut events) = start_echo(2);
+    let pids = worker_pids(&mut bus, &mut events);
+    assert!(pids.iter().all(|&pid| process_exists(pid)));
+    drop(bus);
+    wait_gone(&pids);
+}
+
+#[test]
+fn dropping_a_stopping_bus_ends_its_workers() {
+    let (mut bus, mut events) = start_echo(1);
+    let pids = worker_pids(&mut bus, &mut events);
+    let stopping = bus.begin_stop(Duration::from_secs(5)).unwrap();
+    drop(stopping);
+    wait_gone(&pids);
+}
+
+#[test]
+fn a_stopped_bus_hands_its_ring_to_the_next_bus() {
+    let (mut bus, mut events) = start_echo(1);
+    call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m"}),
+    );
+    let producer = bus.stop(Duration::from_secs(1)).unwrap().into_producer();
+    common::drain(&mut events, &mut Vec::new());
+
+    let pools = [Pool::new("again", WORKER).args(&["--name", "again"])];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "m"}),
+    );
+    assert_eq!(response["result"]["worker"], "again");
+}
+
+#[test]
+fn a_refused_configuration_gives_the_producer_back() {
+    let (producer, mut events) = ring();
+    let missing = Config::from_file(c"/nonexistent/stdiobus-embed/config.json");
+    let failed = Bus::create(missing, options(), producer).unwrap_err();
+    assert_eq!(failed.error, Error::CreateFailed);
+    let mut seen = Vec::new();
+    common::drain(&mut events, &mut seen);
+    assert!(
+        seen.iter()
+            .any(|s| matches!(s, Seen::Error(ErrorCode::Config, _))),
+        "{seen:?}"
+    );
+
+    let pools = [Pool::new("echo", WORKER)];
+    let bus = Bus::create(config(&pools, &Limits::default()), options(), failed.value);
+    assert!(
+        bus.is_ok(),
+        "the same producer serves a valid configuration"
+    );
+}
+
+#[test]
+fn a_worker_command_that_does_not_exist_is_reported_stopped() {
+    let (producer, mut events) = ring();
+    let pools = [Pool::new("ghost", "/nonexistent/stdiobus-embed/worker")];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .expect("the kernel counts an unexecutable worker as started");
+    let mut seen = Vec::new();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the worker to stop",
+        |seen| seen.contains(&Seen::Worker(0, "stopped".into())),
+    );
+}
+
+#[test]
+fn a_ring_splits_once() {
+    let ring = EventRing::<4, 64>::new();
+    let halves = ring.split();
+    assert!(halves.is_ok());
+    assert_eq!(ring.split().err(), Some(stdiobus_embed::AlreadySplit));
+}

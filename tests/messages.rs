@@ -1,0 +1,242 @@
+//! Messages through the real kernel and real worker processes.
+
+mod common;
+
+use common::{Seen, WORKER, call, poll_until, responses, start, start_echo};
+use serde_json::json;
+use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool, Retry};
+
+#[test]
+fn a_request_gets_its_response() {
+    let (mut bus, mut events) = start_echo(1);
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": [1, "two"]}}),
+    );
+    assert_eq!(response["jsonrpc"], "2.0");
+    assert_eq!(response["result"]["worker"], "echo");
+    assert_eq!(response["result"]["method"], "ping");
+    assert_eq!(response["result"]["params"], json!({"x": [1, "two"]}));
+}
+
+#[test]
+fn an_error_response_arrives_as_a_message() {
+    let (mut bus, mut events) = start_echo(1);
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": "e", "method": "error"}),
+    );
+    assert_eq!(response["error"]["code"], -32000);
+}
+
+#[test]
+fn workers_send_notifications_and_requests_unprompted() {
+    let (mut bus, mut events) = start(&[Pool::new("echo", WORKER).args(&["--announce"])]);
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the ready notification",
+        |seen| {
+            seen.iter()
+                .filter_map(Seen::json)
+                .any(|m| m["method"] == "worker/ready")
+        },
+    );
+
+    bus.send(br#"{"jsonrpc":"2.0","id":7,"method":"notify","params":{"count":3}}"#)
+        .unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the notify response",
+        |seen| !responses(seen, &json!(7)).is_empty(),
+    );
+    let lines: Vec<_> = seen.iter().filter_map(Seen::json).collect();
+    let ticks: Vec<_> = lines
+        .iter()
+        .filter(|m| m["method"] == "worker/tick")
+        .map(|m| m["params"]["seq"].clone())
+        .collect();
+    assert_eq!(ticks, [json!(1), json!(2), json!(3)], "in order: {lines:?}");
+    let ping = lines
+        .iter()
+        .position(|m| m["method"] == "host/ping" && m["id"] == "worker-1")
+        .expect("the worker's request to the host");
+    let response = lines.iter().position(|m| m["id"] == 7).unwrap();
+    assert!(ping < response, "the request came before the response");
+}
+
+#[test]
+fn session_ids_travel_with_requests_and_responses() {
+    let (mut bus, mut events) = start_echo(2);
+    for n in 0..4 {
+        let response = call(
+            &mut bus,
+            &mut events,
+            &json!({"jsonrpc": "2.0", "id": n, "method": "s", "sessionId": "session-a"}),
+        );
+        assert_eq!(response["sessionId"], "session-a");
+        assert_eq!(response["id"], n);
+    }
+}
+
+#[test]
+fn two_pools_both_run_and_answer() {
+    let (mut bus, mut events) = start(&[
+        Pool::new("a", WORKER).args(&["--name", "a"]),
+        Pool::new("b", WORKER).args(&["--name", "b"]),
+    ]);
+    assert_eq!(bus.worker_count(), 2);
+    let mut names = Vec::new();
+    for n in 0..6 {
+        let response = call(
+            &mut bus,
+            &mut events,
+            &json!({"jsonrpc": "2.0", "id": n, "method": "who", "poolId": if n % 2 == 0 { "a" } else { "b" }}),
+        );
+        names.push(response["result"]["worker"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        names.iter().all(|name| name == "a" || name == "b"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn several_messages_in_one_send_all_arrive() {
+    let (mut bus, mut events) = start_echo(1);
+    bus.send(
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\"}\n\
+          {\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"m\"}\n\
+          {\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"m\"}",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "three responses",
+        |seen| (1..=3).all(|id| !responses(seen, &json!(id)).is_empty()),
+    );
+    assert_eq!(seen.iter().filter_map(Seen::json).count(), 3);
+}
+
+#[test]
+fn a_one_mebibyte_message_round_trips_intact() {
+    // The response is a little over 1 MiB: more than the kernel's default line limit
+    // (`max_input_buffer`, 1 MiB), past which it drops a worker's line without a word.
+    let (producer, mut events) = common::ring();
+    let limits = Limits {
+        max_input_buffer: Some(4 << 20),
+        ..Limits::default()
+    };
+    let config = common::config(&[Pool::new("echo", WORKER)], &limits);
+    let mut bus = Bus::create(config, common::options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    // 1 MiB on the wire: the message and the newline the kernel adds. That is also the
+    // most a worker pipe holds at the default `pipe-max-size`.
+    let envelope = r#"{"jsonrpc":"2.0","id":"big","method":"echo","params":[""]}"#.len();
+    let payload: String = (0..(1 << 20) - 1 - envelope)
+        .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+        .collect();
+    let request = json!({"jsonrpc": "2.0", "id": "big", "method": "echo", "params": [payload]});
+    assert_eq!(request.to_string().len() + 1, 1 << 20);
+    let response = call(&mut bus, &mut events, &request);
+    let echoed = response["result"]["params"][0].as_str().unwrap();
+    assert_eq!(echoed.len(), payload.len());
+    assert!(echoed == payload, "the echoed payload differs");
+
+    // One byte more cannot go through the pipe in one piece; it is refused, not cut.
+    let too_large = vec![b' '; 1 << 20];
+    assert!(matches!(bus.send(&too_large), Err(Error::TooLarge { len, .. }) if len == 1 << 20));
+}
+
+#[test]
+fn bad_input_is_refused_and_the_bus_keeps_working() {
+    let (mut bus, mut events) = start_echo(1);
+    assert_eq!(bus.send(b""), Err(Error::EmptyMessage));
+    assert_eq!(
+        bus.send(b"{\"a\":\"x\0y\"}"),
+        Err(Error::InteriorNul { offset: 7 })
+    );
+    let not_json = bus.send(b"this is not json").unwrap_err();
+    assert_eq!(not_json, Error::Kernel(ErrorCode::Invalid));
+    assert_eq!(not_json.code(), Some(-14));
+    assert_eq!(not_json.retry(), Retry::No);
+
+    let mut seen = Vec::new();
+    common::drain(&mut events, &mut seen);
+    assert!(
+        seen.iter()
+            .any(|s| matches!(s, Seen::Error(ErrorCode::Invalid, _))),
+        "the kernel reports the refusal as an event too: {seen:?}"
+    );
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "after"}),
+    );
+    assert_eq!(response["result"]["method"], "after");
+}
+
+#[test]
+fn garbage_from_a_worker_is_delivered_as_raw_bytes() {
+    let (mut bus, mut events) = start_echo(1);
+    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"garbage"}"#)
+        .unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the response after the garbage",
+        |seen| !responses(seen, &json!(1)).is_empty(),
+    );
+    let messages: Vec<_> = seen
+        .iter()
+        .filter(|s| matches!(s, Seen::Message(_)))
+        .collect();
+    let garbage = b"\xff\xfe garbage \x80 not json".to_vec();
+    assert_eq!(*messages[0], Seen::Message(garbage.clone()));
+    assert!(std::str::from_utf8(&garbage).is_err());
+    assert_eq!(
+        *messages[1],
+        Seen::Message(br#"{"jsonrpc":"2.0","#.to_vec())
+    );
+    assert_eq!(
+        messages.len(),
+        3,
+        "garbage, half object, response: {seen:?}"
+    );
+}
+
+#[test]
+fn two_buses_in_one_process_stay_apart() {
+    let (mut first, mut first_events) = start(&[Pool::new("p", WORKER).args(&["--name", "first"])]);
+    let (mut second, mut second_events) =
+        start(&[Pool::new("p", WORKER).args(&["--name", "second"])]);
+    for n in 0..3 {
+        let a = call(
+            &mut first,
+            &mut first_events,
+            &json!({"jsonrpc": "2.0", "id": n, "method": "m"}),
+        );
+        let b = call(
+            &mut second,
+            &mut second_events,
+            &json!({"jsonrpc": "2.0", "id": n, "method": "m"}),
+        );
+        assert_eq!(a["result"]["worker"], "first");
+        assert_eq!(b["result"]["worker"], "second");
+    }
+    assert!(first_events.is_empty() && second_events.is_empty());
+}

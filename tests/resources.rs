@@ -1,0 +1,68 @@
+//! Nothing outlives a bus: no worker process, no zombie, no file descriptor.
+//!
+//! Alone in its binary so that no other test opens descriptors or spawns processes while
+//! these are counted.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, call, child_pids, open_fds, start_echo};
+use serde_json::json;
+
+fn assert_back_to(fds: &[String], what: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let children = child_pids();
+        let now = open_fds();
+        if children.is_empty() && now == fds {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after {what}: children {children:?}, fds {now:?} (before: {fds:?})"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn no_process_zombie_or_fd_is_left_in_any_ending() {
+    // The first bus loads what the process keeps for good (the ring's pages, stderr
+    // buffering); count from after it.
+    drop(start_echo(1));
+    assert_back_to(&open_fds(), "the warm-up bus");
+    let fds = open_fds();
+
+    let (mut bus, mut events) = start_echo(3);
+    call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m"}),
+    );
+    assert_eq!(child_pids().len(), 3);
+    drop(bus);
+    assert_back_to(&fds, "dropping a running bus");
+
+    let (mut bus, mut events) = start_echo(2);
+    call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m"}),
+    );
+    let stopped = bus.stop(Duration::from_secs(1)).unwrap();
+    assert!(
+        child_pids().is_empty(),
+        "a stopped bus has collected its workers"
+    );
+    drop(stopped); // the instance, and with it its pipes, goes with the bus
+    assert_back_to(&fds, "dropping a stopped bus");
+
+    let (bus, _events) = start_echo(2);
+    drop(bus.begin_stop(Duration::from_secs(1)).unwrap());
+    assert_back_to(&fds, "dropping a stopping bus");
+
+    let (bus, _events) = start_echo(1);
+    let _producer = bus.into_producer();
+    assert_back_to(&fds, "taking the producer back");
+}
