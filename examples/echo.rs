@@ -171,16 +171,12 @@ fn run(requests: usize, workers: u32) -> Result<(), String> {
     }
     let elapsed = started.elapsed();
 
-    let stopped = bus.stop(Duration::from_secs(1));
-    let stopped = stopped.map_err(|f| format!("stop: {}", f.error))?;
-    drop(stopped);
-
     round_trips.sort_unstable();
     let percentile = |q: f64| {
         let index = ((round_trips.len() - 1) as f64 * q).round() as usize;
         round_trips[index].as_secs_f64() * 1e6
     };
-    println!("{requests} requests, {workers} worker processes");
+    println!("{requests} requests, {workers} worker process(es)");
     println!(
         "ping-pong round trip: p50 {:.1} µs, p90 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
         percentile(0.50),
@@ -192,6 +188,10 @@ fn run(requests: usize, workers: u32) -> Result<(), String> {
         "pipelined ({WINDOW} in flight): {:.0} messages/s",
         requests as f64 / elapsed.as_secs_f64()
     );
+
+    // The figures are out; now the bus must shut down cleanly too.
+    bus.stop(Duration::from_secs(1))
+        .map_err(|f| format!("stop: {}", f.error))?;
     Ok(())
 }
 

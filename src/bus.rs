@@ -15,6 +15,7 @@ use cty::c_int;
 use crate::clock::Deadline;
 use crate::config::Config;
 use crate::ring::Producer;
+use crate::shutdown::Phase;
 use crate::state::{Created, Running, State, Stopped, Stopping};
 use crate::workers::Workers;
 use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys};
@@ -24,7 +25,7 @@ const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How long dropping a bus that is still running waits for the kernel to reach STOPPED.
 const DROP_LIMIT: Duration = Duration::from_secs(5);
 /// Kernel step length while a shutdown is driven from inside this crate.
-const SHUTDOWN_STEP_MS: c_int = 10;
+const SHUTDOWN_STEP: Duration = Duration::from_millis(10);
 /// How long a stopped bus waits for its signalled workers to exit so it can reap them.
 const REAP_LIMIT: Duration = Duration::from_secs(2);
 
@@ -91,10 +92,12 @@ const REAP_LIMIT: Duration = Duration::from_secs(2);
 /// Dropping a bus in any state stops its workers if they still run and frees the kernel
 /// instance.
 pub struct Bus<'r, S: State> {
-    raw: NonNull<sys::stdio_bus_t>,
-    producer: Producer<'r>,
-    /// Worker processes spawned by `start` and not collected yet (see `reap`).
-    workers: Workers,
+    pub(crate) raw: NonNull<sys::stdio_bus_t>,
+    pub(crate) producer: Producer<'r>,
+    /// Worker processes spawned by `start` and not collected yet.
+    pub(crate) workers: Workers,
+    /// Progress of the shutdown (see `shutdown`).
+    pub(crate) phase: Phase,
     state: PhantomData<S>,
 }
 
@@ -167,6 +170,7 @@ impl<'r> Bus<'r, Created> {
                 raw,
                 producer,
                 workers: Workers::new(),
+                phase: Phase::Running,
                 state: PhantomData,
             }),
             None => Err(Failed {
@@ -235,14 +239,12 @@ impl<'r> Bus<'r, Running> {
         self.step(timeout)
     }
 
-    /// Begins a graceful shutdown without waiting: workers are asked to stop (SIGTERM)
-    /// and given `drain` (whole seconds, rounded up) before they are killed. Drive the
-    /// returned bus with [`Bus::poll_stop`] until [`Bus::try_finish`] succeeds.
-    pub fn begin_stop(self, drain: Duration) -> Result<Bus<'r, Stopping>, Failed<Self>> {
-        // SAFETY: `self.raw` is live.
-        let rc = unsafe { sys::stdio_bus_stop(self.raw.as_ptr(), whole_seconds(drain)) };
-        match Error::check(rc) {
-            Ok(_) => Ok(self.into_state()),
+    /// Begins a graceful shutdown without waiting: every worker is asked to exit
+    /// (SIGTERM) and killed if it has not after `drain`. Drive the returned bus with
+    /// [`Bus::poll_stop`] until [`Bus::try_finish`] succeeds.
+    pub fn begin_stop(mut self, drain: Duration) -> Result<Bus<'r, Stopping>, Failed<Self>> {
+        match self.begin_shutdown(drain) {
+            Ok(()) => Ok(self.into_state()),
             Err(error) => Err(Failed { error, value: self }),
         }
     }
@@ -270,10 +272,10 @@ impl<'r> Bus<'r, Running> {
             }
         };
         loop {
-            if stopping.is_stopped() {
-                stopping.reap();
-                return Ok(stopping.into_state());
-            }
+            stopping = match stopping.try_finish() {
+                Ok(stopped) => return Ok(stopped),
+                Err(stopping) => stopping,
+            };
             let remaining = deadline.remaining();
             if remaining.is_zero() {
                 return Err(Failed {
@@ -281,7 +283,7 @@ impl<'r> Bus<'r, Running> {
                     value: stopping,
                 });
             }
-            if let Err(error) = stopping.poll_stop(remaining.min(Duration::from_millis(10))) {
+            if let Err(error) = stopping.poll_stop(remaining.min(SHUTDOWN_STEP)) {
                 return Err(Failed {
                     error,
                     value: stopping,
@@ -296,24 +298,21 @@ impl<'r> Bus<'r, Stopping> {
     /// how many. Does nothing once the kernel has stopped. Timeouts as for
     /// [`Bus::poll`].
     pub fn poll_stop(&mut self, timeout: Duration) -> Result<usize, Error> {
-        if self.is_stopped() {
-            return Ok(0);
-        }
-        self.step(timeout)
+        self.advance_shutdown(timeout)
     }
 
     /// Whether every worker is gone and the bus can become [`Stopped`].
     pub fn is_stopped(&self) -> bool {
-        self.kernel_state() == KernelState::Stopped
+        self.shutdown_done()
     }
 
     /// The stopped bus once the kernel has stopped, or this bus back while it has not.
     ///
-    /// Once stopped, this collects the workers' exit status, waiting briefly for any that
-    /// are still exiting after their SIGTERM, so that none is left a zombie.
+    /// Once stopped, this collects the workers' exit status, so that none is left a
+    /// zombie.
     pub fn try_finish(mut self) -> Result<Bus<'r, Stopped>, Self> {
         if self.is_stopped() {
-            self.reap();
+            self.workers.reap(REAP_LIMIT);
             Ok(self.into_state())
         } else {
             Err(self)
@@ -392,16 +391,12 @@ impl<'r, S: State> Bus<'r, S> {
             producer: unsafe { ptr::read(&this.producer) },
             // SAFETY: as for the producer.
             workers: unsafe { ptr::read(&this.workers) },
+            phase: this.phase,
             state: PhantomData,
         }
     }
 
-    /// Collects the workers of a stopped instance, killing any that ignore SIGTERM.
-    fn reap(&mut self) {
-        self.workers.reap(REAP_LIMIT);
-    }
-
-    fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
+    pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
         let before = self.producer.stored();
         // SAFETY: `self.raw` is live; callbacks reach the ring through `user_data`, and
         // `&mut self` keeps every other access to the producer out meanwhile.
@@ -413,29 +408,32 @@ impl<'r, S: State> Bus<'r, S> {
 
     /// Stops the workers if they still run, then frees the instance.
     fn release(&mut self) {
-        let raw = self.raw.as_ptr();
-        // SAFETY (all calls below): `raw` is live until `stdio_bus_destroy`, the last call.
-        let state = || KernelState::from_raw(unsafe { sys::stdio_bus_get_state(raw) });
-        if matches!(state(), KernelState::Starting | KernelState::Running) {
-            // SAFETY: see above.
-            unsafe { sys::stdio_bus_stop(raw, 0) };
+        if matches!(self.phase, Phase::Running)
+            && matches!(
+                self.kernel_state(),
+                KernelState::Starting | KernelState::Running
+            )
+        {
+            // Nothing can be reported from here; the loop below ends in every case.
+            let _ = self.begin_shutdown(Duration::ZERO);
         }
-        if state() != KernelState::Created {
+        if !matches!(self.phase, Phase::Running) {
             let deadline = Deadline::after(DROP_LIMIT);
-            while state() != KernelState::Stopped && !deadline.has_passed() {
-                // SAFETY: see above.
-                unsafe { sys::stdio_bus_step(raw, SHUTDOWN_STEP_MS) };
+            while !self.shutdown_done() && !deadline.has_passed() {
+                if self.advance_shutdown(SHUTDOWN_STEP).is_err() {
+                    break;
+                }
             }
-            if state() != KernelState::Stopped {
-                // The vendor's 1.1.1 archive crashes when destroying an instance that has
-                // not stopped; leaking it is the lesser harm.
-                return;
-            }
-            self.reap();
         }
+        self.workers.reap(REAP_LIMIT);
         self.producer.flush_loss();
-        // SAFETY: see above; the instance is CREATED or STOPPED and never used again.
-        unsafe { sys::stdio_bus_destroy(raw) };
+        if self.destroy_is_safe() {
+            // SAFETY: `self.raw` is live, CREATED or STOPPED with no worker connection
+            // left, and never used again.
+            unsafe { sys::stdio_bus_destroy(self.raw.as_ptr()) };
+        }
+        // Otherwise the instance is leaked: the vendor's 1.1.1 archive crashes when
+        // destroying an instance that has not stopped or still holds a worker connection.
     }
 }
 
@@ -508,12 +506,6 @@ fn step_timeout(timeout: Duration) -> c_int {
     c_int::try_from(millis).unwrap_or(c_int::MAX)
 }
 
-/// The kernel's stop timeout, in whole seconds rounded up.
-fn whole_seconds(timeout: Duration) -> c_int {
-    let seconds = timeout.as_nanos().div_ceil(1_000_000_000);
-    c_int::try_from(seconds).unwrap_or(c_int::MAX)
-}
-
 /// Kernel counts are never negative; a negative one would be a kernel error code.
 fn count(raw: c_int) -> usize {
     usize::try_from(raw).unwrap_or(0)
@@ -535,13 +527,5 @@ mod tests {
             c_int::MAX
         );
         assert_eq!(step_timeout(Duration::MAX), -1);
-    }
-
-    #[test]
-    fn stop_timeouts_are_whole_seconds() {
-        assert_eq!(whole_seconds(Duration::ZERO), 0);
-        assert_eq!(whole_seconds(Duration::from_millis(1)), 1);
-        assert_eq!(whole_seconds(Duration::from_millis(2500)), 3);
-        assert_eq!(whole_seconds(Duration::MAX), c_int::MAX);
     }
 }

@@ -61,20 +61,22 @@ unsafe fn record_text(
 ) {
     // SAFETY: forwarded from the caller.
     let mut writer = unsafe { Writer::from_user_data(user_data) };
-    let wanted = match kind {
-        Kind::Log => writer.wants_log(value),
-        _ => writer.wants(mask),
-    };
-    if !wanted {
-        return;
-    }
     let payload = if text.is_null() {
         &[][..]
     } else {
         // SAFETY: forwarded from the caller.
         unsafe { CStr::from_ptr(text) }.to_bytes()
     };
-    writer.push(kind, value, payload);
+    if kind == Kind::Worker {
+        writer.note_worker(payload);
+    }
+    let wanted = match kind {
+        Kind::Log => writer.wants_log(value),
+        _ => writer.wants(mask),
+    };
+    if wanted {
+        writer.push(kind, value, payload);
+    }
 }
 
 unsafe extern "C" fn on_error(

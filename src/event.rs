@@ -115,6 +115,15 @@ impl<'a> Bytes<'a> {
     }
 }
 
+#[cfg(test)]
+impl Bytes<'static> {
+    /// Test helper: owned bytes that live for the rest of the test process.
+    pub(crate) fn leak(bytes: std::vec::Vec<u8>) -> Self {
+        extern crate std;
+        Bytes(std::vec::Vec::leak(bytes))
+    }
+}
+
 impl AsRef<[u8]> for Bytes<'_> {
     fn as_ref(&self) -> &[u8] {
         self.0

@@ -19,6 +19,7 @@ mod event_mask;
 mod json;
 mod options;
 mod ring;
+mod shutdown;
 mod sigpipe;
 mod state;
 mod stats;

@@ -108,6 +108,20 @@ impl Workers {
         workers
     }
 
+    /// Whether no worker process is known.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Sends `signal` to every worker not yet collected.
+    pub(crate) fn signal(&self, signal: libc::c_int) {
+        for worker in &self.list {
+            // SAFETY: `pid` is a child of this process that has not been collected, so
+            // the pid cannot name any other process.
+            unsafe { libc::kill(worker.pid, signal) };
+        }
+    }
+
     /// Refuses a message that some worker's pipe could not take whole right now.
     pub(crate) fn check_room(&self, len: usize) -> Result<(), Error> {
         // The kernel writes the message and then a newline.
@@ -125,7 +139,7 @@ impl Workers {
             let mut queued: libc::c_int = 0;
             // SAFETY: `stdin` is an open pipe fd of the live bus; FIONREAD writes an int.
             if unsafe { libc::ioctl(worker.stdin, libc::FIONREAD, &mut queued) } == 0 {
-                let room = worker.capacity.saturating_sub(queued.max(0) as usize);
+                let room = guaranteed_room(worker.capacity, queued.max(0) as usize);
                 if needed > room {
                     return Err(Error::PipeFull { needed, room });
                 }
@@ -150,6 +164,21 @@ impl Workers {
             collect(worker.pid, 0);
         }
         self.list.clear();
+    }
+}
+
+/// Bytes a pipe of `capacity` is sure to take in one write while it holds `queued`.
+///
+/// A pipe is made of pages, and a write starts a new page for whatever does not fit in the
+/// last one, so queued data can occupy up to twice its size in pages (lines just over half
+/// a page long, one to a page), plus the partly read first page and partly filled last
+/// one. An empty pipe has every page free.
+fn guaranteed_room(capacity: usize, queued: usize) -> usize {
+    const PAGE: usize = 4096;
+    if queued == 0 {
+        capacity
+    } else {
+        capacity.saturating_sub(2 * queued + 2 * PAGE)
     }
 }
 
@@ -293,6 +322,13 @@ fn sleep(duration: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn room_is_counted_in_whole_pages_worst_case() {
+        assert_eq!(guaranteed_room(1 << 20, 0), 1 << 20);
+        assert_eq!(guaranteed_room(1 << 20, 1), (1 << 20) - 2 - 8192);
+        assert_eq!(guaranteed_room(65536, 40000), 0);
+    }
 
     #[test]
     fn numbers_parse_from_the_proc_format() {

@@ -210,3 +210,24 @@ fn a_ring_splits_once() {
     assert!(halves.is_ok());
     assert_eq!(ring.split().err(), Some(stdiobus_embed::AlreadySplit));
 }
+
+/// With several workers, the kernel's own `stop` reached STOPPED before the workers'
+/// pipes closed, and `destroy` then crashed the process in most runs. Any crash here kills
+/// the test binary.
+#[test]
+fn buses_with_several_workers_stop_and_drop_without_crashing() {
+    for round in 0..10 {
+        let (mut bus, mut events) = start_echo(3);
+        call(
+            &mut bus,
+            &mut events,
+            &json!({"jsonrpc": "2.0", "id": round, "method": "m"}),
+        );
+        match round % 3 {
+            0 => drop(bus.stop(Duration::from_secs(1)).unwrap()),
+            1 => drop(bus),
+            _ => drop(bus.begin_stop(Duration::from_secs(1)).unwrap()),
+        }
+        common::drain(&mut events, &mut Vec::new());
+    }
+}

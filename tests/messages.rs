@@ -240,3 +240,51 @@ fn two_buses_in_one_process_stay_apart() {
     }
     assert!(first_events.is_empty() && second_events.is_empty());
 }
+
+/// The kernel writes a message with one non-blocking `write` and drops whatever does not
+/// fit; the bus must refuse (retryably) rather than let a message be cut.
+#[test]
+fn large_messages_to_a_slow_worker_arrive_whole_or_are_refused() {
+    let (mut bus, mut events) = start_echo(1);
+    let pad = "p".repeat(10_000);
+    let total = 300;
+    let mut refused = 0;
+    let mut seen = Vec::new();
+    for id in 0..total {
+        let request =
+            json!({"jsonrpc": "2.0", "id": id, "method": "sleep", "params": {"ms": 1, "pad": pad}})
+                .to_string();
+        loop {
+            match bus.send(request.as_bytes()) {
+                Ok(()) => break,
+                Err(error) if error.is_retryable() => {
+                    refused += 1;
+                    bus.poll(std::time::Duration::from_millis(1)).unwrap();
+                    common::drain(&mut events, &mut seen);
+                }
+                Err(error) => panic!("request {id} refused for good: {error}"),
+            }
+        }
+    }
+    poll_until(&mut bus, &mut events, &mut seen, "every response", |seen| {
+        seen.iter()
+            .filter_map(Seen::json)
+            .filter(|m| m.get("result").is_some())
+            .count()
+            >= total
+    });
+    let mut ids: Vec<i64> = Vec::new();
+    for response in seen.iter().filter_map(Seen::json) {
+        if let Some(result) = response.get("result") {
+            assert_eq!(result["params"]["pad"].as_str().map(str::len), Some(10_000));
+            ids.push(response["id"].as_i64().unwrap());
+        }
+    }
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..total as i64).collect::<Vec<_>>(),
+        "each request answered once"
+    );
+    assert!(refused > 0, "the worker was slow enough to push back");
+}

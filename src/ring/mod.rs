@@ -209,6 +209,8 @@ pub(crate) struct ProducerState {
     mask: EventMask,
     /// Log lines below this level are skipped: the kernel reports every level.
     min_log_level: i32,
+    /// Workers reported `started` and not yet `stopped`, whatever the mask.
+    running_workers: i32,
     /// Events stored since the ring was split, overflow markers not included.
     stored: u64,
     /// Lost since the ring was split.
@@ -224,6 +226,7 @@ impl ProducerState {
         Self {
             mask: EventMask::empty(),
             min_log_level: 0,
+            running_workers: 0,
             stored: 0,
             lost_events: 0,
             lost_bytes: 0,
@@ -241,4 +244,240 @@ pub struct Loss {
     pub events: u64,
     /// Payload bytes of the dropped events.
     pub bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::vec::Vec;
+
+    use super::record::Kind;
+    use super::*;
+    use crate::Event;
+
+    /// Pushes through the same path the kernel callbacks use.
+    fn push(producer: &mut Producer<'_>, payload: &[u8]) -> bool {
+        // SAFETY: the test holds the only producer and no bus exists.
+        let mut writer = unsafe { Writer::from_core(producer.core) };
+        writer.push(Kind::Message, 0, payload)
+    }
+
+    fn read_all(consumer: &mut Consumer<'_>) -> Vec<Event<'static>> {
+        let mut out = Vec::new();
+        consumer.drain(|event| {
+            out.push(match event {
+                Event::Message(bytes) => {
+                    Event::Message(crate::Bytes::leak(bytes.as_bytes().to_vec()))
+                }
+                Event::Overflow(loss) => Event::Overflow(loss),
+                other => panic!("unexpected {other:?}"),
+            })
+        });
+        out
+    }
+
+    fn message(bytes: &[u8]) -> Event<'static> {
+        Event::Message(crate::Bytes::leak(bytes.to_vec()))
+    }
+
+    #[test]
+    fn events_come_out_in_order_and_intact() {
+        let ring = EventRing::<8, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        producer.set_filter(EventMask::ALL, crate::LogLevel::Debug);
+        assert!(push(&mut producer, b"one"));
+        assert!(push(&mut producer, b""));
+        assert!(push(&mut producer, b"three"));
+        assert_eq!(
+            read_all(&mut consumer),
+            [message(b"one"), message(b""), message(b"three")]
+        );
+        assert!(consumer.is_empty());
+        assert_eq!(producer.stored(), 3);
+    }
+
+    #[test]
+    fn a_record_longer_than_a_slot_reads_back_whole() {
+        let ring = EventRing::<8, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        let long: Vec<u8> = (0..150).collect(); // 12 + 150 bytes: 6 slots
+        assert!(push(&mut producer, &long));
+        assert_eq!(read_all(&mut consumer), [message(&long)]);
+    }
+
+    #[test]
+    fn a_record_that_does_not_fit_at_the_tail_starts_at_slot_zero() {
+        let ring = EventRing::<8, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        // Move both positions to slot 5 of 8.
+        for _ in 0..5 {
+            assert!(push(&mut producer, b"x"));
+        }
+        assert_eq!(read_all(&mut consumer).len(), 5);
+        // Four slots do not fit in slots 5..8: three slots of padding, then slots 0..4.
+        let four_slots = [7u8; 32 * 4 - 12];
+        assert!(push(&mut producer, &four_slots));
+        // Padding, record and the reserved slot fill the ring until the record is read.
+        assert!(!push(&mut producer, b"refused"));
+        assert_eq!(read_all(&mut consumer), [message(&four_slots)]);
+        assert!(push(&mut producer, b"after"));
+        assert_eq!(
+            read_all(&mut consumer),
+            [
+                Event::Overflow(Loss {
+                    events: 1,
+                    bytes: 7
+                }),
+                message(b"after")
+            ]
+        );
+    }
+
+    #[test]
+    fn loss_is_counted_and_reported_in_order() {
+        let ring = EventRing::<4, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        // Three one-slot events fill the ring up to its reserved slot.
+        assert!(push(&mut producer, b"a"));
+        assert!(push(&mut producer, b"b"));
+        assert!(push(&mut producer, b"c"));
+        assert!(!push(&mut producer, b"lost-1"));
+        assert!(!push(&mut producer, b"lost-22"));
+        assert_eq!(
+            producer.lost(),
+            Loss {
+                events: 2,
+                bytes: 13
+            }
+        );
+        // The marker goes into the reserved slot.
+        producer.flush_loss();
+        assert_eq!(
+            read_all(&mut consumer),
+            [
+                message(b"a"),
+                message(b"b"),
+                message(b"c"),
+                Event::Overflow(Loss {
+                    events: 2,
+                    bytes: 13
+                })
+            ]
+        );
+        assert!(push(&mut producer, b"d"));
+        assert_eq!(read_all(&mut consumer), [message(b"d")]);
+        assert_eq!(
+            producer.lost(),
+            Loss {
+                events: 2,
+                bytes: 13
+            }
+        );
+    }
+
+    #[test]
+    fn a_marker_precedes_the_next_stored_event() {
+        let ring = EventRing::<4, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        for byte in [b"a", b"b", b"c"] {
+            assert!(push(&mut producer, byte));
+        }
+        assert!(!push(&mut producer, b"lost"));
+        assert_eq!(read_all(&mut consumer).len(), 3);
+        // No flush in between: the next push writes the marker first.
+        assert!(push(&mut producer, b"next"));
+        assert_eq!(
+            read_all(&mut consumer),
+            [
+                Event::Overflow(Loss {
+                    events: 1,
+                    bytes: 4
+                }),
+                message(b"next")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_event_larger_than_the_ring_is_lost_not_cut() {
+        let ring = EventRing::<4, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        assert!(!push(&mut producer, &[1u8; 4 * 32]));
+        producer.flush_loss();
+        assert_eq!(
+            read_all(&mut consumer),
+            [Event::Overflow(Loss {
+                events: 1,
+                bytes: 128
+            })]
+        );
+    }
+
+    #[test]
+    fn a_consumer_on_another_thread_sees_every_byte_in_order_or_a_loss_count() {
+        use core::sync::atomic::{AtomicBool, Ordering};
+        const EVENTS: u64 = 200_000;
+        let ring = EventRing::boxed_for_test();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        let done = AtomicBool::new(false);
+        let body = |seq: u64, buffer: &mut Vec<u8>| {
+            // Sizes from 0 to a little over 3 slots, every byte derived from `seq`.
+            let len = (seq as usize * 37) % 200;
+            buffer.clear();
+            buffer.extend((0..len).map(|i| (seq as usize + i) as u8));
+            buffer.extend_from_slice(&seq.to_le_bytes());
+        };
+        let (lost, delivered) = std::thread::scope(|scope| {
+            let producer_thread = scope.spawn(|| {
+                let mut buffer = Vec::new();
+                for seq in 0..EVENTS {
+                    body(seq, &mut buffer);
+                    push(&mut producer, &buffer);
+                }
+                // Whatever was lost last is reported once a slot frees up.
+                while !done.load(Ordering::Acquire) {
+                    producer.flush_loss();
+                    std::thread::yield_now();
+                }
+                producer.lost()
+            });
+            let (mut next, mut delivered, mut skipped) = (0u64, 0u64, 0u64);
+            let mut expected = Vec::new();
+            while next < EVENTS {
+                let Some(event) = consumer.read() else {
+                    std::thread::yield_now();
+                    continue;
+                };
+                match event.event() {
+                    Event::Overflow(loss) => {
+                        next += loss.events;
+                        skipped += loss.events;
+                    }
+                    Event::Message(bytes) => {
+                        let bytes = bytes.as_bytes();
+                        let seq = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
+                        assert!(seq >= next, "event {seq} after {next}: out of order");
+                        assert_eq!(seq, next, "events lost without a marker");
+                        body(seq, &mut expected);
+                        assert!(bytes == expected.as_slice(), "event {seq} corrupted");
+                        next += 1;
+                        delivered += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            done.store(true, Ordering::Release);
+            let lost = producer_thread.join().unwrap();
+            assert_eq!(lost.events, skipped, "markers account for every loss");
+            (lost, delivered)
+        });
+        assert_eq!(lost.events + delivered, EVENTS);
+        assert!(delivered > 0);
+    }
+
+    impl EventRing<16, 64> {
+        fn boxed_for_test() -> std::boxed::Box<Self> {
+            Self::boxed()
+        }
+    }
 }

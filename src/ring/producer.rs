@@ -15,7 +15,7 @@ use crate::{EventMask, LogLevel};
 /// into the ring through it. Get it back from a bus that is done with
 /// [`Bus::into_producer`](crate::Bus::into_producer) to reuse the ring.
 pub struct Producer<'r> {
-    core: &'r RingCore,
+    pub(super) core: &'r RingCore,
     // A producer may move to another thread but not be shared: the callbacks assume one
     // writer.
     _not_sync: PhantomData<core::cell::Cell<()>>,
@@ -47,6 +47,12 @@ impl<'r> Producer<'r> {
     pub fn stored(&self) -> u64 {
         // SAFETY: as in `lost`.
         unsafe { (*self.core.producer.get()).stored }
+    }
+
+    /// Workers the kernel reported `started` and not yet `stopped`.
+    pub(crate) fn running_workers(&self) -> i32 {
+        // SAFETY: as in `lost`.
+        unsafe { (*self.core.producer.get()).running_workers }
     }
 
     /// The address the kernel passes back to every callback.
@@ -113,6 +119,15 @@ impl<'a> Writer<'a> {
     /// Whether events of this kind are recorded at all.
     pub(crate) fn wants(&self, mask: EventMask) -> bool {
         self.state.mask.intersects(mask)
+    }
+
+    /// Keeps count of running workers from the kernel's lifecycle words.
+    pub(crate) fn note_worker(&mut self, word: &[u8]) {
+        match word {
+            b"started" => self.state.running_workers += 1,
+            b"stopped" => self.state.running_workers -= 1,
+            _ => {}
+        }
     }
 
     /// Whether a log line of this level is recorded.
