@@ -193,14 +193,7 @@ fn a_worker_command_that_does_not_exist_is_reported_stopped() {
         .unwrap()
         .start()
         .expect("the kernel counts an unexecutable worker as started");
-    let mut seen = Vec::new();
-    common::poll_until(
-        &mut bus,
-        &mut events,
-        &mut seen,
-        "the worker to stop",
-        |seen| seen.contains(&Seen::Worker(0, "stopped".into())),
-    );
+    common::wait_for_worker(&mut bus, &mut events, 0, "stopped");
 }
 
 #[test]

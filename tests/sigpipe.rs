@@ -62,14 +62,7 @@ fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
 
     bus.send(br#"{"jsonrpc":"2.0","id":2,"method":"exit"}"#)
         .unwrap();
-    let mut seen = Vec::new();
-    common::poll_until(
-        &mut bus,
-        &mut events,
-        &mut seen,
-        "the worker to stop",
-        |seen| seen.contains(&Seen::Worker(0, "stopped".into())),
-    );
+    common::wait_for_worker(&mut bus, &mut events, 0, "stopped");
 
     // Writing to the dead worker raises SIGPIPE in this process; it must come back as an
     // error instead.
@@ -92,4 +85,33 @@ fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
         "-11 may be back-pressure, so retrying is allowed"
     );
     drop(bus);
+
+    // The handler is reset at `exec`: a worker that does not touch SIGPIPE itself (unlike
+    // a Rust program, whose runtime ignores it) starts with the default disposition.
+    let (producer, mut events) = ring();
+    let probe = ["-c", "grep SigIgn /proc/self/status; exec cat"];
+    let pools = [Pool::new("probe", "/bin/sh").args(&probe)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut seen = Vec::new();
+    let ignored_line = |s: &Seen| match s {
+        Seen::Message(line) if line.starts_with(b"SigIgn:") => Some(line.clone()),
+        _ => None,
+    };
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the worker's signal mask",
+        |seen| seen.iter().any(|s| ignored_line(s).is_some()),
+    );
+    let line = seen.iter().find_map(ignored_line).unwrap();
+    let mask = u64::from_str_radix(std::str::from_utf8(&line[7..]).unwrap().trim(), 16).unwrap();
+    assert_eq!(
+        mask & SIGPIPE_BIT,
+        0,
+        "workers keep the default SIGPIPE behaviour"
+    );
 }

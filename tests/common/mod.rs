@@ -127,6 +127,24 @@ pub fn poll_until(
     }
 }
 
+/// Polls until the kernel reports worker `id` with the lifecycle word `word`.
+pub fn wait_for_worker(
+    bus: &mut Bus<'_, Running>,
+    consumer: &mut Consumer<'_>,
+    id: i32,
+    word: &str,
+) {
+    let mut seen = Vec::new();
+    let wanted = Seen::Worker(id, word.into());
+    poll_until(
+        bus,
+        consumer,
+        &mut seen,
+        &format!("worker {id} {word}"),
+        |seen| seen.contains(&wanted),
+    );
+}
+
 /// JSON responses among `seen` whose `id` is `id`.
 pub fn responses(seen: &[Seen], id: &serde_json::Value) -> Vec<serde_json::Value> {
     seen.iter()
