@@ -15,13 +15,14 @@ use cty::c_int;
 use crate::clock::Deadline;
 use crate::config::Config;
 use crate::ring::Producer;
-use crate::shutdown::Phase;
+use crate::shutdown::{KILL_LIMIT, Phase};
 use crate::state::{Created, Running, State, Stopped, Stopping};
 use crate::workers::Workers;
 use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys};
 
-/// How long [`Bus::stop`] waits beyond the drain timeout for the kernel to finish.
-const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long [`Bus::stop`] waits beyond the drain timeout: long enough for killed workers
+/// to be given up on (`KILL_LIMIT`) and the kernel to stop after that.
+const STOP_GRACE: Duration = KILL_LIMIT.saturating_add(Duration::from_secs(1));
 /// How long dropping a bus that is still running waits for the kernel to reach STOPPED.
 const DROP_LIMIT: Duration = Duration::from_secs(5);
 /// Kernel step length while a shutdown is driven from inside this crate.
@@ -101,8 +102,10 @@ pub struct Bus<'r, S: State> {
     state: PhantomData<S>,
 }
 
-// SAFETY: the kernel instance has no thread affinity (no threads, no thread-local or global
-// state), every call into it goes through `&mut self` or `self`, and the producer is Send.
+// SAFETY: the kernel instance has no thread affinity (no threads, no thread-local state;
+// its only globals are the stderr log level and colour, which it never mutates after
+// startup), every call into it goes through `&mut self` or `self`, and the producer is
+// Send.
 unsafe impl<S: State> Send for Bus<'_, S> {}
 
 /// A failed transition, handing back the value it would have consumed so that nothing is
@@ -158,7 +161,7 @@ impl<'r> Bus<'r, Created> {
                 value: producer,
             });
         }
-        producer.set_filter(options.events, options.log_level);
+        producer.prepare(options.events, options.log_level);
         let raw_options = raw_options(&config, &options, &producer);
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
@@ -190,10 +193,15 @@ impl<'r> Bus<'r, Created> {
         // SAFETY: `self.raw` is a live instance (type invariant).
         let rc = unsafe { sys::stdio_bus_start(self.raw.as_ptr()) };
         let mut this = self;
-        this.workers = Workers::spawned(&before);
+        let tracked = this.workers.add_spawned(&before);
         this.producer.flush_loss();
-        match Error::check(rc) {
-            Ok(_) => Ok(this.into_state()),
+        let result = Error::check(rc).and_then(|_| {
+            tracked.map_err(|_| Error::TooManyWorkers {
+                max: crate::workers::MAX_WORKERS,
+            })
+        });
+        match result {
+            Ok(()) => Ok(this.into_state()),
             Err(error) => Err(Failed { error, value: this }),
         }
     }
@@ -366,6 +374,13 @@ impl<'r, S: State> Bus<'r, S> {
         // SAFETY: `self.raw` is live.
         let fd = unsafe { sys::stdio_bus_get_poll_fd(self.raw.as_ptr()) };
         (fd >= 0).then_some(fd)
+    }
+
+    /// The longest message [`Bus::send`] can hand to every worker in one piece: one byte
+    /// less than the smallest worker stdin pipe, once the bus has started and found the
+    /// pipes (Linux). Longer messages are refused with [`Error::TooLarge`].
+    pub fn max_message_len(&self) -> Option<usize> {
+        self.workers.max_message_len()
     }
 
     /// The ring's producer, for its loss counters.

@@ -422,6 +422,13 @@ pub enum ConfigError {
         /// Its id.
         id: PoolIdText,
     },
+    /// The pools ask for more worker processes in all than one bus can track.
+    TooManyWorkers {
+        /// Instances asked for, over all pools.
+        total: u64,
+        /// The most a bus tracks.
+        max: usize,
+    },
     /// An id, command or argument contains a NUL byte, which cannot be passed to exec.
     NulByte {
         /// Index of the pool.
@@ -539,6 +546,10 @@ impl fmt::Display for ConfigError {
             Self::ZeroInstances { pool, id } => {
                 write!(f, "pool {pool} ({id}): instances must be at least 1")
             }
+            Self::TooManyWorkers { total, max } => write!(
+                f,
+                "the pools ask for {total} worker processes; a bus tracks at most {max}"
+            ),
             Self::NulByte { pool, id, field } => {
                 write!(
                     f,
@@ -664,6 +675,15 @@ fn check_pools(pools: &[Pool<'_>]) -> Result<(), ConfigError> {
         if pool.instances == 0 {
             return Err(ConfigError::ZeroInstances { pool: index, id });
         }
+    }
+    check_worker_total(pools.iter().map(|pool| u64::from(pool.instances)).sum())
+}
+
+/// A bus tracks every worker process it starts (to stop and reap it); refuse more.
+fn check_worker_total(total: u64) -> Result<(), ConfigError> {
+    let max = crate::workers::MAX_WORKERS;
+    if total > max as u64 {
+        return Err(ConfigError::TooManyWorkers { total, max });
     }
     Ok(())
 }
@@ -811,18 +831,19 @@ fn check_json_pools(sc: &mut Scanner<'_>, text: &str) -> Result<(), ConfigError>
     let pools_at = sc.offset();
     sc.enter();
     let mut index = 0;
+    let mut workers = 0u64;
     while sc.next_item(index == 0).map_err(syntax)? {
         if sc.peek_kind() != Some(Kind::Object) {
             return Err(ConfigError::PoolNotObject { pool: index });
         }
         let members = PoolMembers::scan(sc)?;
-        check_json_pool(text, pools_at, index, &members)?;
+        workers += u64::from(check_json_pool(text, pools_at, index, &members)?);
         index += 1;
     }
     if index == 0 {
         return Err(ConfigError::NoPools);
     }
-    Ok(())
+    check_worker_total(workers)
 }
 
 /// A string member, or why not.
@@ -861,12 +882,13 @@ fn check_json_text(
 }
 
 /// The same checks as [`check_pools`] for one pool of a JSON document.
+/// Returns the pool's instance count.
 fn check_json_pool(
     text: &str,
     pools_at: usize,
     index: usize,
     members: &PoolMembers,
-) -> Result<(), ConfigError> {
+) -> Result<u32, ConfigError> {
     let Some(at) = members.id else {
         return Err(ConfigError::MissingId { pool: index });
     };
@@ -940,7 +962,7 @@ fn check_json_pool(
     match json::parse_u32(sc.number().map_err(syntax)?) {
         None => Err(wrong(PoolField::Instances)),
         Some(0) => Err(ConfigError::ZeroInstances { pool: index, id }),
-        Some(_) => Ok(()),
+        Some(instances) => Ok(instances),
     }
 }
 
@@ -1274,7 +1296,7 @@ mod tests {
         let args = ["\n\r\t\u{7f}", "\"\\", "\u{1f600}"];
         let pools = [
             Pool::new("x\ny", "/a\tb\r\n").args(&args),
-            Pool::new("z", "/z").instances(70_000),
+            Pool::new("z", "/z").instances(200),
         ];
         let limits = Limits {
             max_restarts: Some(12),
@@ -1532,7 +1554,7 @@ mod tests {
         from_json(
             r#" { "comment": {"nested": [1, {"id": 0}]},
                   "pools": [ {"instances": 1, "command": "/a", "id": "a", "extra": null},
-                             {"id": "b", "command": "/b", "args": []  , "instances": 4294967295} ],
+                             {"id": "b", "command": "/b", "args": []  , "instances": 255} ],
                   "limits": {"max_input_buffer": 1048576, "max_output_queue": 4194304, "max_restarts": 0,
                              "restart_window_sec": 60, "drain_timeout_sec": 30, "backpressure_timeout_sec": 60,
                              "future_limit": -1.5} } "#,
@@ -2050,6 +2072,45 @@ mod tests {
     }
 
     #[test]
+    fn more_workers_than_a_bus_tracks_are_refused() {
+        let max = crate::workers::MAX_WORKERS;
+        let fits = [
+            Pool::new("a", "/w").instances(max as u32 - 1),
+            Pool::new("b", "/w"),
+        ];
+        assert!(write(&fits, &Limits::default()).is_ok());
+        let over = [
+            Pool::new("a", "/w").instances(max as u32),
+            Pool::new("b", "/w"),
+        ];
+        assert_eq!(
+            write(&over, &Limits::default()),
+            Err(ConfigError::TooManyWorkers {
+                total: max as u64 + 1,
+                max
+            })
+        );
+        let largest = r#"{"pools":[{"id":"a","command":"/w","instances":4294967295}]}"#;
+        assert_eq!(
+            from_json(largest),
+            Err(ConfigError::TooManyWorkers {
+                total: u64::from(u32::MAX),
+                max
+            })
+        );
+        let json = format!(
+            r#"{{"pools":[{{"id":"a","command":"/w","instances":{max}}},{{"id":"b","command":"/w","instances":1}}]}}"#
+        );
+        assert_eq!(
+            from_json(&json),
+            Err(ConfigError::TooManyWorkers {
+                total: max as u64 + 1,
+                max
+            })
+        );
+    }
+
+    #[test]
     fn every_error_has_a_message() {
         let w = id("w");
         let all = [
@@ -2062,6 +2123,10 @@ mod tests {
             },
             ConfigError::EmptyCommand { pool: 3, id: w },
             ConfigError::ZeroInstances { pool: 3, id: w },
+            ConfigError::TooManyWorkers {
+                total: 300,
+                max: 256,
+            },
             ConfigError::NulByte {
                 pool: 3,
                 id: w,

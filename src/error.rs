@@ -161,6 +161,12 @@ pub enum Error {
         /// The longest message the pipes take.
         max: usize,
     },
+    /// `start` spawned more worker processes than a bus can track (see
+    /// [`ConfigError::TooManyWorkers`]); the bus stops those it tracks when dropped.
+    TooManyWorkers {
+        /// The most a bus tracks.
+        max: usize,
+    },
     /// A blocking `stop` did not see the kernel reach STOPPED in time.
     StopTimedOut,
 }
@@ -218,6 +224,10 @@ impl fmt::Display for Error {
             Self::TooLarge { len, max } => write!(
                 f,
                 "the message is {len} bytes; worker pipes take at most {max} in one piece"
+            ),
+            Self::TooManyWorkers { max } => write!(
+                f,
+                "the kernel spawned more worker processes than the {max} a bus tracks"
             ),
             Self::StopTimedOut => f.write_str("the kernel did not reach STOPPED before the deadline"),
         }

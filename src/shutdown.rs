@@ -9,8 +9,9 @@
 //! outlive the drain time, and only then the kernel's `stop`, which now has nothing left
 //! to close.
 //!
-//! Without known worker pids (systems other than Linux) the kernel's `stop` is called at
-//! once, as before.
+//! Without known worker pids (systems other than Linux, or no `/proc`) the kernel's
+//! `stop` is called at once. Its STOPPED then usually comes with worker pipes still open,
+//! so the bus will not destroy the instance and leaks it instead of crashing.
 
 use core::time::Duration;
 
@@ -19,7 +20,7 @@ use crate::state::State;
 use crate::{Bus, Error, KernelState, sys};
 
 /// How long killed workers get for their pipes to close.
-const KILL_LIMIT: Duration = Duration::from_secs(2);
+pub(crate) const KILL_LIMIT: Duration = Duration::from_secs(2);
 
 /// Where a bus is in its shutdown.
 #[derive(Clone, Copy, Debug)]
@@ -54,8 +55,10 @@ impl<S: State> Bus<'_, S> {
             Phase::Running => Ok(0),
             Phase::Kernel if self.kernel_state() == KernelState::Stopped => Ok(0),
             Phase::Kernel => self.step(timeout),
+            // The phase moves on whatever the step returned, so a failing step cannot
+            // hold back SIGKILL or the kernel's stop; its error is reported afterwards.
             Phase::Draining { kill_at } => {
-                let delivered = self.step(timeout)?;
+                let stepped = self.step(timeout);
                 if self.producer.running_workers() <= 0 {
                     self.stop_kernel(Duration::ZERO)?;
                 } else if kill_at.has_passed() {
@@ -64,14 +67,14 @@ impl<S: State> Bus<'_, S> {
                         give_up_at: Deadline::after(KILL_LIMIT),
                     };
                 }
-                Ok(delivered)
+                stepped
             }
             Phase::Killed { give_up_at } => {
-                let delivered = self.step(timeout)?;
+                let stepped = self.step(timeout);
                 if self.producer.running_workers() <= 0 || give_up_at.has_passed() {
                     self.stop_kernel(Duration::ZERO)?;
                 }
-                Ok(delivered)
+                stepped
             }
         }
     }
@@ -91,12 +94,14 @@ impl<S: State> Bus<'_, S> {
         }
     }
 
+    /// Calls the kernel's `stop`. The phase becomes `Kernel` even when the kernel refuses
+    /// (it does only outside RUNNING, when it is stopping or stopped already), so the
+    /// shutdown always ends in stepping the kernel to STOPPED.
     fn stop_kernel(&mut self, drain: Duration) -> Result<(), Error> {
         // SAFETY: `self.raw` is live.
         let rc = unsafe { sys::stdio_bus_stop(self.raw.as_ptr(), whole_seconds(drain)) };
-        Error::check(rc)?;
         self.phase = Phase::Kernel;
-        Ok(())
+        Error::check(rc).map(drop)
     }
 }
 

@@ -22,20 +22,28 @@
 //! take atomically (more than `PIPE_BUF` bytes) checks that every worker's pipe has room
 //! for it.
 //!
-//! On systems other than Linux no worker is found: nothing is reaped or checked here.
+//! A pid is signalled only while it is still an unreaped child of this process (checked
+//! with `waitid(WNOWAIT)` right before), so a pid the host reaped and the system reused is
+//! never hit.
+//!
+//! On systems other than Linux, or without `/proc`, no worker is found: nothing is
+//! reaped, signalled or checked here, and the bus falls back to the kernel's own stop.
 
 use core::time::Duration;
 
 use crate::Error;
 use crate::clock::Deadline;
 
-/// Workers tracked per bus; the workers of a larger bus beyond this are not tracked.
-const MAX_WORKERS: usize = 64;
+/// Worker processes tracked per bus.
+pub(crate) const MAX_WORKERS: usize = 256;
 /// Poll interval while waiting for workers to exit or to set up their stdin.
 const WAIT_STEP: Duration = Duration::from_millis(1);
-/// How long `start` waits for a new worker's stdin to become its pipe.
+/// How long `start` waits, for all its workers together, for their stdin to become the
+/// pipe from the kernel.
 #[cfg(target_os = "linux")]
 const STDIN_LOOKUP_LIMIT: Duration = Duration::from_millis(500);
+/// How long killed workers get to be collected before they are given up on.
+const KILLED_LIMIT: Duration = Duration::from_secs(1);
 /// Pipe sizes to ask for, largest first: above `/proc/sys/fs/pipe-max-size` (1 MiB by
 /// default) only a privileged process succeeds.
 #[cfg(target_os = "linux")]
@@ -47,7 +55,7 @@ struct Worker {
     pid: libc::pid_t,
     /// This process's end of the worker's stdin pipe, or -1 when not found.
     stdin: libc::c_int,
-    /// Bytes that pipe holds.
+    /// Bytes that pipe holds; 0 when unknown.
     capacity: usize,
 }
 
@@ -57,9 +65,12 @@ pub(crate) struct Workers {
     list: heapless::Vec<Worker, MAX_WORKERS>,
 }
 
-/// Children of the calling thread, as far as `MAX_WORKERS` of them past those the caller
-/// already had.
-pub(crate) type Children = heapless::Vec<libc::pid_t, 256>;
+/// Children of the calling thread.
+pub(crate) type Children = heapless::Vec<libc::pid_t, 1024>;
+
+/// More workers were spawned than a bus can track.
+#[derive(Debug)]
+pub(crate) struct TooMany;
 
 impl Workers {
     pub(crate) const fn new() -> Self {
@@ -73,9 +84,14 @@ impl Workers {
         let mut pids = Children::new();
         #[cfg(target_os = "linux")]
         {
-            let mut buffer = [0u8; 4096];
+            let mut buffer = [0u8; 8192];
             let len = read_file(c"/proc/thread-self/children", &mut buffer);
-            for pid in buffer[..len].split(|&b| b == b' ').filter_map(parse_number) {
+            let mut words = buffer[..len].split(|&b| b == b' ');
+            if len == buffer.len() {
+                // A full buffer may end in the middle of a pid: drop the last word.
+                words.next_back();
+            }
+            for pid in words.filter_map(parse_number) {
                 if pids.push(pid).is_err() {
                     break;
                 }
@@ -84,28 +100,27 @@ impl Workers {
         pids
     }
 
-    /// The workers spawned since `before` was taken on this thread, with their pipes
+    /// Adds the workers spawned on this thread since `before` was taken, with their pipes
     /// enlarged.
-    pub(crate) fn spawned(before: &Children) -> Self {
-        let mut workers = Self::new();
+    pub(crate) fn add_spawned(&mut self, before: &Children) -> Result<(), TooMany> {
+        #[cfg(target_os = "linux")]
+        let lookup = Deadline::after(STDIN_LOOKUP_LIMIT);
         for pid in Self::children()
             .into_iter()
             .filter(|pid| !before.contains(pid))
         {
-            let (stdin, capacity) = stdin_pipe(pid);
-            if workers
-                .list
-                .push(Worker {
-                    pid,
-                    stdin,
-                    capacity,
-                })
-                .is_err()
-            {
-                break;
-            }
+            #[cfg(target_os = "linux")]
+            let (stdin, capacity) = stdin_pipe(pid, &lookup);
+            #[cfg(not(target_os = "linux"))]
+            let (stdin, capacity) = (-1, 0);
+            let worker = Worker {
+                pid,
+                stdin,
+                capacity,
+            };
+            self.list.push(worker).map_err(|_| TooMany)?;
         }
-        workers
+        Ok(())
     }
 
     /// Whether no worker process is known.
@@ -113,13 +128,19 @@ impl Workers {
         self.list.is_empty()
     }
 
-    /// Sends `signal` to every worker not yet collected.
+    /// Sends `signal` to every worker that is still an unreaped child of this process.
     pub(crate) fn signal(&self, signal: libc::c_int) {
         for worker in &self.list {
-            // SAFETY: `pid` is a child of this process that has not been collected, so
-            // the pid cannot name any other process.
-            unsafe { libc::kill(worker.pid, signal) };
+            if is_unreaped_child(worker.pid) {
+                // SAFETY: an unreaped child's pid cannot have been reused.
+                unsafe { libc::kill(worker.pid, signal) };
+            }
         }
+    }
+
+    /// The longest message every worker's stdin pipe can hold, if the pipes are known.
+    pub(crate) fn max_message_len(&self) -> Option<usize> {
+        self.pipes().map(|w| w.capacity - 1).min()
     }
 
     /// Refuses a message that some worker's pipe could not take whole right now.
@@ -129,7 +150,7 @@ impl Workers {
         if needed <= libc::PIPE_BUF {
             return Ok(()); // atomic: written whole or refused by the kernel
         }
-        for worker in self.list.iter().filter(|w| w.stdin >= 0) {
+        for worker in self.pipes() {
             if needed > worker.capacity {
                 return Err(Error::TooLarge {
                     len,
@@ -148,22 +169,140 @@ impl Workers {
         Ok(())
     }
 
-    /// Waits up to `limit` for every worker to exit and collects it; kills and collects
-    /// those still running then. Forgets every worker.
+    /// Waits up to `limit` for every worker to exit and collects it; kills those still
+    /// running then and collects them too, giving up on any that does not go within a
+    /// second (a process stuck in the system can outlive SIGKILL for a while). Forgets
+    /// every worker. Never blocks beyond those bounds.
     pub(crate) fn reap(&mut self, limit: Duration) {
-        let deadline = Deadline::after(limit);
-        while !self.list.is_empty() && !deadline.has_passed() {
-            self.list.retain(|w| !collect(w.pid, libc::WNOHANG));
-            if !self.list.is_empty() {
-                sleep(WAIT_STEP);
-            }
-        }
-        for worker in self.list.iter() {
-            // SAFETY: `pid` is an unreaped child of this process, so it names no other.
-            unsafe { libc::kill(worker.pid, libc::SIGKILL) };
-            collect(worker.pid, 0);
+        self.collect_until(Deadline::after(limit));
+        if !self.list.is_empty() {
+            self.signal(libc::SIGKILL);
+            self.collect_until(Deadline::after(KILLED_LIMIT));
         }
         self.list.clear();
+    }
+
+    fn collect_until(&mut self, deadline: Deadline) {
+        loop {
+            self.list.retain(|w| !collect(w.pid));
+            if self.list.is_empty() || deadline.has_passed() {
+                return;
+            }
+            sleep(WAIT_STEP);
+        }
+    }
+
+    fn pipes(&self) -> impl Iterator<Item = &Worker> {
+        self.list.iter().filter(|w| w.stdin >= 0 && w.capacity > 0)
+    }
+}
+
+/// Whether `pid` is a child of this process that nobody has reaped yet (running or
+/// exited), without reaping it.
+fn is_unreaped_child(pid: libc::pid_t) -> bool {
+    // SAFETY: zeroed `siginfo_t` is a valid out-parameter; WNOWAIT leaves the child as is.
+    let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+    // SAFETY: as above; a pid that is not our child gives ECHILD.
+    unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) == 0 }
+}
+
+/// Whether `pid` is gone: collected now, or already collected by someone else.
+fn collect(pid: libc::pid_t) -> bool {
+    loop {
+        // SAFETY: a NULL status pointer is allowed; WNOHANG never blocks.
+        let rc = unsafe { libc::waitpid(pid, core::ptr::null_mut(), libc::WNOHANG) };
+        if rc == pid {
+            return true;
+        }
+        if rc == 0 {
+            return false;
+        }
+        if errno() != libc::EINTR {
+            // ECHILD: the host (or the system, with SIGCHLD ignored) reaped it already.
+            return true;
+        }
+    }
+}
+
+/// This process's end of `pid`'s stdin pipe, enlarged, and its size; `(-1, 0)` if it
+/// cannot be found before `deadline`.
+///
+/// A worker just forked may not have moved its pipe to fd 0 yet, so this looks again
+/// until `deadline`; a worker that has already exited (its exec failed, say) has no fd 0
+/// any more and is given up on at once.
+#[cfg(target_os = "linux")]
+fn stdin_pipe(pid: libc::pid_t, deadline: &Deadline) -> (libc::c_int, usize) {
+    let fd = loop {
+        match find_stdin_pipe(pid) {
+            Lookup::Found(fd) => break fd,
+            Lookup::Gone => return (-1, 0),
+            Lookup::NotYet if deadline.has_passed() => return (-1, 0),
+            Lookup::NotYet => sleep(WAIT_STEP),
+        }
+    };
+    for size in PIPE_SIZES {
+        // SAFETY: resizing a pipe we hold only changes its capacity.
+        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } >= 0 {
+            break;
+        }
+    }
+    // SAFETY: F_GETPIPE_SZ only reads.
+    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    (fd, usize::try_from(capacity).unwrap_or(0))
+}
+
+#[cfg(target_os = "linux")]
+enum Lookup {
+    Found(libc::c_int),
+    NotYet,
+    Gone,
+}
+
+/// The write end, held by this process, of the pipe that is `pid`'s fd 0.
+#[cfg(target_os = "linux")]
+fn find_stdin_pipe(pid: libc::pid_t) -> Lookup {
+    let mut path = heapless::String::<32>::new();
+    if core::fmt::write(&mut path, format_args!("/proc/{pid}/fd/0\0")).is_err() {
+        return Lookup::Gone;
+    }
+    // SAFETY: zeroed `stat` is a valid out-parameter; `path` is NUL-terminated.
+    let mut theirs: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::stat(path.as_ptr().cast(), &mut theirs) } != 0 {
+        return if errno() == libc::ENOENT {
+            Lookup::Gone
+        } else {
+            Lookup::NotYet
+        };
+    }
+    if theirs.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Lookup::NotYet;
+    }
+    let found = find_own_fd(|fd| {
+        // SAFETY: zeroed `stat` is a valid out-parameter.
+        let mut ours: libc::stat = unsafe { core::mem::zeroed() };
+        // SAFETY: `fd` is a descriptor number listed as open; fstat only reads it.
+        let same_pipe = unsafe { libc::fstat(fd, &mut ours) } == 0
+            && ours.st_ino == theirs.st_ino
+            && ours.st_dev == theirs.st_dev;
+        // SAFETY: F_GETFL only reads the descriptor's flags.
+        same_pipe && unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY
+    });
+    found.map_or(Lookup::NotYet, Lookup::Found)
+}
+
+/// The calling thread's `errno`.
+fn errno() -> libc::c_int {
+    // SAFETY: the C library keeps a valid, thread-local errno for the calling thread.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    unsafe {
+        *libc::__errno_location()
+    }
+    // SAFETY: as above.
+    #[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+    unsafe {
+        *libc::__error()
     }
 }
 
@@ -180,78 +319,6 @@ fn guaranteed_room(capacity: usize, queued: usize) -> usize {
     } else {
         capacity.saturating_sub(2 * queued + 2 * PAGE)
     }
-}
-
-/// Whether `pid` is gone: collected now, or already collected by someone else.
-fn collect(pid: libc::pid_t, flags: libc::c_int) -> bool {
-    loop {
-        // SAFETY: a NULL status pointer is allowed.
-        let rc = unsafe { libc::waitpid(pid, core::ptr::null_mut(), flags) };
-        if rc == pid {
-            return true;
-        }
-        if rc == 0 {
-            return false;
-        }
-        // SAFETY: reading errno right after the failed call.
-        if unsafe { *libc::__errno_location() } != libc::EINTR {
-            // ECHILD: the kernel (or the system, with SIGCHLD ignored) reaped it already.
-            return true;
-        }
-    }
-}
-
-/// This process's end of `pid`'s stdin pipe, enlarged, and its size; `(-1, 0)` if none.
-///
-/// A worker just forked may not have moved its pipe to fd 0 yet, so this looks again for
-/// a short while.
-#[cfg(target_os = "linux")]
-fn stdin_pipe(pid: libc::pid_t) -> (libc::c_int, usize) {
-    let deadline = Deadline::after(STDIN_LOOKUP_LIMIT);
-    let fd = loop {
-        match find_stdin_pipe(pid) {
-            Some(fd) => break fd,
-            None if deadline.has_passed() => return (-1, 0),
-            None => sleep(WAIT_STEP),
-        }
-    };
-    for size in PIPE_SIZES {
-        // SAFETY: resizing a pipe we hold only changes its capacity.
-        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } >= 0 {
-            break;
-        }
-    }
-    // SAFETY: F_GETPIPE_SZ only reads.
-    let capacity = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
-    (fd, usize::try_from(capacity).unwrap_or(0))
-}
-
-/// The write end, held by this process, of the pipe that is `pid`'s fd 0.
-#[cfg(target_os = "linux")]
-fn find_stdin_pipe(pid: libc::pid_t) -> Option<libc::c_int> {
-    let mut path = heapless::String::<32>::new();
-    core::fmt::write(&mut path, format_args!("/proc/{pid}/fd/0\0")).ok()?;
-    // SAFETY: zeroed `stat` is a valid out-parameter; `path` is NUL-terminated.
-    let mut theirs: libc::stat = unsafe { core::mem::zeroed() };
-    if unsafe { libc::stat(path.as_ptr().cast(), &mut theirs) } != 0
-        || theirs.st_mode & libc::S_IFMT != libc::S_IFIFO
-    {
-        return None;
-    }
-    find_own_fd(|fd| {
-        // SAFETY: `fd` is a descriptor number listed as open; fstat only reads it.
-        let mut ours: libc::stat = unsafe { core::mem::zeroed() };
-        let same_pipe = unsafe { libc::fstat(fd, &mut ours) } == 0
-            && ours.st_ino == theirs.st_ino
-            && ours.st_dev == theirs.st_dev;
-        // SAFETY: F_GETFL only reads the descriptor's flags.
-        same_pipe && unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE == libc::O_WRONLY
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn stdin_pipe(_pid: libc::pid_t) -> (libc::c_int, usize) {
-    (-1, 0)
 }
 
 /// The first open descriptor of this process for which `matches` holds.

@@ -75,13 +75,13 @@ fn created_running_stopped_with_events_at_each_step() {
     assert_eq!(stopped.kernel_state(), KernelState::Stopped);
     let mut seen = Vec::new();
     common::drain(&mut events, &mut seen);
-    // Every worker is told to stop; the kernel reaches STOPPED once all were signalled,
-    // and reports `stopped` only for those whose pipe closed before that (observed).
-    let stopping = seen
-        .iter()
-        .filter(|s| matches!(s, Seen::Worker(_, w) if w == "stopping"))
-        .count();
-    assert_eq!(stopping, 2, "{seen:?}");
+    // The bus lets the kernel stop only after it has seen every worker's pipe close.
+    for id in 0..2 {
+        assert!(
+            seen.contains(&Seen::Worker(id, "stopped".into())),
+            "{seen:?}"
+        );
+    }
     assert!(
         stopped.stats().messages_in >= 8,
         "stats stay readable when stopped"
@@ -223,4 +223,40 @@ fn buses_with_several_workers_stop_and_drop_without_crashing() {
         }
         common::drain(&mut events, &mut Vec::new());
     }
+}
+
+/// A worker that ignores SIGTERM is killed once the drain time has passed.
+#[test]
+fn a_worker_that_ignores_sigterm_is_killed_after_the_drain_time() {
+    let (producer, mut events) = ring();
+    let script = ["-c", "trap '' TERM; echo $$; exec cat"];
+    let pools = [Pool::new("stubborn", "/bin/sh").args(&script)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut seen = Vec::new();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the worker's pid",
+        |seen| seen.iter().any(|s| matches!(s, Seen::Message(_))),
+    );
+    let pid: i64 = seen
+        .iter()
+        .find_map(|s| match s {
+            Seen::Message(line) => std::str::from_utf8(line).ok()?.trim().parse().ok(),
+            _ => None,
+        })
+        .expect("the pid line");
+
+    let asked = Instant::now();
+    let stopped = bus.stop(Duration::from_millis(200)).unwrap();
+    assert!(
+        asked.elapsed() >= Duration::from_millis(200),
+        "SIGTERM alone did not end it"
+    );
+    assert_eq!(stopped.kernel_state(), KernelState::Stopped);
+    assert!(!process_exists(pid), "killed and collected");
 }

@@ -87,25 +87,41 @@ fn session_ids_travel_with_requests_and_responses() {
 }
 
 #[test]
-fn two_pools_both_run_and_answer() {
+fn two_pools_both_run_and_the_first_answers_requests() {
     let (mut bus, mut events) = start(&[
-        Pool::new("a", WORKER).args(&["--name", "a"]),
-        Pool::new("b", WORKER).args(&["--name", "b"]),
+        Pool::new("a", WORKER).args(&["--name", "a", "--announce"]),
+        Pool::new("b", WORKER).args(&["--name", "b", "--announce"]),
     ]);
     assert_eq!(bus.worker_count(), 2);
-    let mut names = Vec::new();
+    // Both pools' workers run, and what each writes reaches the host.
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "both ready notifications",
+        |seen| {
+            ["a", "b"].iter().all(|name| {
+                seen.iter()
+                    .filter_map(Seen::json)
+                    .any(|m| m["method"] == "worker/ready" && m["params"]["name"] == *name)
+            })
+        },
+    );
+    // Observed with the 1.1.1 archive: in embedded mode requests go to the first pool,
+    // whatever `poolId` says. Kept as a test so an archive that routes otherwise is noticed.
     for n in 0..6 {
+        let pool = if n % 2 == 0 { "a" } else { "b" };
         let response = call(
             &mut bus,
             &mut events,
-            &json!({"jsonrpc": "2.0", "id": n, "method": "who", "poolId": if n % 2 == 0 { "a" } else { "b" }}),
+            &json!({"jsonrpc": "2.0", "id": n, "method": "who", "poolId": pool}),
         );
-        names.push(response["result"]["worker"].as_str().unwrap().to_owned());
+        assert_eq!(
+            response["result"]["worker"], "a",
+            "request {n} for pool {pool}"
+        );
     }
-    assert!(
-        names.iter().all(|name| name == "a" || name == "b"),
-        "{names:?}"
-    );
 }
 
 #[test]
@@ -155,9 +171,14 @@ fn a_one_mebibyte_message_round_trips_intact() {
     assert_eq!(echoed.len(), payload.len());
     assert!(echoed == payload, "the echoed payload differs");
 
-    // One byte more cannot go through the pipe in one piece; it is refused, not cut.
-    let too_large = vec![b' '; 1 << 20];
-    assert!(matches!(bus.send(&too_large), Err(Error::TooLarge { len, .. }) if len == 1 << 20));
+    // One byte more than the pipes hold cannot go through in one piece: refused, not cut.
+    let max = bus.max_message_len().expect("the worker's pipe is known");
+    assert!(max >= (1 << 20) - 1);
+    let too_large = vec![b' '; max + 1];
+    assert_eq!(
+        bus.send(&too_large),
+        Err(Error::TooLarge { len: max + 1, max })
+    );
 }
 
 #[test]
@@ -248,7 +269,7 @@ fn large_messages_to_a_slow_worker_arrive_whole_or_are_refused() {
     let (mut bus, mut events) = start_echo(1);
     let pad = "p".repeat(10_000);
     let total = 300;
-    let mut refused = 0;
+    let mut pipe_full = 0;
     let mut seen = Vec::new();
     for id in 0..total {
         let request =
@@ -258,7 +279,7 @@ fn large_messages_to_a_slow_worker_arrive_whole_or_are_refused() {
             match bus.send(request.as_bytes()) {
                 Ok(()) => break,
                 Err(error) if error.is_retryable() => {
-                    refused += 1;
+                    pipe_full += usize::from(matches!(error, Error::PipeFull { .. }));
                     bus.poll(std::time::Duration::from_millis(1)).unwrap();
                     common::drain(&mut events, &mut seen);
                 }
@@ -286,5 +307,5 @@ fn large_messages_to_a_slow_worker_arrive_whole_or_are_refused() {
         (0..total as i64).collect::<Vec<_>>(),
         "each request answered once"
     );
-    assert!(refused > 0, "the worker was slow enough to push back");
+    assert!(pipe_full > 0, "the bus itself pushed back at least once");
 }

@@ -284,7 +284,7 @@ mod tests {
     fn events_come_out_in_order_and_intact() {
         let ring = EventRing::<8, 32>::new();
         let (mut producer, mut consumer) = ring.split().unwrap();
-        producer.set_filter(EventMask::ALL, crate::LogLevel::Debug);
+        producer.prepare(EventMask::ALL, crate::LogLevel::Debug);
         assert!(push(&mut producer, b"one"));
         assert!(push(&mut producer, b""));
         assert!(push(&mut producer, b"three"));

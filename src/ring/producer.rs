@@ -60,13 +60,14 @@ impl<'r> Producer<'r> {
         ptr::from_ref(self.core).cast_mut().cast()
     }
 
-    /// Chooses which kinds of event are recorded from now on, and the least severe log
-    /// level among them.
-    pub(crate) fn set_filter(&mut self, mask: EventMask, min_log_level: LogLevel) {
+    /// Readies the producer for a new bus: which kinds of event are recorded, the least
+    /// severe log level among them, and no worker running yet.
+    pub(crate) fn prepare(&mut self, mask: EventMask, min_log_level: LogLevel) {
         // SAFETY: `&mut self` is the only way in besides callbacks, which cannot run now.
         let state = unsafe { &mut *self.core.producer.get() };
         state.mask = mask;
         state.min_log_level = min_log_level.raw();
+        state.running_workers = 0;
     }
 
     /// Writes the overflow marker if events were lost and it fits.
@@ -124,8 +125,8 @@ impl<'a> Writer<'a> {
     /// Keeps count of running workers from the kernel's lifecycle words.
     pub(crate) fn note_worker(&mut self, word: &[u8]) {
         match word {
-            b"started" => self.state.running_workers += 1,
-            b"stopped" => self.state.running_workers -= 1,
+            b"started" => self.state.running_workers = self.state.running_workers.wrapping_add(1),
+            b"stopped" => self.state.running_workers = self.state.running_workers.wrapping_sub(1),
             _ => {}
         }
     }
@@ -138,14 +139,16 @@ impl<'a> Writer<'a> {
     /// Stores one event, or counts it as lost. Never blocks, never allocates.
     pub(crate) fn push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
         let stored = u32::try_from(payload.len()).is_ok() && self.try_push(kind, value, payload);
+        // Wrapping: a callback must not panic, and 2^64 events never happen anyway.
+        let state = &mut *self.state;
         if stored {
-            self.state.stored += 1;
+            state.stored = state.stored.wrapping_add(1);
         } else {
             let bytes = payload.len() as u64;
-            self.state.lost_events += 1;
-            self.state.lost_bytes += bytes;
-            self.state.unreported_events += 1;
-            self.state.unreported_bytes += bytes;
+            state.lost_events = state.lost_events.wrapping_add(1);
+            state.lost_bytes = state.lost_bytes.wrapping_add(bytes);
+            state.unreported_events = state.unreported_events.wrapping_add(1);
+            state.unreported_bytes = state.unreported_bytes.wrapping_add(bytes);
         }
         stored
     }
