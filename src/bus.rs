@@ -99,6 +99,8 @@ pub struct Bus<'r, S: State> {
     pub(crate) workers: Workers,
     /// Progress of the shutdown (see `shutdown`).
     pub(crate) phase: Phase,
+    /// Free ring bytes below which `poll` does not step the kernel.
+    reserve: usize,
     state: PhantomData<S>,
 }
 
@@ -162,6 +164,10 @@ impl<'r> Bus<'r, Created> {
             });
         }
         producer.prepare(options.events, options.log_level);
+        let reserve = options
+            .poll_reserve
+            .unwrap_or(producer.capacity() / 4)
+            .min(producer.free_bytes());
         let raw_options = raw_options(&config, &options, &producer);
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
@@ -174,6 +180,7 @@ impl<'r> Bus<'r, Created> {
                 producer,
                 workers: Workers::new(),
                 phase: Phase::Running,
+                reserve,
                 state: PhantomData,
             }),
             None => Err(Failed {
@@ -243,7 +250,12 @@ impl<'r> Bus<'r, Running> {
     /// waits one millisecond rather than spinning; longer timeouts round up to whole
     /// milliseconds and saturate at `i32::MAX` ms. `Duration::MAX` waits until something
     /// happens, however long that takes.
+    ///
+    /// When the ring has less free space than the poll reserve, no step runs and the
+    /// error is [`Error::RingFull`]: read events, then poll again. This is how pressure
+    /// reaches the workers instead of the host's memory.
     pub fn poll(&mut self, timeout: Duration) -> Result<usize, Error> {
+        self.check_reserve()?;
         self.step(timeout)
     }
 
@@ -291,7 +303,8 @@ impl<'r> Bus<'r, Running> {
                     value: stopping,
                 });
             }
-            if let Err(error) = stopping.poll_stop(remaining.min(SHUTDOWN_STEP)) {
+            // No reserve check here: nobody may be reading the ring while this waits.
+            if let Err(error) = stopping.advance_shutdown(remaining.min(SHUTDOWN_STEP)) {
                 return Err(Failed {
                     error,
                     value: stopping,
@@ -305,7 +318,11 @@ impl<'r> Bus<'r, Stopping> {
     /// Runs one kernel step of the shutdown, delivering its events into the ring; returns
     /// how many. Does nothing once the kernel has stopped. Timeouts as for
     /// [`Bus::poll`].
+    ///
+    /// Like [`Bus::poll`], refuses with [`Error::RingFull`] while the ring is short of
+    /// its poll reserve.
     pub fn poll_stop(&mut self, timeout: Duration) -> Result<usize, Error> {
+        self.check_reserve()?;
         self.advance_shutdown(timeout)
     }
 
@@ -364,7 +381,7 @@ impl<'r, S: State> Bus<'r, S> {
         let mut raw = sys::stdio_bus_stats_t::default();
         // SAFETY: `self.raw` is live and `raw` is a valid out-parameter.
         unsafe { sys::stdio_bus_get_stats(self.raw.as_ptr(), &mut raw) };
-        Stats::from(raw)
+        Stats::new(raw, self.producer.stats())
     }
 
     /// A file descriptor that becomes readable when the kernel has work, if the kernel
@@ -407,8 +424,20 @@ impl<'r, S: State> Bus<'r, S> {
             // SAFETY: as for the producer.
             workers: unsafe { ptr::read(&this.workers) },
             phase: this.phase,
+            reserve: this.reserve,
             state: PhantomData,
         }
+    }
+
+    fn check_reserve(&self) -> Result<(), Error> {
+        let free = self.producer.free_bytes();
+        if free < self.reserve {
+            return Err(Error::RingFull {
+                free,
+                reserve: self.reserve,
+            });
+        }
+        Ok(())
     }
 
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {

@@ -167,6 +167,16 @@ pub enum Error {
         /// The most a bus tracks.
         max: usize,
     },
+    /// `poll` did not step the kernel: the ring has less free space than the poll reserve
+    /// ([`Options::poll_reserve`](crate::Options::poll_reserve)). Read events, then poll
+    /// again. Meanwhile the kernel reads no worker output, so the workers, not the host,
+    /// hold what is pending.
+    RingFull {
+        /// Free bytes in the ring.
+        free: usize,
+        /// The reserve asked for.
+        reserve: usize,
+    },
     /// A blocking `stop` did not see the kernel reach STOPPED in time.
     StopTimedOut,
 }
@@ -184,7 +194,7 @@ impl Error {
     pub const fn retry(&self) -> Retry {
         match self {
             Self::Kernel(code) => code.retry(),
-            Self::StopTimedOut | Self::PipeFull { .. } => Retry::Yes,
+            Self::StopTimedOut | Self::PipeFull { .. } | Self::RingFull { .. } => Retry::Yes,
             _ => Retry::No,
         }
     }
@@ -228,6 +238,10 @@ impl fmt::Display for Error {
             Self::TooManyWorkers { max } => write!(
                 f,
                 "the kernel spawned more worker processes than the {max} a bus tracks"
+            ),
+            Self::RingFull { free, reserve } => write!(
+                f,
+                "the event ring has {free} bytes free, less than the {reserve} kept for a poll: read events first"
             ),
             Self::StopTimedOut => f.write_str("the kernel did not reach STOPPED before the deadline"),
         }

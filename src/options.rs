@@ -22,6 +22,7 @@ pub struct Options<'a> {
     pub(crate) log_level: LogLevel,
     pub(crate) events: EventMask,
     pub(crate) listener: Listener<'a>,
+    pub(crate) poll_reserve: Option<usize>,
 }
 
 impl<'a> Options<'a> {
@@ -31,6 +32,7 @@ impl<'a> Options<'a> {
             log_level: LogLevel::Warn,
             events: EventMask::ALL,
             listener: Listener::None,
+            poll_reserve: None,
         }
     }
 
@@ -43,6 +45,15 @@ impl<'a> Options<'a> {
     /// Which kinds of event are recorded in the ring.
     pub const fn events(mut self, mask: EventMask) -> Self {
         self.events = mask;
+        self
+    }
+
+    /// Free ring space, in bytes, below which [`Bus::poll`](crate::Bus::poll) does not
+    /// run a kernel step but returns [`Error::RingFull`] so the host drains first. One
+    /// step delivers about 4 KiB per ready worker plus any line that completes in it.
+    /// Default: a quarter of the ring.
+    pub const fn poll_reserve(mut self, bytes: usize) -> Self {
+        self.poll_reserve = Some(bytes);
         self
     }
 

@@ -1,8 +1,9 @@
 //! The kernel's traffic counters.
 
+use crate::RingStats;
 use crate::sys;
 
-/// Counters kept by the kernel since the instance was created.
+/// Counters kept by the kernel since the instance was created, and the ring's.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
@@ -23,10 +24,12 @@ pub struct Stats {
     pub client_connects: u64,
     /// Listener clients that went away.
     pub client_disconnects: u64,
+    /// What the bus's event ring stored and lost.
+    pub ring: RingStats,
 }
 
-impl From<sys::stdio_bus_stats_t> for Stats {
-    fn from(raw: sys::stdio_bus_stats_t) -> Self {
+impl Stats {
+    pub(crate) fn new(raw: sys::stdio_bus_stats_t, ring: RingStats) -> Self {
         Self {
             messages_in: raw.messages_in,
             messages_out: raw.messages_out,
@@ -36,6 +39,7 @@ impl From<sys::stdio_bus_stats_t> for Stats {
             routing_errors: raw.routing_errors,
             client_connects: raw.client_connects,
             client_disconnects: raw.client_disconnects,
+            ring,
         }
     }
 }

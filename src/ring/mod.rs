@@ -213,6 +213,8 @@ pub(crate) struct ProducerState {
     running_workers: i32,
     /// Events stored since the ring was split, overflow markers not included.
     stored: u64,
+    /// The most slots ever in use at once, padding and markers included.
+    high_water_slots: usize,
     /// Lost since the ring was split.
     lost_events: u64,
     lost_bytes: u64,
@@ -228,12 +230,26 @@ impl ProducerState {
             min_log_level: 0,
             running_workers: 0,
             stored: 0,
+            high_water_slots: 0,
             lost_events: 0,
             lost_bytes: 0,
             unreported_events: 0,
             unreported_bytes: 0,
         }
     }
+}
+
+/// What the ring has seen since it was split.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub struct RingStats {
+    /// Events stored (overflow markers not counted).
+    pub stored: u64,
+    /// Events that could not be stored, and their payload bytes.
+    pub lost: Loss,
+    /// The most storage ever in use at once, in bytes of whole slots.
+    pub high_water: usize,
 }
 
 /// Events and bytes that could not be stored in the ring.
@@ -396,6 +412,23 @@ mod tests {
                 message(b"next")
             ]
         );
+    }
+
+    #[test]
+    fn free_space_and_high_water_follow_the_slots_in_use() {
+        let ring = EventRing::<8, 32>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        assert_eq!(producer.capacity(), 256);
+        assert_eq!(producer.free_bytes(), 7 * 32, "one slot is the marker's");
+        assert!(push(&mut producer, &[0; 50])); // 2 slots
+        assert!(push(&mut producer, b"x"));
+        assert_eq!(producer.free_bytes(), 4 * 32);
+        read_all(&mut consumer);
+        assert_eq!(producer.free_bytes(), 7 * 32);
+        let stats = producer.stats();
+        assert_eq!(stats.stored, 2);
+        assert_eq!(stats.high_water, 3 * 32);
+        assert_eq!(stats.lost, Loss::default());
     }
 
     #[test]

@@ -6,7 +6,7 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use super::record::{self, HEADER_LEN, Header, Kind};
-use super::{Loss, ProducerState, RingCore};
+use super::{Loss, ProducerState, RingCore, RingStats};
 use crate::{EventMask, LogLevel};
 
 /// The writing half of an [`EventRing`](super::EventRing).
@@ -47,6 +47,30 @@ impl<'r> Producer<'r> {
     pub fn stored(&self) -> u64 {
         // SAFETY: as in `lost`.
         unsafe { (*self.core.producer.get()).stored }
+    }
+
+    /// Counts of what the ring stored and lost, and its high-water mark.
+    pub fn stats(&self) -> RingStats {
+        // SAFETY: as in `lost`.
+        let state = unsafe { &*self.core.producer.get() };
+        RingStats {
+            stored: state.stored,
+            lost: self.lost(),
+            high_water: state.high_water_slots * self.core.slot_size,
+        }
+    }
+
+    /// Bytes of storage a kernel step can fill right now: free slots less the one kept for
+    /// an overflow marker.
+    pub fn free_bytes(&self) -> usize {
+        let head = self.core.head.load(Ordering::Relaxed);
+        let used = head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
+        (self.core.slot_count - used).saturating_sub(1) * self.core.slot_size
+    }
+
+    /// Total storage in bytes.
+    pub fn capacity(&self) -> usize {
+        self.core.slot_count * self.core.slot_size
     }
 
     /// Workers the kernel reported `started` and not yet `stopped`.
@@ -172,10 +196,9 @@ impl<'a> Writer<'a> {
             self.write(at, Kind::Padding, 0, &[]);
         }
         self.write(at.wrapping_add(padding), kind, value, payload);
-        self.core.head.store(
-            at.wrapping_add(padding).wrapping_add(need),
-            Ordering::Release,
-        );
+        let new_head = at.wrapping_add(padding).wrapping_add(need);
+        self.core.head.store(new_head, Ordering::Release);
+        self.note_use(slots - free + (new_head.wrapping_sub(head)));
         true
     }
 
@@ -192,6 +215,10 @@ impl<'a> Writer<'a> {
                 .head
                 .store(head.wrapping_add(1), Ordering::Release);
         }
+    }
+
+    fn note_use(&mut self, used_slots: usize) {
+        self.state.high_water_slots = self.state.high_water_slots.max(used_slots);
     }
 
     fn write_marker(&mut self, at: usize) {
