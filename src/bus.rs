@@ -14,7 +14,7 @@ use cty::c_int;
 
 use crate::clock::Deadline;
 use crate::config::Config;
-use crate::ring::Producer;
+use crate::ring::{OverflowHandler, Producer};
 use crate::shutdown::{KILL_LIMIT, Phase};
 use crate::state::{Created, Running, State, Stopped, Stopping};
 use crate::workers::Workers;
@@ -400,6 +400,23 @@ impl<'r, S: State> Bus<'r, S> {
         self.workers.max_message_len()
     }
 
+    /// Hands every event that does not fit in the ring to `handler`, synchronously inside
+    /// the kernel call that produced it, instead of dropping it: with a handler, nothing
+    /// is lost. The handler sees those events as they arrive, ahead of older events still
+    /// waiting in the ring. It runs inside a kernel callback, so it must not block, and a
+    /// panic in it aborts the process. It stays in place until replaced or the bus ends.
+    pub fn set_overflow_handler(&mut self, handler: &'r mut OverflowHandler<'r>) {
+        // SAFETY: the handler lives for 'r, which the bus cannot outlive, and the bus
+        // clears it whenever it lets go of the producer (`release`, `into_producer`).
+        unsafe { self.producer.set_overflow_handler(Some(handler)) };
+    }
+
+    /// Goes back to counting events that do not fit as lost.
+    pub fn clear_overflow_handler(&mut self) {
+        // SAFETY: clearing cannot dangle.
+        unsafe { self.producer.set_overflow_handler(None) };
+    }
+
     /// The ring's producer, for its loss counters.
     pub fn producer(&self) -> &Producer<'r> {
         &self.producer
@@ -441,13 +458,13 @@ impl<'r, S: State> Bus<'r, S> {
     }
 
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
-        let before = self.producer.stored();
+        let before = self.producer.delivered();
         // SAFETY: `self.raw` is live; callbacks reach the ring through `user_data`, and
         // `&mut self` keeps every other access to the producer out meanwhile.
         let rc = unsafe { sys::stdio_bus_step(self.raw.as_ptr(), step_timeout(timeout)) };
         self.producer.flush_loss();
         Error::check(rc)?;
-        Ok((self.producer.stored() - before) as usize)
+        Ok(self.producer.delivered().wrapping_sub(before) as usize)
     }
 
     /// Stops the workers if they still run, then frees the instance.
@@ -470,12 +487,15 @@ impl<'r, S: State> Bus<'r, S> {
             }
         }
         self.workers.reap(REAP_LIMIT);
-        self.producer.flush_loss();
         if self.destroy_is_safe() {
             // SAFETY: `self.raw` is live, CREATED or STOPPED with no worker connection
             // left, and never used again.
             unsafe { sys::stdio_bus_destroy(self.raw.as_ptr()) };
         }
+        self.producer.flush_loss();
+        // The handler borrows for the bus's lifetime, which ends here; no callback can
+        // run any more (the instance is destroyed or leaked, never called again).
+        self.clear_overflow_handler();
         // Otherwise the instance is leaked: the vendor's 1.1.1 archive crashes when
         // destroying an instance that has not stopped or still holds a worker connection.
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, WORKER, config};
@@ -65,4 +66,123 @@ fn a_full_ring_holds_the_kernel_back_and_nothing_is_lost() {
     assert_eq!(stats.lost.events, 0);
     assert!(stats.high_water > 8 << 10, "the ring did fill: {stats:?}");
     assert!(stats.high_water <= 16 << 10);
+}
+
+/// Runs `notify` with `count` notifications through a 2 KiB ring that is never drained
+/// during the burst, so most events cannot be stored.
+fn overflowing_bus(
+    ring: &'static EventRing<32, 64>,
+) -> (
+    Bus<'static, stdiobus_embed::Running>,
+    stdiobus_embed::Consumer<'static>,
+) {
+    let (producer, events) = ring.split().unwrap();
+    // No reserve: this test is about what happens past it.
+    let options = common::options().poll_reserve(0);
+    let pools = [Pool::new("echo", WORKER)];
+    let bus = Bus::create(config(&pools, &Limits::default()), options, producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    (bus, events)
+}
+
+fn ticks(seen: &[Seen]) -> Vec<u64> {
+    seen.iter()
+        .filter_map(Seen::json)
+        .filter(|m| m["method"] == "worker/tick")
+        .map(|m| m["params"]["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn with_an_overflow_handler_nothing_is_lost() {
+    let ring = Box::leak(EventRing::<32, 64>::boxed());
+    let (mut bus, mut events) = overflowing_bus(ring);
+    // The test shares what the handler saw through a mutex; nothing else holds it while
+    // `poll` runs, so the handler never waits.
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&handled);
+    let handler = Box::leak(Box::new(move |event: stdiobus_embed::Event<'_>| {
+        sink.lock().unwrap().push(Seen::from_event(event));
+    }));
+    bus.set_overflow_handler(handler);
+    common::drain(&mut events, &mut Vec::new());
+
+    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":300}}"#)
+        .unwrap();
+    // Poll without reading the ring until the response has arrived somewhere.
+    let answered = |seen: &[Seen]| {
+        seen.iter()
+            .filter_map(Seen::json)
+            .any(|m| m["id"] == 1 && m.get("result").is_some())
+    };
+    let mut in_ring = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    while !answered(&handled.lock().unwrap()) && !answered(&in_ring) {
+        assert!(Instant::now() < deadline, "no response");
+        bus.poll(Duration::from_millis(10)).unwrap();
+        if Instant::now() + DEADLINE / 2 > deadline {
+            // Taking long: the response may be waiting in the ring.
+            common::drain(&mut events, &mut in_ring);
+        }
+    }
+    common::drain(&mut events, &mut in_ring);
+    let handled = handled.lock().unwrap();
+    assert!(!handled.is_empty(), "the ring did overflow");
+    let mut all = ticks(&in_ring);
+    all.extend(ticks(&handled));
+    all.sort_unstable();
+    assert_eq!(all, (1..=300).collect::<Vec<_>>(), "every tick, once");
+    let stats = bus.stats().ring;
+    assert_eq!(stats.lost.events, 0);
+    assert_eq!(stats.handed_over, handled.len() as u64);
+}
+
+#[test]
+fn without_a_handler_losses_are_counted_and_marked_in_order() {
+    let ring = Box::leak(EventRing::<32, 64>::boxed());
+    let (mut bus, mut events) = overflowing_bus(ring);
+    common::drain(&mut events, &mut Vec::new());
+    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":300}}"#)
+        .unwrap();
+    // Poll a while without reading, then read and poll until all 302 lines the worker
+    // writes (300 ticks, a request to the host, the response) are seen or marked lost.
+    for _ in 0..20 {
+        bus.poll(Duration::from_millis(5)).unwrap();
+    }
+    let messages = |seen: &[Seen]| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Message(_)))
+            .count()
+    };
+    let marked = |seen: &[Seen]| -> u64 {
+        seen.iter()
+            .map(|s| match s {
+                Seen::Overflow(events, _) => *events,
+                _ => 0,
+            })
+            .sum()
+    };
+    let mut seen = Vec::new();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "every line, seen or marked lost",
+        |seen| messages(seen) as u64 + marked(seen) >= 302,
+    );
+    let lost = bus.stats().ring.lost;
+    assert!(lost.events > 0, "the ring did overflow");
+    assert_eq!(
+        marked(&seen),
+        lost.events,
+        "markers account for every lost event"
+    );
+    assert_eq!(messages(&seen) as u64 + lost.events, 302);
+    let got = ticks(&seen);
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "what arrived is in order"
+    );
 }

@@ -215,6 +215,11 @@ pub(crate) struct ProducerState {
     stored: u64,
     /// The most slots ever in use at once, padding and markers included.
     high_water_slots: usize,
+    /// Events handed to the overflow handler instead of being stored.
+    handed_over: u64,
+    /// Receives what does not fit, if set; see [`Producer::set_overflow_handler`]. Its
+    /// real lifetime is the bus's, which clears it before that ends.
+    overflow_handler: Option<core::ptr::NonNull<OverflowHandler<'static>>>,
     /// Lost since the ring was split.
     lost_events: u64,
     lost_bytes: u64,
@@ -231,6 +236,8 @@ impl ProducerState {
             running_workers: 0,
             stored: 0,
             high_water_slots: 0,
+            handed_over: 0,
+            overflow_handler: None,
             lost_events: 0,
             lost_bytes: 0,
             unreported_events: 0,
@@ -238,6 +245,11 @@ impl ProducerState {
         }
     }
 }
+
+/// A function, with whatever context it captures, that receives each event the ring
+/// cannot store, synchronously inside `poll`. It runs inside a kernel callback: it must
+/// not block, and a panic in it aborts the process.
+pub type OverflowHandler<'h> = dyn for<'e> FnMut(crate::Event<'e>) + Send + 'h;
 
 /// What the ring has seen since it was split.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -248,6 +260,8 @@ pub struct RingStats {
     pub stored: u64,
     /// Events that could not be stored, and their payload bytes.
     pub lost: Loss,
+    /// Events that did not fit and went to the overflow handler instead (not lost).
+    pub handed_over: u64,
     /// The most storage ever in use at once, in bytes of whole slots.
     pub high_water: usize,
 }

@@ -6,7 +6,7 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use super::record::{self, HEADER_LEN, Header, Kind};
-use super::{Loss, ProducerState, RingCore, RingStats};
+use super::{Loss, OverflowHandler, ProducerState, RingCore, RingStats};
 use crate::{EventMask, LogLevel};
 
 /// The writing half of an [`EventRing`](super::EventRing).
@@ -49,6 +49,36 @@ impl<'r> Producer<'r> {
         unsafe { (*self.core.producer.get()).stored }
     }
 
+    /// Events delivered since the ring was split: stored, or handed to the overflow
+    /// handler.
+    pub(crate) fn delivered(&self) -> u64 {
+        // SAFETY: as in `lost`.
+        let state = unsafe { &*self.core.producer.get() };
+        state.stored.wrapping_add(state.handed_over)
+    }
+
+    /// Routes events that do not fit to `handler` from now on, instead of counting them
+    /// lost; `None` goes back to counting.
+    ///
+    /// # Safety
+    ///
+    /// The handler must not be called after `'h` ends: the caller clears it (or replaces
+    /// it) before then. The bus does so when it lets go of the producer.
+    pub(crate) unsafe fn set_overflow_handler<'h>(
+        &mut self,
+        handler: Option<&'h mut OverflowHandler<'h>>,
+    ) {
+        let erased = handler.map(|handler| {
+            let raw: *mut OverflowHandler<'h> = handler;
+            // SAFETY: only the lifetime changes; the caller keeps calls within 'h.
+            let raw: *mut OverflowHandler<'static> = unsafe { core::mem::transmute(raw) };
+            // SAFETY: it came from a reference, so it is not null.
+            unsafe { core::ptr::NonNull::new_unchecked(raw) }
+        });
+        // SAFETY: `&mut self` is the only way in besides callbacks, which cannot run now.
+        unsafe { (*self.core.producer.get()).overflow_handler = erased };
+    }
+
     /// Counts of what the ring stored and lost, and its high-water mark.
     pub fn stats(&self) -> RingStats {
         // SAFETY: as in `lost`.
@@ -56,6 +86,7 @@ impl<'r> Producer<'r> {
         RingStats {
             stored: state.stored,
             lost: self.lost(),
+            handed_over: state.handed_over,
             high_water: state.high_water_slots * self.core.slot_size,
         }
     }
@@ -92,6 +123,7 @@ impl<'r> Producer<'r> {
         state.mask = mask;
         state.min_log_level = min_log_level.raw();
         state.running_workers = 0;
+        state.overflow_handler = None;
     }
 
     /// Writes the overflow marker if events were lost and it fits.
@@ -160,13 +192,20 @@ impl<'a> Writer<'a> {
         self.wants(EventMask::LOG) && level >= self.state.min_log_level
     }
 
-    /// Stores one event, or counts it as lost. Never blocks, never allocates.
+    /// Stores one event, or hands it to the overflow handler, or counts it as lost. Never
+    /// blocks, never allocates.
     pub(crate) fn push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
         let stored = u32::try_from(payload.len()).is_ok() && self.try_push(kind, value, payload);
         // Wrapping: a callback must not panic, and 2^64 events never happen anyway.
         let state = &mut *self.state;
         if stored {
             state.stored = state.stored.wrapping_add(1);
+        } else if let Some(mut handler) = state.overflow_handler {
+            // SAFETY: the handler is alive (the bus that set it clears it before its
+            // lifetime ends) and is reached only from here, one call at a time.
+            let handler = unsafe { handler.as_mut() };
+            handler(crate::Event::decode(kind, value, payload));
+            state.handed_over = state.handed_over.wrapping_add(1);
         } else {
             let bytes = payload.len() as u64;
             state.lost_events = state.lost_events.wrapping_add(1);
