@@ -189,6 +189,12 @@ unsafe extern "C" {
     kernel_symbol! { pub fn stdio_bus_client_count(bus: *const stdio_bus_t) -> c_int; }
     kernel_symbol! { pub fn stdio_bus_get_poll_fd(bus: *const stdio_bus_t) -> c_int; }
     kernel_symbol! { pub fn stdio_bus_get_stats(bus: *const stdio_bus_t, out: *mut stdio_bus_stats_t); }
+    // Tells the instance that SIGCHLD arrived: its next `step` reaps exited children with
+    // `waitpid(-1)` (any child of the process) and restarts its workers within the
+    // configured limits. Exported by the archive but not part of the documented API. The
+    // safe layer does not call it: in embedded mode the 1.1.1 archive spawns the restarted
+    // process but never connects its pipes, so it serves nothing (observed).
+    kernel_symbol! { pub fn stdio_bus_notify_sigchld(bus: *mut stdio_bus_t); }
 }
 
 /// Workers served in-process over a pair of file descriptors (newer archive only).

@@ -463,7 +463,7 @@ mod tests {
     #[test]
     fn a_consumer_on_another_thread_sees_every_byte_in_order_or_a_loss_count() {
         use core::sync::atomic::{AtomicBool, Ordering};
-        const EVENTS: u64 = 200_000;
+        const EVENTS: u64 = 1_000_000;
         let ring = EventRing::boxed_for_test();
         let (mut producer, mut consumer) = ring.split().unwrap();
         let done = AtomicBool::new(false);
