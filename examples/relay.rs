@@ -238,10 +238,23 @@ impl Relay<'_> {
                 Event::ClientDisconnected { id, reason } => {
                     eprintln!("relay: client {id} disconnected: {reason}");
                 }
-                Event::Overflow(loss) => eprintln!(
-                    "relay: {} events ({} bytes) lost: the event ring was full",
-                    loss.events, loss.bytes
-                ),
+                Event::Overflow(overflow) => {
+                    let loss = overflow.loss();
+                    eprintln!(
+                        "relay: {} events ({} bytes) lost: the event ring was full",
+                        loss.events, loss.bytes
+                    );
+                    // Their answers will never come: stop waiting for them.
+                    for id in overflow.lost_ids() {
+                        eprintln!("relay: the response to id {id} was lost");
+                        if let Ok(id) = serde_json::from_slice::<serde_json::Value>(id.as_bytes()) {
+                            self.pending.remove(&id.to_string());
+                        }
+                    }
+                    if overflow.more_ids_lost() {
+                        eprintln!("relay: more responses were lost than their ids could say");
+                    }
+                }
                 other => eprintln!("relay: {other:?}"),
             }
         }

@@ -4,8 +4,8 @@ use core::fmt;
 use core::str::Utf8Error;
 
 use crate::ErrorCode;
-use crate::ring::Loss;
-use crate::ring::record::{self, Kind};
+use crate::ring::Overflow;
+use crate::ring::record::Kind;
 
 /// One event reported by the kernel, borrowing its bytes from the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum Event<'a> {
     },
     /// Events were lost here because the ring was full: everything before this event and
     /// after it arrived intact, in order.
-    Overflow(Loss),
+    Overflow(Overflow<'a>),
 }
 
 impl<'a> Event<'a> {
@@ -80,10 +80,7 @@ impl<'a> Event<'a> {
                 id: value,
                 reason: bytes,
             },
-            Kind::Overflow => {
-                let (events, bytes) = record::decode_loss(payload);
-                Self::Overflow(Loss { events, bytes })
-            }
+            Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
         }
     }
 }
@@ -94,6 +91,10 @@ impl<'a> Event<'a> {
 pub struct Bytes<'a>(&'a [u8]);
 
 impl<'a> Bytes<'a> {
+    pub(crate) const fn new(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
     /// The raw bytes.
     pub const fn as_bytes(&self) -> &'a [u8] {
         self.0

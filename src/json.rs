@@ -800,3 +800,61 @@ mod tests {
         }
     }
 }
+
+/// The raw `id` of a JSON-RPC response: an object with `id` and `result` or `error`, and
+/// no `method`. `None` for anything else, malformed input included; never panics.
+pub(crate) fn response_id(line: &[u8]) -> Option<&[u8]> {
+    let text = core::str::from_utf8(line).ok()?;
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind()? != Kind::Object {
+        return None;
+    }
+    sc.enter();
+    let (mut id, mut answered, mut first) = (None, false, true);
+    while let Some((key, _)) = sc.next_key(first).ok()? {
+        first = false;
+        sc.peek_kind()?;
+        let start = sc.offset();
+        sc.skip_value(1).ok()?;
+        let value = text.get(start..sc.offset())?.trim_end();
+        if key.is_key("id") {
+            id = Some(value.as_bytes());
+        } else if key.is_key("result") || key.is_key("error") {
+            answered = true;
+        } else if key.is_key("method") {
+            return None;
+        }
+    }
+    if answered { id } else { None }
+}
+
+#[cfg(test)]
+mod response_id_tests {
+    use super::response_id;
+
+    #[test]
+    fn finds_the_id_of_responses_only() {
+        fn id(line: &str) -> Option<&[u8]> {
+            response_id(line.as_bytes())
+        }
+        assert_eq!(
+            id(r#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
+            Some(&b"7"[..])
+        );
+        assert_eq!(
+            id(r#"{"error":{"code":1},"id":"a\"b"}"#),
+            Some(&br#""a\"b""#[..])
+        );
+        assert_eq!(
+            id(r#" { "id" : null , "result" : [1, {"id": 3}] } "#),
+            Some(&b"null"[..])
+        );
+        assert_eq!(id(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), None);
+        assert_eq!(id(r#"{"jsonrpc":"2.0","method":"tick"}"#), None);
+        assert_eq!(id(r#"{"id":1}"#), None);
+        assert_eq!(id(r#"{"id":1,"result":"#), None);
+        assert_eq!(id("[1,2]"), None);
+        assert_eq!(response_id(b"\xff\xfe"), None);
+        assert_eq!(id(&"[".repeat(10_000)), None);
+    }
+}

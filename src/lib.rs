@@ -33,7 +33,8 @@ pub use event::{Bytes, Event, LogLevel, WorkerEvent};
 pub use event_mask::EventMask;
 pub use options::{Listener, Options};
 pub use ring::{
-    AlreadySplit, Consumer, EventRef, EventRing, Loss, OverflowHandler, Producer, RingStats,
+    AlreadySplit, Consumer, EventRef, EventRing, Loss, Overflow, OverflowHandler, Producer,
+    RingStats,
 };
 pub use state::{Created, KernelState, Running, State, Stopped, Stopping};
 pub use stats::Stats;

@@ -72,7 +72,7 @@ fn a_line_longer_than_the_ring_is_counted_lost_not_cut() {
         seen.contains(&Seen::Message(b"small".to_vec()))
     });
     assert!(
-        seen.contains(&Seen::Overflow(1, 3 << 20)),
+        seen.contains(&Seen::Overflow(1, 3 << 20, vec![], false)),
         "one event of 3 MiB reported lost: {seen:?}"
     );
     assert!(messages(&seen).iter().all(|line| line.len() < 1 << 20));

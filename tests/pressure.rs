@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, WORKER, config};
+use serde_json::json;
 use stdiobus_embed::{Bus, Error, EventRing, Limits, Pool};
 
 #[test]
@@ -159,7 +160,7 @@ fn without_a_handler_losses_are_counted_and_marked_in_order() {
     let marked = |seen: &[Seen]| -> u64 {
         seen.iter()
             .map(|s| match s {
-                Seen::Overflow(events, _) => *events,
+                Seen::Overflow(events, ..) => *events,
                 _ => 0,
             })
             .sum()
@@ -184,5 +185,66 @@ fn without_a_handler_losses_are_counted_and_marked_in_order() {
     assert!(
         got.windows(2).all(|w| w[0] < w[1]),
         "what arrived is in order"
+    );
+}
+
+#[test]
+fn the_overflow_marker_names_the_lost_responses() {
+    // 16 slots of 256 bytes: room for about 14 responses; 30 are asked for.
+    let ring = Box::leak(EventRing::<16, 256>::boxed());
+    let (producer, mut events) = ring.split().unwrap();
+    let options = common::options().poll_reserve(0);
+    let pools = [Pool::new("echo", WORKER)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options, producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    common::drain(&mut events, &mut Vec::new());
+    let before = bus.stats().ring;
+    for id in 0..30 {
+        bus.send(
+            json!({"jsonrpc": "2.0", "id": format!("r{id}"), "method": "m"})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+    }
+    // Poll without reading until every response is either in the ring or lost.
+    let deadline = Instant::now() + DEADLINE;
+    let settled = |ring: stdiobus_embed::RingStats| {
+        ring.stored - before.stored + ring.lost.events - before.lost.events
+    };
+    while settled(bus.stats().ring) < 30 {
+        assert!(Instant::now() < deadline, "{:?}", bus.stats());
+        bus.poll(Duration::from_millis(10)).unwrap();
+    }
+    let mut seen = Vec::new();
+    common::drain(&mut events, &mut seen);
+    bus.poll(Duration::ZERO).unwrap(); // writes a marker that had no room before
+    common::drain(&mut events, &mut seen);
+
+    let mut answered: Vec<String> = seen
+        .iter()
+        .filter_map(Seen::json)
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut named_lost = Vec::new();
+    for s in &seen {
+        if let Seen::Overflow(_, _, ids, more) = s {
+            assert!(!more, "every lost id fits in the marker here");
+            named_lost.extend(
+                ids.iter()
+                    .map(|id| serde_json::from_slice::<String>(id).unwrap()),
+            );
+        }
+    }
+    assert!(!named_lost.is_empty(), "some responses were lost: {seen:?}");
+    assert_eq!(named_lost.len() as u64, bus.stats().ring.lost.events);
+    answered.extend(named_lost);
+    answered.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
+    let all: Vec<String> = (0..30).map(|id| format!("r{id}")).collect();
+    assert_eq!(
+        answered, all,
+        "each request is answered or named lost, once"
     );
 }

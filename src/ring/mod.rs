@@ -27,6 +27,7 @@
 //!    owns that `Producer`: never from two places at once.
 
 mod consumer;
+mod lost_ids;
 mod producer;
 pub(crate) mod record;
 
@@ -226,6 +227,8 @@ pub(crate) struct ProducerState {
     /// Lost and not yet reported to the consumer by a marker.
     unreported_events: u64,
     unreported_bytes: u64,
+    /// Ids of the responses among those.
+    unreported_ids: lost_ids::PendingIds,
 }
 
 impl ProducerState {
@@ -242,6 +245,7 @@ impl ProducerState {
             lost_bytes: 0,
             unreported_events: 0,
             unreported_bytes: 0,
+            unreported_ids: lost_ids::PendingIds::new(),
         }
     }
 }
@@ -266,6 +270,51 @@ pub struct RingStats {
     pub high_water: usize,
 }
 
+/// Where events were lost, as the consumer reads it in place of them: how many, and the
+/// JSON-RPC ids of the responses among them, so their requests can be failed at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow<'a> {
+    loss: Loss,
+    more_ids: bool,
+    ids: lost_ids::Records<'a>,
+}
+
+impl<'a> Overflow<'a> {
+    pub(crate) fn decode(payload: &'a [u8]) -> Self {
+        let (events, bytes) = record::decode_loss(payload);
+        let (more_ids, ids) = lost_ids::decode(payload.get(record::LOSS_LEN..).unwrap_or(&[]));
+        Self {
+            loss: Loss { events, bytes },
+            more_ids,
+            ids,
+        }
+    }
+
+    /// How many events, and how many payload bytes, were lost here.
+    pub const fn loss(&self) -> Loss {
+        self.loss
+    }
+
+    /// The raw JSON `id`s (`42`, `"req-42"`) of the responses lost here, oldest first:
+    /// as many as fit in one slot of the ring, at most 16, each at most 32 bytes long.
+    pub fn lost_ids(&self) -> impl Iterator<Item = crate::Bytes<'a>> + use<'a> {
+        self.ids.map(crate::Bytes::new)
+    }
+
+    /// Whether more responses were lost here than [`Overflow::lost_ids`] lists: if so,
+    /// the host cannot tell which of its pending requests they answered.
+    pub const fn more_ids_lost(&self) -> bool {
+        self.more_ids
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Overflow<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Overflow({}, more ids: {})", self.loss, self.more_ids);
+    }
+}
+
 /// Events and bytes that could not be stored in the ring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -281,7 +330,7 @@ mod tests {
     extern crate std;
     use std::vec::Vec;
 
-    use super::record::Kind;
+    use super::record::{self, Kind};
     use super::*;
     use crate::Event;
 
@@ -299,11 +348,20 @@ mod tests {
                 Event::Message(bytes) => {
                     Event::Message(crate::Bytes::leak(bytes.as_bytes().to_vec()))
                 }
-                Event::Overflow(loss) => Event::Overflow(loss),
+                Event::Overflow(overflow) => {
+                    Event::Overflow(lost(overflow.loss().events, overflow.loss().bytes))
+                }
                 other => panic!("unexpected {other:?}"),
             })
         });
         out
+    }
+
+    /// A marker for `events` and `bytes` lost, with no response ids.
+    fn lost(events: u64, bytes: u64) -> Overflow<'static> {
+        let mut payload = std::vec::Vec::from(record::encode_loss(events, bytes));
+        payload.extend_from_slice(&[0, 0]);
+        Overflow::decode(std::vec::Vec::leak(payload))
     }
 
     fn message(bytes: &[u8]) -> Event<'static> {
@@ -353,13 +411,7 @@ mod tests {
         assert!(push(&mut producer, b"after"));
         assert_eq!(
             read_all(&mut consumer),
-            [
-                Event::Overflow(Loss {
-                    events: 1,
-                    bytes: 7
-                }),
-                message(b"after")
-            ]
+            [Event::Overflow(lost(1, 7)), message(b"after")]
         );
     }
 
@@ -388,10 +440,7 @@ mod tests {
                 message(b"a"),
                 message(b"b"),
                 message(b"c"),
-                Event::Overflow(Loss {
-                    events: 2,
-                    bytes: 13
-                })
+                Event::Overflow(lost(2, 13))
             ]
         );
         assert!(push(&mut producer, b"d"));
@@ -418,13 +467,7 @@ mod tests {
         assert!(push(&mut producer, b"next"));
         assert_eq!(
             read_all(&mut consumer),
-            [
-                Event::Overflow(Loss {
-                    events: 1,
-                    bytes: 4
-                }),
-                message(b"next")
-            ]
+            [Event::Overflow(lost(1, 4)), message(b"next")]
         );
     }
 
@@ -451,13 +494,7 @@ mod tests {
         let (mut producer, mut consumer) = ring.split().unwrap();
         assert!(!push(&mut producer, &[1u8; 4 * 32]));
         producer.flush_loss();
-        assert_eq!(
-            read_all(&mut consumer),
-            [Event::Overflow(Loss {
-                events: 1,
-                bytes: 128
-            })]
-        );
+        assert_eq!(read_all(&mut consumer), [Event::Overflow(lost(1, 128))]);
     }
 
     #[test]
@@ -496,9 +533,9 @@ mod tests {
                     continue;
                 };
                 match event.event() {
-                    Event::Overflow(loss) => {
-                        next += loss.events;
-                        skipped += loss.events;
+                    Event::Overflow(overflow) => {
+                        next += overflow.loss().events;
+                        skipped += overflow.loss().events;
                     }
                     Event::Message(bytes) => {
                         let bytes = bytes.as_bytes();

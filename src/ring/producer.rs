@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-use super::record::{self, HEADER_LEN, Header, Kind};
+use super::record::{self, HEADER_LEN, Header, Kind, LOSS_LEN};
 use super::{Loss, OverflowHandler, ProducerState, RingCore, RingStats};
 use crate::{EventMask, LogLevel};
 
@@ -142,6 +142,10 @@ impl fmt::Debug for Producer<'_> {
     }
 }
 
+/// The largest marker payload: the loss and every id that can be pending.
+const MARKER_MAX: usize =
+    LOSS_LEN + 2 + super::lost_ids::MAX_IDS * (1 + super::lost_ids::MAX_ID_LEN);
+
 /// Exclusive write access to a ring for the length of one call: what a kernel callback
 /// builds from its `user_data`.
 pub(crate) struct Writer<'a> {
@@ -207,6 +211,11 @@ impl<'a> Writer<'a> {
             handler(crate::Event::decode(kind, value, payload));
             state.handed_over = state.handed_over.wrapping_add(1);
         } else {
+            if kind == Kind::Message {
+                if let Some(id) = crate::json::response_id(payload) {
+                    state.unreported_ids.push(id);
+                }
+            }
             let bytes = payload.len() as u64;
             state.lost_events = state.lost_events.wrapping_add(1);
             state.lost_bytes = state.lost_bytes.wrapping_add(bytes);
@@ -260,11 +269,21 @@ impl<'a> Writer<'a> {
         self.state.high_water_slots = self.state.high_water_slots.max(used_slots);
     }
 
+    /// Writes the marker into the one slot at `at`: the loss, then the lost responses'
+    /// ids that fit in the slot.
     fn write_marker(&mut self, at: usize) {
+        let mut marker = [0u8; MARKER_MAX];
         let loss = record::encode_loss(self.state.unreported_events, self.state.unreported_bytes);
-        self.write(at, Kind::Overflow, 0, &loss);
+        marker[..LOSS_LEN].copy_from_slice(&loss);
+        let room = (self.core.slot_size - HEADER_LEN).min(MARKER_MAX);
+        let ids = self
+            .state
+            .unreported_ids
+            .encode_into(&mut marker[LOSS_LEN..room]);
+        self.write(at, Kind::Overflow, 0, &marker[..LOSS_LEN + ids]);
         self.state.unreported_events = 0;
         self.state.unreported_bytes = 0;
+        self.state.unreported_ids.clear();
     }
 
     /// Slots of padding needed before a record of `need` slots at position `at`, so that

@@ -60,7 +60,8 @@ pub enum Seen {
     Worker(i32, String),
     ClientConnected(i32, String),
     ClientDisconnected(i32, String),
-    Overflow(u64, u64),
+    /// Events lost, bytes lost, the lost responses' ids, whether more ids were lost.
+    Overflow(u64, u64, Vec<Vec<u8>>, bool),
 }
 
 impl Seen {
@@ -74,7 +75,15 @@ impl Seen {
             Event::ClientDisconnected { id, reason } => {
                 Self::ClientDisconnected(id, reason.to_string())
             }
-            Event::Overflow(loss) => Self::Overflow(loss.events, loss.bytes),
+            Event::Overflow(overflow) => Self::Overflow(
+                overflow.loss().events,
+                overflow.loss().bytes,
+                overflow
+                    .lost_ids()
+                    .map(|id| id.as_bytes().to_vec())
+                    .collect(),
+                overflow.more_ids_lost(),
+            ),
             other => panic!("an event this harness does not know: {other:?}"),
         }
     }
