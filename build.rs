@@ -26,6 +26,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=DOCS_RS");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_lib_dir)");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_unlinked)");
+    // benches/compare.rs counts every C and Rust allocation of the process at link time.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!(
+            "cargo:rustc-link-arg-benches=-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,\
+             --wrap=strdup,--wrap=strndup,--wrap=posix_memalign,--wrap=aligned_alloc"
+        );
+    }
 
     // docs.rs has no archive for every target and needs none to render documentation.
     if env::var_os("DOCS_RS").is_some() {

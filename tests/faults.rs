@@ -182,3 +182,102 @@ fn two_hundred_lifecycles_leave_nothing_behind() {
     assert!(child_pids().is_empty(), "no worker or zombie left");
     assert_eq!(open_fds(), fds, "no descriptor left");
 }
+
+/// Observed: the kernel reports each such worker stopped and, since the bus does not ask
+/// for restarts (see the README), there is no restart storm; sends fail retryably.
+#[test]
+fn workers_that_exit_at_once_are_reported_and_collected() {
+    let (producer, mut events) = ring();
+    let pools = [Pool::new("quitter", "/bin/sh")
+        .args(&["-c", "exit 3"])
+        .instances(3)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut seen = Vec::new();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "all three stopped",
+        |seen| (0..3).all(|id| seen.contains(&Seen::Worker(id, "stopped".into()))),
+    );
+    let error = bus
+        .send(br#"{"jsonrpc":"2.0","id":1,"method":"m"}"#)
+        .unwrap_err();
+    assert_eq!(error, Error::Kernel(ErrorCode::Worker));
+    // Observed: the kernel counts each closed worker pipe as a restart, though no process
+    // replaces it: the three exited workers are still the only children.
+    assert_eq!(bus.stats().worker_restarts, 3);
+    assert_eq!(child_pids().len(), 3);
+    drop(bus.stop(Duration::from_secs(1)).unwrap());
+    assert!(child_pids().is_empty(), "the exited workers were collected");
+}
+
+/// Sends `count` requests as fast as the pipe takes them; returns how many went out.
+fn flood(bus: &mut Bus<'_, Running>, events: &mut stdiobus_embed::Consumer<'_>, count: u32) -> u32 {
+    let mut sent = 0;
+    for id in 0..count {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "m"}).to_string();
+        while let Err(error) = bus.send(request.as_bytes()) {
+            assert!(error.is_retryable(), "{error}");
+            common::drain(events, &mut Vec::new());
+            bus.poll(Duration::from_millis(1)).unwrap();
+        }
+        sent += 1;
+    }
+    sent
+}
+
+#[test]
+fn stopping_under_load_delivers_or_accounts_for_every_response() {
+    let (mut bus, mut events) = common::start_echo(2);
+    common::drain(&mut events, &mut Vec::new());
+    let sent = flood(&mut bus, &mut events, 500);
+    let mut stopping = bus.begin_stop(Duration::from_secs(1)).unwrap();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + DEADLINE;
+    let stopped = loop {
+        stopping.poll_stop(Duration::from_millis(5)).unwrap();
+        common::drain(&mut events, &mut seen);
+        match stopping.try_finish() {
+            Ok(stopped) => break stopped,
+            Err(still) => stopping = still,
+        }
+        assert!(Instant::now() < deadline);
+    };
+    common::drain(&mut events, &mut seen);
+    let mut ids: Vec<u64> = seen
+        .iter()
+        .filter_map(Seen::json)
+        .filter(|m| m.get("result").is_some())
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    let delivered = ids.len() as u64;
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, delivered, "no response twice");
+    assert!(ids.iter().all(|&id| id < u64::from(sent)));
+    // Every line the kernel took from a worker is in the ring or counted lost.
+    let stats = stopped.stats();
+    assert_eq!(
+        stats.messages_out,
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Message(_)))
+            .count() as u64
+            + stats.ring.lost.events,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn dropping_a_bus_under_load_frees_everything() {
+    drop(common::start_echo(1));
+    let fds = open_fds();
+    let (mut bus, mut events) = common::start_echo(3);
+    flood(&mut bus, &mut events, 300);
+    drop(bus);
+    assert!(child_pids().is_empty(), "no worker or zombie left");
+    assert_eq!(open_fds(), fds, "no descriptor left");
+}

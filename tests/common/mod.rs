@@ -136,7 +136,8 @@ pub fn poll_until(
     }
 }
 
-/// Polls until the kernel reports worker `id` with the lifecycle word `word`.
+/// Polls until the kernel reports worker `id` with the lifecycle word `word`; the events
+/// read meanwhile are dropped.
 pub fn wait_for_worker(
     bus: &mut Bus<'_, Running>,
     consumer: &mut Consumer<'_>,
