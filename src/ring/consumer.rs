@@ -2,10 +2,10 @@
 
 use core::fmt;
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::RingCore;
 use super::record::{self, HEADER_LEN, Header, Kind};
+use super::sync::Ordering;
 use crate::Event;
 
 /// The reading half of an [`EventRing`](super::EventRing).
@@ -44,6 +44,7 @@ impl<'r> Consumer<'r> {
             // SAFETY: slot `index` is published (`tail != head`, read with Acquire) and
             // belongs to the consumer until `tail` moves past it (invariant 2).
             let start = unsafe { storage.add(index * self.core.slot_size) };
+            self.core.access.read(index, HEADER_LEN);
             // SAFETY: every slot is at least HEADER_LEN bytes and starts with a header.
             let header = Header::decode(unsafe { &*start.cast::<[u8; HEADER_LEN]>() });
             if header.kind == Kind::Padding {
@@ -57,8 +58,9 @@ impl<'r> Consumer<'r> {
             // the record's contiguous, published slots.
             let payload = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), len) };
             let span = record::slots_for(len, self.core.slot_size);
+            self.core.access.read(index, HEADER_LEN + len);
             return Some(EventRef {
-                tail: &self.core.tail,
+                core: self.core,
                 header,
                 payload,
                 release_to: tail.wrapping_add(span),
@@ -94,7 +96,7 @@ impl fmt::Debug for Consumer<'_> {
 ///
 /// It borrows the [`Consumer`] mutably, so events are released one at a time, in order.
 pub struct EventRef<'c> {
-    tail: &'c AtomicUsize,
+    core: &'c RingCore,
     header: Header,
     payload: &'c [u8],
     release_to: usize,
@@ -115,6 +117,14 @@ impl fmt::Debug for EventRef<'_> {
 
 impl Drop for EventRef<'_> {
     fn drop(&mut self) {
-        self.tail.store(self.release_to, Ordering::Release);
+        // The borrow of the record's bytes ends here, before its slots go back.
+        #[cfg(all(test, loom))]
+        {
+            let len = HEADER_LEN + self.payload.len();
+            let span = len.div_ceil(self.core.slot_size);
+            let index = self.release_to.wrapping_sub(span) & (self.core.slot_count - 1);
+            self.core.access.read(index, len);
+        }
+        self.core.tail.store(self.release_to, Ordering::Release);
     }
 }

@@ -3,9 +3,9 @@
 use core::fmt;
 use core::marker::PhantomData;
 use core::ptr;
-use core::sync::atomic::Ordering;
 
 use super::record::{self, HEADER_LEN, Header, Kind, LOSS_LEN};
+use super::sync::Ordering;
 use super::{Loss, OverflowHandler, ProducerState, RingCore, RingStats};
 use crate::{EventMask, LogLevel};
 
@@ -306,6 +306,7 @@ impl<'a> Writer<'a> {
             len: payload.len() as u32,
         }
         .encode();
+        self.core.access.write(index, HEADER_LEN + payload.len());
         // SAFETY: the caller checked that the record's slots are free (they belong to the
         // producer, invariant 2) and contiguous: `index * slot_size + HEADER_LEN +
         // payload.len()` is within `slot_count * slot_size` bytes of storage.
