@@ -171,3 +171,43 @@ mod tests {
         assert_eq!(decode(&[0, 3, 5, b'a']).1.count(), 0);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    extern crate std;
+    use std::vec::Vec;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(Config {
+            rng_seed: RngSeed::Fixed(0x05ee_db05),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        /// Whatever ids are pushed and however small the marker, what is decoded is the
+        /// first ids pushed, intact and in order, and `more` says whether any is missing.
+        #[test]
+        fn ids_decode_as_a_prefix_and_more_tells_the_rest(
+            ids in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..24),
+            room in 2usize..600,
+        ) {
+            let mut pending = PendingIds::new();
+            for id in &ids {
+                pending.push(id);
+            }
+            let mut out = std::vec![0u8; room];
+            let len = pending.encode_into(&mut out);
+            let (more, records) = decode(&out[..len]);
+            let decoded: Vec<&[u8]> = records.collect();
+            let kept: Vec<&[u8]> = ids.iter().map(Vec::as_slice).filter(|id| id.len() <= MAX_ID_LEN).collect();
+            prop_assert!(decoded.len() <= kept.len());
+            prop_assert_eq!(&decoded[..], &kept[..decoded.len()]);
+            prop_assert_eq!(more, decoded.len() < ids.len());
+        }
+    }
+}

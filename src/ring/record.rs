@@ -149,3 +149,41 @@ mod tests {
         assert_eq!(decode_loss(&[]), (0, 0));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed};
+
+    use super::*;
+
+    fn kind() -> impl Strategy<Value = Kind> {
+        (0u8..8).prop_map(Kind::from_byte)
+    }
+
+    proptest! {
+        #![proptest_config(Config {
+            rng_seed: RngSeed::Fixed(0x05ee_db05),
+            failure_persistence: None,
+            ..Config::default()
+        })]
+
+        #[test]
+        fn headers_round_trip(kind in kind(), value in any::<i32>(), len in any::<u32>()) {
+            let header = Header { kind, value, len };
+            prop_assert_eq!(Header::decode(&header.encode()), header);
+        }
+
+        #[test]
+        fn losses_round_trip(events in any::<u64>(), bytes in any::<u64>()) {
+            prop_assert_eq!(decode_loss(&encode_loss(events, bytes)), (events, bytes));
+        }
+
+        #[test]
+        fn a_record_covers_exactly_the_slots_it_needs(len in 0usize..100_000, slot in 28usize..5000) {
+            let slots = slots_for(len, slot);
+            prop_assert!(slots * slot >= HEADER_LEN + len);
+            prop_assert!((slots - 1) * slot < HEADER_LEN + len);
+        }
+    }
+}
