@@ -101,6 +101,9 @@ pub struct Bus<'r, S: State> {
     pub(crate) phase: Phase,
     /// Free ring bytes below which `poll` does not step the kernel.
     reserve: usize,
+    /// Embedded workers registered and not yet unregistered.
+    #[cfg(feature = "embedded-workers")]
+    pub(crate) embedded: crate::embedded::Registered,
     state: PhantomData<S>,
 }
 
@@ -181,6 +184,8 @@ impl<'r> Bus<'r, Created> {
                 workers: Workers::new(),
                 phase: Phase::Running,
                 reserve,
+                #[cfg(feature = "embedded-workers")]
+                embedded: crate::embedded::Registered::new(),
                 state: PhantomData,
             }),
             None => Err(Failed {
@@ -445,6 +450,9 @@ impl<'r, S: State> Bus<'r, S> {
             workers: unsafe { ptr::read(&this.workers) },
             phase: this.phase,
             reserve: this.reserve,
+            #[cfg(feature = "embedded-workers")]
+            // SAFETY: as for the producer.
+            embedded: unsafe { ptr::read(&this.embedded) },
             state: PhantomData,
         }
     }
@@ -472,6 +480,8 @@ impl<'r, S: State> Bus<'r, S> {
 
     /// Stops the workers if they still run, then frees the instance.
     fn release(&mut self) {
+        #[cfg(feature = "embedded-workers")]
+        self.unregister_all_embedded();
         if matches!(self.phase, Phase::Running)
             && matches!(
                 self.kernel_state(),

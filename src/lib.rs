@@ -13,6 +13,9 @@ mod bus;
 mod callbacks;
 mod clock;
 pub mod config;
+#[cfg(feature = "embedded-workers")]
+#[cfg_attr(docsrs, doc(cfg(feature = "embedded-workers")))]
+mod embedded;
 mod error;
 mod event;
 mod event_mask;
@@ -28,6 +31,8 @@ mod workers;
 
 pub use bus::{Bus, Failed};
 pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
+#[cfg(feature = "embedded-workers")]
+pub use embedded::EmbeddedWorker;
 pub use error::{Error, ErrorCode, Retry};
 pub use event::{Bytes, Event, LogLevel, WorkerEvent};
 pub use event_mask::EventMask;

@@ -39,6 +39,9 @@ pub(crate) enum Phase {
 impl<S: State> Bus<'_, S> {
     /// Starts the shutdown; workers get `drain` to exit after SIGTERM.
     pub(crate) fn begin_shutdown(&mut self, drain: Duration) -> Result<(), Error> {
+        // Their connections must be gone before the kernel stops, like the processes'.
+        #[cfg(feature = "embedded-workers")]
+        self.unregister_all_embedded();
         if self.workers.is_empty() {
             return self.stop_kernel(drain);
         }

@@ -197,7 +197,7 @@ unsafe extern "C" {
     kernel_symbol! { pub fn stdio_bus_notify_sigchld(bus: *mut stdio_bus_t); }
 }
 
-/// Workers served in-process over a pair of file descriptors (newer archive only).
+// Workers served in-process over a pair of file descriptors (newer archive only).
 #[cfg(feature = "embedded-workers")]
 unsafe extern "C" {
     kernel_symbol! {

@@ -1,0 +1,128 @@
+//! Workers served in-process over a socket instead of a spawned process.
+//!
+//! Only the newer kernel archive (PyPI `stdiobus` 2.2.1) has this API: enable the
+//! `embedded-workers` feature and link that archive through `STDIO_BUS_LIB_DIR`.
+//!
+//! Observed with that archive, and the reason for the shape of this API:
+//! - the kernel takes over the descriptors: it closes them when the worker is
+//!   unregistered, but not when the instance is destroyed;
+//! - given one descriptor for both directions it closes it twice, so the bus hands it two
+//!   (the socket and a duplicate of it);
+//! - it accepts any pool name, and in embedded mode it still sends every request to the
+//!   first worker of the configuration, so an embedded worker receives requests only
+//!   through routing the kernel does not do yet.
+//!
+//! The bus therefore owns the descriptors from registration on and unregisters every
+//! embedded worker itself before it stops, so none is leaked or closed twice.
+
+use core::ffi::CStr;
+
+use cty::c_int;
+
+use crate::state::Running;
+use crate::{Bus, Error, Failed, sys};
+
+/// Embedded workers one bus keeps track of.
+pub(crate) const MAX_EMBEDDED: usize = 16;
+
+/// Ids of the embedded workers a bus has registered and not unregistered.
+pub(crate) type Registered = heapless::Vec<c_int, MAX_EMBEDDED>;
+
+/// A worker registered with [`Bus::register_embedded_worker`]; unregister it with
+/// [`Bus::unregister_embedded_worker`], or let the bus do so when it stops.
+#[derive(Debug, PartialEq, Eq)]
+pub struct EmbeddedWorker {
+    id: c_int,
+}
+
+impl EmbeddedWorker {
+    /// The kernel's worker id, as [`Event::Worker`](crate::Event::Worker) reports it.
+    pub const fn id(&self) -> i32 {
+        self.id
+    }
+}
+
+impl<'r> Bus<'r, Running> {
+    /// Registers an in-process worker in pool `pool`, reached through `socket`: the
+    /// kernel writes requests to it and reads newline-delimited responses from it. The
+    /// host serves the other end, typically of a `UnixStream::pair()`.
+    ///
+    /// The bus owns `socket` from now on and closes it when the worker is unregistered
+    /// (at the latest when the bus stops). On failure the socket comes back.
+    #[cfg(feature = "std")]
+    pub fn register_embedded_worker(
+        &mut self,
+        socket: std::os::fd::OwnedFd,
+        pool: &CStr,
+    ) -> Result<EmbeddedWorker, Failed<std::os::fd::OwnedFd>> {
+        use std::os::fd::{AsRawFd, IntoRawFd};
+        if self.embedded.is_full() {
+            let error = Error::TooManyWorkers { max: MAX_EMBEDDED };
+            return Err(Failed {
+                error,
+                value: socket,
+            });
+        }
+        // Two descriptors for the two directions: the kernel closes each it was given.
+        // SAFETY: duplicating an open descriptor; the copy is closed below or handed over.
+        let copy = unsafe { libc::fcntl(socket.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if copy < 0 {
+            let error = Error::Kernel(crate::ErrorCode::Generic);
+            return Err(Failed {
+                error,
+                value: socket,
+            });
+        }
+        // SAFETY: `self.raw` is live and RUNNING (type state); both descriptors are open;
+        // `pool` is read during the call only.
+        let rc = unsafe {
+            sys::stdio_bus_register_embedded_worker(
+                self.raw.as_ptr(),
+                socket.as_raw_fd(),
+                copy,
+                pool.as_ptr(),
+            )
+        };
+        self.producer.flush_loss();
+        match Error::check(rc) {
+            Ok(id) => {
+                // The kernel owns both descriptors now.
+                let _ = socket.into_raw_fd();
+                let _ = self.embedded.push(id);
+                Ok(EmbeddedWorker { id })
+            }
+            Err(error) => {
+                // SAFETY: the kernel refused, so the copy is still ours alone.
+                unsafe { libc::close(copy) };
+                Err(Failed {
+                    error,
+                    value: socket,
+                })
+            }
+        }
+    }
+
+    /// Detaches an embedded worker; the kernel closes its descriptors.
+    pub fn unregister_embedded_worker(&mut self, worker: EmbeddedWorker) -> Result<(), Error> {
+        self.embedded.retain(|&id| id != worker.id);
+        self.unregister(worker.id)
+    }
+}
+
+impl<S: crate::State> Bus<'_, S> {
+    /// Unregisters every embedded worker still registered (the kernel would leave their
+    /// descriptors open at destroy).
+    pub(crate) fn unregister_all_embedded(&mut self) {
+        while let Some(id) = self.embedded.pop() {
+            // Nothing to report to from here; the id goes either way.
+            let _ = self.unregister(id);
+        }
+    }
+
+    fn unregister(&mut self, id: c_int) -> Result<(), Error> {
+        // SAFETY: `self.raw` is live; the call only takes the worker's id.
+        let rc = unsafe { sys::stdio_bus_unregister_embedded_worker(self.raw.as_ptr(), id) };
+        self.producer.flush_loss();
+        Error::check(rc).map(drop)
+    }
+}

@@ -1,0 +1,76 @@
+//! In-process workers over a socket (newer kernel archive, feature `embedded-workers`):
+//! `STDIO_BUS_LIB_DIR=<2.2.1 prebuilds> cargo test --features embedded-workers`.
+#![cfg(feature = "embedded-workers")]
+
+mod common;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use common::{Seen, WORKER, call, config, options, ring};
+use serde_json::json;
+use stdiobus_embed::{Bus, Limits, Pool};
+
+fn is_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only asks whether the descriptor number is open.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+#[test]
+fn an_embedded_worker_is_registered_owned_and_released_by_the_bus() {
+    let (producer, mut events) = ring();
+    let pools = [
+        Pool::new("proc", WORKER).args(&["--name", "proc"]),
+        Pool::new("inproc", "/bin/cat"),
+    ];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    common::drain(&mut events, &mut Vec::new());
+
+    let (kernel_end, _host_end) = UnixStream::pair().unwrap();
+    let fd = kernel_end.as_raw_fd();
+    let worker = bus
+        .register_embedded_worker(OwnedFd::from(kernel_end), c"inproc")
+        .unwrap();
+    let mut seen = Vec::new();
+    common::drain(&mut events, &mut seen);
+    assert!(
+        seen.contains(&Seen::Worker(worker.id(), "started".into())),
+        "{seen:?}"
+    );
+    assert!(is_open(fd), "the kernel holds the socket");
+
+    // Observed: requests still go to the first worker, whatever the pool.
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m", "poolId": "inproc"}),
+    );
+    assert_eq!(response["result"]["worker"], "proc");
+
+    bus.unregister_embedded_worker(worker).unwrap();
+    assert!(!is_open(fd), "unregistering closed the socket");
+}
+
+#[test]
+fn a_bus_that_stops_releases_its_embedded_workers() {
+    let (producer, _events) = ring();
+    let pools = [Pool::new("proc", WORKER)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let (kernel_end, _host_end) = UnixStream::pair().unwrap();
+    let fd = kernel_end.as_raw_fd();
+    let _worker = bus
+        .register_embedded_worker(OwnedFd::from(kernel_end), c"proc")
+        .unwrap();
+    let open_fds = common::open_fds();
+    drop(bus.stop(std::time::Duration::from_secs(1)).unwrap());
+    assert!(
+        !is_open(fd) || !open_fds.contains(&fd.to_string()),
+        "the socket was closed"
+    );
+}
