@@ -31,6 +31,7 @@ pub(crate) type Registered = heapless::Vec<c_int, MAX_EMBEDDED>;
 /// A worker registered with [`Bus::register_embedded_worker`]; unregister it with
 /// [`Bus::unregister_embedded_worker`], or let the bus do so when it stops.
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct EmbeddedWorker {
     id: c_int,
 }

@@ -155,3 +155,30 @@ mod tests {
         );
     }
 }
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Options<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Options {{ log_level: {}, events: {}, listener: {}, poll_reserve: {} }}",
+            self.log_level,
+            self.events,
+            self.listener,
+            self.poll_reserve
+        );
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Listener<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self {
+            Self::None => defmt::write!(f, "None"),
+            Self::Tcp { host, port } => {
+                defmt::write!(f, "Tcp({=[u8]:a}:{=u16})", host.to_bytes(), port)
+            }
+            Self::Unix { path } => defmt::write!(f, "Unix({=[u8]:a})", path.to_bytes()),
+        }
+    }
+}
