@@ -116,7 +116,8 @@ impl Limits {
 }
 
 /// Where the kernel reads its configuration from: checked JSON text or a file path.
-/// Borrowed and `Copy`: the text must outlive the call that creates the instance, no longer.
+/// Borrowed and `Copy`; [`Bus::create`](crate::Bus::create) keeps the borrow for the bus's
+/// lifetime, since the kernel may keep pointers into the text.
 #[derive(Clone, Copy, Debug)]
 pub struct Config<'a> {
     source: Source<'a>,
@@ -126,6 +127,16 @@ pub struct Config<'a> {
 enum Source<'a> {
     Json(&'a CStr),
     File(&'a CStr),
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Config<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        match self.source {
+            Source::Json(json) => defmt::write!(f, "Config::Json({=[u8]:a})", json.to_bytes()),
+            Source::File(path) => defmt::write!(f, "Config::File({=[u8]:a})", path.to_bytes()),
+        }
+    }
 }
 
 impl<'a> Config<'a> {
