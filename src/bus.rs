@@ -197,6 +197,11 @@ impl<'r> Bus<'r, Created> {
 
     /// Spawns every worker. On failure the created bus comes back with the error.
     ///
+    /// A start that fails after spawning workers (a listener that cannot bind, say)
+    /// leaves the kernel stopped with their connections open, which it cannot destroy
+    /// without crashing. Dropping the returned bus then kills and reaps those workers but
+    /// leaks the instance and its pipes rather than destroying it.
+    ///
     /// Also makes sure SIGPIPE cannot kill the host when a worker dies (see the crate
     /// docs): a default disposition is replaced by a handler that does nothing.
     pub fn start(self) -> Result<Bus<'r, Running>, Failed<Self>> {
@@ -214,7 +219,12 @@ impl<'r> Bus<'r, Created> {
         });
         match result {
             Ok(()) => Ok(this.into_state()),
-            Err(error) => Err(Failed { error, value: this }),
+            Err(error) => {
+                if !this.workers.is_empty() {
+                    this.phase = Phase::StartFailed;
+                }
+                Err(Failed { error, value: this })
+            }
         }
     }
 }
@@ -482,6 +492,10 @@ impl<'r, S: State> Bus<'r, S> {
     fn release(&mut self) {
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
+        if matches!(self.phase, Phase::StartFailed) {
+            // Nothing will make these workers exit or the kernel step again: end them now.
+            self.workers.signal(libc::SIGKILL);
+        }
         if matches!(self.phase, Phase::Running)
             && matches!(
                 self.kernel_state(),
@@ -509,7 +523,7 @@ impl<'r, S: State> Bus<'r, S> {
         // The handler borrows for the bus's lifetime, which ends here; no callback can
         // run any more (the instance is destroyed or leaked, never called again).
         self.clear_overflow_handler();
-        // Otherwise the instance is leaked: the vendor's 1.1.1 archive crashes when
+        // Otherwise the instance is leaked, with its pipes: the vendor's archives crash when
         // destroying an instance that has not stopped or still holds a worker connection.
     }
 }

@@ -108,9 +108,22 @@ impl Listener<'_> {
             Self::Unix { path } if path.to_bytes().len() > MAX_UNIX_PATH => Err(Error::Listener(
                 "the Unix socket path is longer than the 103 bytes a socket address holds",
             )),
+            Self::Unix { path } if exists_as_non_socket(path) => Err(Error::Listener(
+                "something other than a socket is at the Unix socket path, and the kernel would delete it",
+            )),
             Self::Unix { .. } => Ok(()),
         }
     }
+}
+
+/// Whether `path` names an existing file that is not a socket: the kernel unlinks
+/// whatever is at the path before it binds (observed), which would destroy that file.
+fn exists_as_non_socket(path: &CStr) -> bool {
+    // SAFETY: zeroed `stat` is a valid out-parameter; `path` is NUL-terminated.
+    let mut status: libc::stat = unsafe { core::mem::zeroed() };
+    // SAFETY: as above; lstat does not follow a final symlink, as unlink would not.
+    let exists = unsafe { libc::lstat(path.as_ptr(), &mut status) } == 0;
+    exists && status.st_mode & libc::S_IFMT != libc::S_IFSOCK
 }
 
 #[cfg(test)]

@@ -34,6 +34,9 @@ pub(crate) enum Phase {
     Killed { give_up_at: Deadline },
     /// The kernel's `stop` was called; stepping to STOPPED.
     Kernel,
+    /// `start` failed after spawning workers: the kernel stopped itself with their
+    /// connections open and will not step any more, so it can never be destroyed safely.
+    StartFailed,
 }
 
 impl<S: State> Bus<'_, S> {
@@ -55,7 +58,7 @@ impl<S: State> Bus<'_, S> {
     /// One step of the shutdown, waiting up to `timeout`; returns the events delivered.
     pub(crate) fn advance_shutdown(&mut self, timeout: Duration) -> Result<usize, Error> {
         match self.phase {
-            Phase::Running => Ok(0),
+            Phase::Running | Phase::StartFailed => Ok(0),
             Phase::Kernel if self.kernel_state() == KernelState::Stopped => Ok(0),
             Phase::Kernel => self.step(timeout),
             // The phase moves on whatever the step returned, so a failing step cannot
@@ -90,6 +93,9 @@ impl<S: State> Bus<'_, S> {
     /// Whether `destroy` is safe: the instance is CREATED, or STOPPED with no worker
     /// connection left open.
     pub(crate) fn destroy_is_safe(&self) -> bool {
+        if matches!(self.phase, Phase::StartFailed) {
+            return false;
+        }
         match self.kernel_state() {
             KernelState::Created => true,
             KernelState::Stopped => self.producer.running_workers() <= 0,
