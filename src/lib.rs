@@ -20,6 +20,7 @@ mod error;
 mod event;
 mod event_mask;
 mod json;
+pub mod jsonrpc;
 mod options;
 mod ring;
 mod shutdown;
