@@ -158,8 +158,10 @@ fn run() -> Result<(), String> {
         pending
             .register(call.id, clock.elapsed() + call.timeout)
             .map_err(|e| format!("register {}: {e}", call.id))?;
-        bus.send(line)
-            .map_err(|e| format!("send {}: {e}", call.id))?;
+        if let Err(error) = bus.send(line) {
+            pending.cancel(call.id); // it will never be answered
+            return Err(format!("send {}: {error}", call.id));
+        }
         println!("-> {}", String::from_utf8_lossy(line));
     }
 
@@ -185,7 +187,11 @@ fn run() -> Result<(), String> {
         let wait = pending
             .next_deadline()
             .map_or(Duration::ZERO, |d| d.saturating_sub(clock.elapsed()));
-        bus.poll(wait).map_err(|e| format!("poll: {e}"))?;
+        match bus.poll(wait) {
+            // The ring is short of room: read what is there first (below), then poll again.
+            Ok(_) | Err(stdiobus_embed::Error::RingFull { .. }) => {}
+            Err(error) => return Err(format!("poll: {error}")),
+        }
         while let Some(event) = events.read() {
             match pending.event(event.event(), |done| report(done.id, done.outcome)) {
                 Fed::Unmatched(message) => {

@@ -230,6 +230,11 @@ fn run(listen: Listen) -> Result<(), String> {
             let mut buf = [0u8; 16 * 1024];
             // SAFETY: `buf` is valid for writes of its length.
             let n = unsafe { libc::read(libc::STDIN_FILENO, buf.as_mut_ptr().cast(), buf.len()) };
+            let interrupted =
+                n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
+            if interrupted {
+                continue;
+            }
             if n <= 0 {
                 stdin_open = false;
                 drain_until = Some(Instant::now() + DRAIN);

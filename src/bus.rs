@@ -217,14 +217,17 @@ impl<'r> Bus<'r, Created> {
                 max: crate::workers::MAX_WORKERS,
             })
         });
+        // A kernel that refused to start after spawning workers has stopped itself with
+        // their connections open (observed); it may even have reaped them already.
+        let kernel_gave_up = rc < 0 && this.kernel_state() != KernelState::Created;
+        this.phase = if kernel_gave_up {
+            Phase::StartFailed
+        } else {
+            Phase::Running
+        };
         match result {
             Ok(()) => Ok(this.into_state()),
-            Err(error) => {
-                if !this.workers.is_empty() {
-                    this.phase = Phase::StartFailed;
-                }
-                Err(Failed { error, value: this })
-            }
+            Err(error) => Err(Failed { error, value: this }),
         }
     }
 }

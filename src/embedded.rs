@@ -103,10 +103,23 @@ impl<'r> Bus<'r, Running> {
         }
     }
 
-    /// Detaches an embedded worker; the kernel closes its descriptors.
-    pub fn unregister_embedded_worker(&mut self, worker: EmbeddedWorker) -> Result<(), Error> {
-        self.embedded.retain(|&id| id != worker.id);
-        self.unregister(worker.id)
+    /// Detaches an embedded worker; the kernel closes its descriptors. If the kernel
+    /// refuses, the worker stays registered and comes back with the error (the bus still
+    /// unregisters it before it stops).
+    pub fn unregister_embedded_worker(
+        &mut self,
+        worker: EmbeddedWorker,
+    ) -> Result<(), Failed<EmbeddedWorker>> {
+        match self.unregister(worker.id) {
+            Ok(()) => {
+                self.embedded.retain(|&id| id != worker.id);
+                Ok(())
+            }
+            Err(error) => Err(Failed {
+                error,
+                value: worker,
+            }),
+        }
     }
 }
 

@@ -83,7 +83,9 @@ pub enum Listener<'a> {
         /// Port to bind; not 0, since the kernel cannot say which port it would pick.
         port: u16,
     },
-    /// A Unix domain socket.
+    /// A Unix domain socket. The kernel unlinks whatever is at the path before it binds,
+    /// so `create` refuses a path where something other than a socket exists; a file put
+    /// there between `create` and `start` is not protected.
     Unix {
         /// Path of the socket file.
         path: &'a CStr,

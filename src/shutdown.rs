@@ -87,7 +87,12 @@ impl<S: State> Bus<'_, S> {
 
     /// Whether the shutdown is complete.
     pub(crate) fn shutdown_done(&self) -> bool {
-        matches!(self.phase, Phase::Kernel) && self.kernel_state() == KernelState::Stopped
+        match self.phase {
+            // The kernel stopped itself and will not step again: nothing is left to do.
+            Phase::StartFailed => true,
+            Phase::Kernel => self.kernel_state() == KernelState::Stopped,
+            _ => false,
+        }
     }
 
     /// Whether `destroy` is safe: the instance is CREATED, or STOPPED with no worker

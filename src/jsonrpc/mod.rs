@@ -28,7 +28,8 @@
 //! let mut buf = [0u8; 256];
 //! let line = Request::new(7, "tools/list").params(r#"{"cursor":null}"#).write(&mut buf)?;
 //! assert_eq!(line, br#"{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"cursor":null}}"#);
-//! pending.register(7, Duration::from_secs(5))?;
+//! let now = Duration::ZERO; // the caller's monotonic clock, e.g. since one `Instant`
+//! pending.register(7, now + Duration::from_secs(5))?; // a deadline, not a timeout
 //! // bus.send(line)?; ... then, for each event read from the ring:
 //! let response = br#"{"jsonrpc":"2.0","id":7,"result":{"tools":[]}}"#;
 //! let mut got = None;
@@ -69,23 +70,18 @@ pub enum Id<'a> {
     Str(&'a str),
 }
 
-impl From<i64> for Id<'_> {
-    fn from(n: i64) -> Self {
-        Self::Int(n)
-    }
+/// Every integer type that fits in an `i64`. For `u64` and `usize`, whose values may not,
+/// convert with `i64::try_from` first.
+macro_rules! id_from_integer {
+    ($($int:ty),*) => {$(
+        impl From<$int> for Id<'_> {
+            fn from(n: $int) -> Self {
+                Self::Int(i64::from(n))
+            }
+        }
+    )*};
 }
-
-impl From<i32> for Id<'_> {
-    fn from(n: i32) -> Self {
-        Self::Int(i64::from(n))
-    }
-}
-
-impl From<u32> for Id<'_> {
-    fn from(n: u32) -> Self {
-        Self::Int(i64::from(n))
-    }
-}
+id_from_integer!(i8, i16, i32, i64, u8, u16, u32);
 
 impl<'a> From<&'a str> for Id<'a> {
     fn from(s: &'a str) -> Self {

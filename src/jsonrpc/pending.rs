@@ -182,6 +182,11 @@ impl<const L: usize> Slot<L> {
 /// assert!(pending.is_empty());
 /// # Ok::<(), stdiobus_embed::jsonrpc::RegisterError>(())
 /// ```
+///
+/// With a listener, the responses to clients' requests reach the host too (observed), so a
+/// client's id can complete the host's request of the same id: give the host's requests
+/// ids no client uses, such as prefixed strings. A response that is not valid JSON-RPC
+/// (`"params":null`, say) completes nothing; its request ends by timeout.
 #[derive(Clone, Debug)]
 pub struct Pending<const N: usize, const ID_LEN: usize = 32> {
     slots: [Slot<ID_LEN>; N],
@@ -223,8 +228,10 @@ impl<const N: usize, const ID_LEN: usize> Pending<N, ID_LEN> {
         self.len == N
     }
 
-    /// Records that a request with `id` is in flight and must complete by `deadline`.
-    /// Register before sending, so that no response can arrive unrecognised.
+    /// Records that a request with `id` is in flight and must complete by `deadline`: a
+    /// point on the same clock as the `now` given to [`Pending::expire`] (such as
+    /// `now + timeout`), not a timeout. Register before sending, so that no response can
+    /// arrive unrecognised; [`Pending::cancel`] it if the send then fails.
     pub fn register<'i>(
         &mut self,
         id: impl Into<Id<'i>>,

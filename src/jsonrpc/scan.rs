@@ -109,8 +109,9 @@ impl From<json::Error> for ScanError {
 }
 
 /// A JSON string value as it appears in a message, validated, with its escapes still in
-/// place: decoding is lazy ([`JsonStr::chars`]) so nothing needs a buffer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+/// place: decoding is lazy ([`JsonStr::chars`]) so nothing needs a buffer. Equality and
+/// hashing are on the decoded value, so `"\u0061"` equals `"a"`.
+#[derive(Clone, Copy)]
 pub struct JsonStr<'a> {
     /// The literal with its quotes; the scanner validated it.
     quoted: &'a str,
@@ -165,6 +166,22 @@ impl<'a> JsonStr<'a> {
             len = end;
         }
         core::str::from_utf8(buf.get(..len)?).ok()
+    }
+}
+
+impl PartialEq for JsonStr<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.quoted == other.quoted || self.chars().eq(other.chars())
+    }
+}
+
+impl Eq for JsonStr<'_> {}
+
+impl core::hash::Hash for JsonStr<'_> {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        for c in self.chars() {
+            c.hash(state);
+        }
     }
 }
 

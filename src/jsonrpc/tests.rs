@@ -652,3 +652,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn string_ids_compare_by_their_decoded_value() {
+    let escaped = Message::parse(br#"{"jsonrpc":"2.0","id":"\u0061","result":1}"#).unwrap();
+    let plain = Message::parse(br#"{"jsonrpc":"2.0","id":"a","result":1}"#).unwrap();
+    assert_eq!(escaped.id(), plain.id());
+    let other = Message::parse(br#"{"jsonrpc":"2.0","id":"b","result":1}"#).unwrap();
+    assert_ne!(escaped.id(), other.id());
+}
