@@ -515,22 +515,23 @@ fn a_unix_socket_path_in_a_missing_directory_fails_at_start() {
     );
 }
 
+/// What `create` says to a Unix listener at `path`, which it must refuse.
+fn refused_at_create(path: &Path) -> Error {
+    let (producer, _events) = ring();
+    let options = common::options().listener(Listener::Unix { path: c_path(path) });
+    let pools = [Pool::new("echo", WORKER)];
+    Bus::create(config(&pools, &Limits::default()), options, producer)
+        .unwrap_err()
+        .error
+}
+
 #[test]
 fn a_unix_socket_path_that_is_a_directory_is_refused_at_create() {
     let dir = TempDir::new("is-a-dir");
     let path = dir.join("taken");
     std::fs::create_dir(&path).unwrap();
-    let (producer, _events) = ring();
-    let options = common::options().listener(Listener::Unix {
-        path: c_path(&path),
-    });
-    let pools = [Pool::new("echo", WORKER)];
-    let failed = Bus::create(config(&pools, &Limits::default()), options, producer).unwrap_err();
-    assert!(
-        matches!(failed.error, Error::Listener(_)),
-        "{}",
-        failed.error
-    );
+    let error = refused_at_create(&path);
+    assert!(matches!(error, Error::Listener(_)), "{error}");
     assert!(path.is_dir(), "the directory is left alone");
 }
 
@@ -541,16 +542,7 @@ fn a_file_at_the_unix_socket_path_is_refused_not_deleted() {
     std::fs::write(&path, "precious").unwrap();
     // The kernel unlinks whatever is at the path before it binds (observed), so the bus
     // refuses such a path before the kernel sees it.
-    let (producer, _events) = ring();
-    let options = common::options().listener(Listener::Unix {
-        path: c_path(&path),
-    });
-    let pools = [Pool::new("echo", WORKER)];
-    let failed = Bus::create(config(&pools, &Limits::default()), options, producer).unwrap_err();
-    assert!(
-        matches!(failed.error, Error::Listener(_)),
-        "{}",
-        failed.error
-    );
+    let error = refused_at_create(&path);
+    assert!(matches!(error, Error::Listener(_)), "{error}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
 }
