@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use cty::c_int;
 
-use crate::clock::Deadline;
+use crate::clock::{Deadline, whole_units};
 use crate::config::Config;
 use crate::ring::{OverflowHandler, Producer};
 use crate::shutdown::{KILL_LIMIT, Phase};
@@ -596,8 +596,7 @@ fn step_timeout(timeout: Duration) -> c_int {
     if timeout == Duration::MAX {
         return sys::STDIO_BUS_WAIT_FOREVER;
     }
-    let millis = timeout.as_nanos().div_ceil(1_000_000);
-    c_int::try_from(millis).unwrap_or(c_int::MAX)
+    whole_units(timeout, Duration::from_millis(1))
 }
 
 /// Kernel counts are never negative; a negative one would be a kernel error code.

@@ -22,6 +22,13 @@ impl Deadline {
     }
 }
 
+/// `timeout` in whole `unit`s, rounded up (a kernel timeout never ends early, and a
+/// sub-unit timeout does not become a busy zero), saturating at `c_int::MAX`.
+pub(crate) fn whole_units(timeout: Duration, unit: Duration) -> cty::c_int {
+    let units = timeout.as_nanos().div_ceil(unit.as_nanos());
+    cty::c_int::try_from(units).unwrap_or(cty::c_int::MAX)
+}
+
 fn now() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -15,7 +15,7 @@
 
 use core::time::Duration;
 
-use crate::clock::Deadline;
+use crate::clock::{Deadline, whole_units};
 use crate::state::State;
 use crate::{Bus, Error, KernelState, sys};
 
@@ -120,9 +120,8 @@ impl<S: State> Bus<'_, S> {
 }
 
 /// The kernel's stop timeout, in whole seconds rounded up.
-pub(crate) fn whole_seconds(timeout: Duration) -> cty::c_int {
-    let seconds = timeout.as_nanos().div_ceil(1_000_000_000);
-    cty::c_int::try_from(seconds).unwrap_or(cty::c_int::MAX)
+fn whole_seconds(timeout: Duration) -> cty::c_int {
+    whole_units(timeout, Duration::from_secs(1))
 }
 
 #[cfg(test)]
