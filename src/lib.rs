@@ -30,6 +30,9 @@ mod stats;
 pub mod sys;
 mod workers;
 
+#[cfg(test)]
+mod test_support;
+
 pub use bus::{Bus, Failed};
 pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
 #[cfg(feature = "embedded-workers")]

@@ -8,18 +8,6 @@ use common::{DEADLINE, Seen, call, child_pids, config, open_fds, options, ring};
 use serde_json::json;
 use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool, Running};
 
-/// A bus whose one worker is the shell script `script`.
-fn shell_bus(script: &'static str) -> (Bus<'static, Running>, stdiobus_embed::Consumer<'static>) {
-    let (producer, events) = ring();
-    let args: &'static [&'static str] = Box::leak(Box::new(["-c", script]));
-    let pools = [Pool::new("shell", "/bin/sh").args(args)];
-    let bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
-        .unwrap()
-        .start()
-        .unwrap();
-    (bus, events)
-}
-
 fn messages(seen: &[Seen]) -> Vec<Vec<u8>> {
     seen.iter()
         .filter_map(|s| match s {
@@ -33,7 +21,7 @@ fn messages(seen: &[Seen]) -> Vec<Vec<u8>> {
 fn garbage_half_lines_and_a_silent_exit_are_delivered_as_written() {
     // Binary junk, a half object, a line without its newline at exit.
     let (mut bus, mut events) =
-        shell_bus(r#"printf '\377\001junk\n{"jsonrpc":"2.0",\n'; printf 'no newline'"#);
+        common::shell_bus(r#"printf '\377\001junk\n{"jsonrpc":"2.0",\n'; printf 'no newline'"#);
     let mut seen = Vec::new();
     common::poll_until(
         &mut bus,
@@ -80,7 +68,7 @@ fn a_line_longer_than_the_ring_is_counted_lost_not_cut() {
 
 #[test]
 fn a_worker_that_never_reads_makes_send_retryable_not_hang() {
-    let (mut bus, _events) = shell_bus("exec sleep 1000");
+    let (mut bus, _events) = common::shell_bus("exec sleep 1000");
     let request = br#"{"jsonrpc":"2.0","id":1,"method":"m","params":"0123456789012345678901234567890123456789"}"#;
     let deadline = Instant::now() + DEADLINE;
     let error = loop {

@@ -228,13 +228,7 @@ fn buses_with_several_workers_stop_and_drop_without_crashing() {
 /// A worker that ignores SIGTERM is killed once the drain time has passed.
 #[test]
 fn a_worker_that_ignores_sigterm_is_killed_after_the_drain_time() {
-    let (producer, mut events) = ring();
-    let script = ["-c", "trap '' TERM; echo $$; exec cat"];
-    let pools = [Pool::new("stubborn", "/bin/sh").args(&script)];
-    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
-        .unwrap()
-        .start()
-        .unwrap();
+    let (mut bus, mut events) = common::shell_bus("trap '' TERM; echo $$; exec cat");
     let mut seen = Vec::new();
     common::poll_until(
         &mut bus,

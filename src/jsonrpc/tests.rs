@@ -6,7 +6,7 @@ use std::vec::Vec;
 use std::{format, vec};
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
+use proptest::test_runner::Config as ProptestConfig;
 
 use super::*;
 use crate::Overflow;
@@ -528,16 +528,7 @@ fn events_other_than_messages_are_ignored() {
 // ---------------------------------------------------------------------------------------
 
 fn config() -> ProptestConfig {
-    let seed = std::env::var("PROPTEST_RNG_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x150_4e9c);
-    ProptestConfig {
-        cases: 1024,
-        rng_seed: RngSeed::Fixed(seed),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    crate::test_support::proptest_config(1024)
 }
 
 /// Bytes that look enough like JSON-RPC to reach deep into the scanner.

@@ -178,16 +178,11 @@ mod properties {
     use std::vec::Vec;
 
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
 
     use super::*;
 
     proptest! {
-        #![proptest_config(Config {
-            rng_seed: RngSeed::Fixed(0x05ee_db05),
-            failure_persistence: None,
-            ..Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config(256))]
 
         /// Whatever ids are pushed and however small the marker, what is decoded is the
         /// first ids pushed, intact and in order, and `more` says whether any is missing.

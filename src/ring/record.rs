@@ -153,7 +153,6 @@ mod tests {
 #[cfg(test)]
 mod properties {
     use proptest::prelude::*;
-    use proptest::test_runner::{Config, RngSeed};
 
     use super::*;
 
@@ -162,11 +161,7 @@ mod properties {
     }
 
     proptest! {
-        #![proptest_config(Config {
-            rng_seed: RngSeed::Fixed(0x05ee_db05),
-            failure_persistence: None,
-            ..Config::default()
-        })]
+        #![proptest_config(crate::test_support::proptest_config(256))]
 
         #[test]
         fn headers_round_trip(kind in kind(), value in any::<i32>(), len in any::<u32>()) {

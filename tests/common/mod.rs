@@ -44,6 +44,12 @@ pub fn start(pools: &[Pool<'_>]) -> (Bus<'static, Running>, Consumer<'static>) {
     (bus, consumer)
 }
 
+/// A started bus whose one worker is the shell script `script`.
+pub fn shell_bus(script: &'static str) -> (Bus<'static, Running>, Consumer<'static>) {
+    let args: &'static [&'static str] = Box::leak(Box::new(["-c", script]));
+    start(&[Pool::new("shell", "/bin/sh").args(args)])
+}
+
 /// A started bus with `instances` echo workers in one pool named "echo".
 pub fn start_echo(instances: u32) -> (Bus<'static, Running>, Consumer<'static>) {
     start(&[Pool::new("echo", WORKER)
