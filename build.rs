@@ -1,31 +1,63 @@
-//! Chooses which `libstdio_bus.a` the crate links.
+//! Chooses which `libstdio_bus.a` the crate links, and rewrites it so that the kernel's
+//! system calls reach this crate.
 //!
 //! 1. `STDIO_BUS_LIB_DIR=<folder holding libstdio_bus.a>` wins over everything else.
-//! 2. Otherwise the `prebuilt` feature links the vendor archive that ships inside the
-//!    crates.io package `stdiobus-backend-native` (its own build script does the linking;
-//!    `lib.rs` only pulls the crate into the link).
+//! 2. Otherwise the `prebuilt` feature takes the vendor archive that ships inside the
+//!    crates.io package `stdiobus-backend-native` (a build-dependency, so that cargo brings
+//!    its files; none of its code is built into anything).
 //! 3. Otherwise nothing is linked: the library still builds (a `no_std` check needs no
 //!    archive), and any attempt to link a program against it fails on one undefined symbol
 //!    whose name says what to set, instead of a wall of `stdio_bus_*` symbols.
 //!
-//! No network access happens here, ever.
+//! On ELF targets the archive is copied into `OUT_DIR` with the vendor objects' undefined
+//! references to the libc functions in [`INTERPOSED`] renamed to `stdiobus_embed_<name>`,
+//! which `src/interpose` defines; everyone else's calls still reach libc. Every one of those
+//! names must be found, or the build fails: an archive that calls the system some other way
+//! would not be guarded. Mach-O archives are linked as they are (see the README).
+//!
+//! No network access and no external tool (binutils) are needed, ever.
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use object::read::archive::ArchiveFile;
 
 const LIB_DIR_VAR: &str = "STDIO_BUS_LIB_DIR";
 const ARCHIVE: &str = "libstdio_bus.a";
 /// The archive is linked under a name of its own so that no other `-L` folder holding a
 /// `libstdio_bus.a` (the prebuilt carrier's, say) can be picked by mistake.
 const LINKED_NAME: &str = "stdiobus_embed_kernel";
+/// The package, and its version, that carries the vendor's prebuilt archives.
+const CARRIER: &str = "stdiobus-backend-native-1.1.1";
+/// What the renamed references are prefixed with; `src/interpose` defines the targets.
+const PREFIX: &str = "stdiobus_embed_";
+
+/// libc functions whose calls from every vendor object are taken over.
+const INTERPOSED: [&str; 11] = [
+    "close",
+    "pipe",
+    "socket",
+    "accept",
+    "eventfd",
+    "epoll_create1",
+    "epoll_wait",
+    "fork",
+    "execvp",
+    "waitpid",
+    "kill",
+];
+/// Calls between the vendor's own objects that are taken over in one object only:
+/// `destroy` frees the router before the transport teardown that still uses it.
+const INTERPOSED_IN_OBJECT: [(&str, &str); 1] = [("bus_core.o", "stdio_bus_router_destroy")];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed={LIB_DIR_VAR}");
     println!("cargo:rerun-if-env-changed=DOCS_RS");
-    println!("cargo::rustc-check-cfg=cfg(stdio_bus_lib_dir)");
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_unlinked)");
+    println!("cargo::rustc-check-cfg=cfg(stdio_bus_interposed)");
     // benches/compare.rs counts every C and Rust allocation of the process at link time.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!(
@@ -39,21 +71,25 @@ fn main() {
         return;
     }
 
-    if let Some(dir) = env::var_os(LIB_DIR_VAR) {
-        link_from_dir(PathBuf::from(dir));
-    } else if env::var_os("CARGO_FEATURE_PREBUILT").is_none() {
+    let archive = if let Some(dir) = env::var_os(LIB_DIR_VAR) {
+        archive_in(PathBuf::from(dir))
+    } else if env::var_os("CARGO_FEATURE_PREBUILT").is_some() {
+        prebuilt_archive()
+    } else {
         println!(
             "cargo:warning=stdiobus-embed: no kernel archive is linked. Set \
              {LIB_DIR_VAR}=<folder holding {ARCHIVE}>, or enable the `prebuilt` feature \
              (on by default). Programs using the bus will fail to link until then."
         );
         println!("cargo:rustc-cfg=stdio_bus_unlinked");
-    }
+        return;
+    };
+    link(&archive);
 }
 
-fn link_from_dir(dir: PathBuf) {
+/// `dir/libstdio_bus.a`, which must exist.
+fn archive_in(dir: PathBuf) -> PathBuf {
     let archive = dir.join(ARCHIVE);
-    println!("cargo:rerun-if-changed={}", archive.display());
     if !archive.is_file() {
         fail(&format!(
             "{LIB_DIR_VAR} is set to `{}`, but `{}` does not exist. Point {LIB_DIR_VAR} at \
@@ -62,22 +98,156 @@ fn link_from_dir(dir: PathBuf) {
             archive.display()
         ));
     }
+    archive
+}
+
+/// The vendor archive for the target inside the carrier package's files.
+///
+/// Cargo unpacks every package of the build next to the others: beside this crate's own
+/// folder when it comes from a registry or `cargo vendor`, or in the registry's source
+/// cache when this crate is built from a checkout. musl targets take the archive of the
+/// same architecture's linux-gnu build: its objects call only plain POSIX and Linux
+/// functions, which musl provides too.
+fn prebuilt_archive() -> PathBuf {
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let carried = target.replace("-linux-musl", "-linux-gnu");
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let mut roots: Vec<PathBuf> = manifest
+        .parent()
+        .into_iter()
+        .map(Path::to_path_buf)
+        .collect();
+    let cargo_home = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    if let Some(sources) = cargo_home.map(|home| home.join("registry").join("src")) {
+        // One folder per registry index.
+        if let Ok(indexes) = fs::read_dir(&sources) {
+            roots.extend(indexes.flatten().map(|entry| entry.path()));
+        }
+    }
+    let relative = Path::new(CARRIER).join("lib").join(&carried).join(ARCHIVE);
+    match roots
+        .iter()
+        .map(|root| root.join(&relative))
+        .find(|path| path.is_file())
+    {
+        Some(archive) => archive,
+        None => fail(&format!(
+            "the `prebuilt` feature found no `{}` for target {target} in the unpacked \
+             package {CARRIER} (looked beside this crate and in the cargo registry's \
+             sources). Set {LIB_DIR_VAR}=<folder holding {ARCHIVE}> instead.",
+            relative.display()
+        )),
+    }
+}
+
+/// Writes the archive to link into `OUT_DIR`, rewritten for ELF, and links it.
+fn link(archive: &Path) {
+    println!("cargo:rerun-if-changed={}", archive.display());
+    let data = fs::read(archive)
+        .unwrap_or_else(|error| fail(&format!("cannot read `{}`: {error}", archive.display())));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let linked = out_dir.join(format!("lib{LINKED_NAME}.a"));
-    if let Err(error) = fs::copy(&archive, &linked) {
-        fail(&format!(
-            "cannot copy `{}` to `{}`: {error}",
-            archive.display(),
-            linked.display()
-        ));
+    let elf = env::var("CARGO_CFG_TARGET_OBJECT_FORMAT")
+        .map(|format| format == "elf")
+        .unwrap_or_else(|_| env::var("CARGO_CFG_TARGET_VENDOR").as_deref() != Ok("apple"));
+    let written = if elf {
+        let rewritten = rewrite(&data)
+            .unwrap_or_else(|error| fail(&format!("`{}`: {error}", archive.display())));
+        println!("cargo:rustc-cfg=stdio_bus_interposed");
+        fs::write(&linked, rewritten)
+    } else {
+        fs::write(&linked, &data)
+    };
+    if let Err(error) = written {
+        fail(&format!("cannot write `{}`: {error}", linked.display()));
     }
     println!("cargo:rustc-link-search=native={}", out_dir.display());
     println!("cargo:rustc-link-lib=static={LINKED_NAME}");
-    println!("cargo:rustc-cfg=stdio_bus_lib_dir");
     // The archive calls into libpthread, which glibc before 2.34 keeps apart from libc.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-lib=pthread");
     }
+}
+
+/// The archive with the references in [`INTERPOSED`] and [`INTERPOSED_IN_OBJECT`] renamed
+/// in every member, and a fresh symbol index.
+fn rewrite(data: &[u8]) -> Result<Vec<u8>, String> {
+    let archive = ArchiveFile::parse(data).map_err(|error| format!("not an archive: {error}"))?;
+    let mut found = std::collections::BTreeSet::new();
+    let mut members = Vec::new();
+    for member in archive.members() {
+        let member = member.map_err(|error| format!("unreadable member: {error}"))?;
+        let name = String::from_utf8_lossy(member.name()).into_owned();
+        let bytes = member
+            .data(data)
+            .map_err(|error| format!("member `{name}`: {error}"))?;
+        let object = rename_references(&name, bytes, &mut found)
+            .map_err(|error| format!("member `{name}`: {error}"))?;
+        members.push((name, object));
+    }
+    let wanted = INTERPOSED
+        .iter()
+        .chain(INTERPOSED_IN_OBJECT.iter().map(|(_, symbol)| symbol));
+    let missing: Vec<&str> = wanted
+        .filter(|symbol| !found.contains(**symbol))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "no vendor object calls {}: this archive reaches the system in a way this \
+             crate does not guard; refusing to link it",
+            missing.join(", ")
+        ));
+    }
+    let members: Vec<_> = members
+        .into_iter()
+        .map(|(name, object)| {
+            ar_archive_writer::NewArchiveMember::new(
+                object,
+                &ar_archive_writer::DEFAULT_OBJECT_READER,
+                name,
+            )
+        })
+        .collect();
+    let mut out = std::io::Cursor::new(Vec::new());
+    ar_archive_writer::write_archive_to_stream(
+        &mut out,
+        &members,
+        ar_archive_writer::ArchiveKind::Gnu,
+        false,
+        None,
+    )
+    .map_err(|error| format!("cannot write the rewritten archive: {error}"))?;
+    Ok(out.into_inner())
+}
+
+/// One relocatable object with its undefined references renamed; the names renamed are
+/// added to `found`.
+fn rename_references(
+    member: &str,
+    bytes: &[u8],
+    found: &mut std::collections::BTreeSet<String>,
+) -> Result<Vec<u8>, object::build::Error> {
+    let mut builder = object::build::elf::Builder::read(bytes)?;
+    for symbol in builder.symbols.iter_mut() {
+        let undefined = symbol.section.is_none() && symbol.st_shndx == object::elf::SHN_UNDEF;
+        let Ok(name) = std::str::from_utf8(&symbol.name) else {
+            continue;
+        };
+        let taken_over = INTERPOSED.contains(&name)
+            || INTERPOSED_IN_OBJECT
+                .iter()
+                .any(|&(object, symbol)| object == member && symbol == name);
+        if undefined && taken_over {
+            found.insert(name.to_owned());
+            symbol.name = format!("{PREFIX}{name}").into_bytes().into();
+        }
+    }
+    let mut out = Vec::new();
+    builder.write(&mut out)?;
+    Ok(out)
 }
 
 fn fail(message: &str) -> ! {

@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 
 use stdiobus_embed::{
     Bus, ConfigBuffer, Consumer, Error, Event, EventMask, EventRing, Limits, Listener, Options,
-    Pool, Retry, Running, WorkerEvent,
+    Pool, Retry, Running,
 };
 
 const USAGE: &str = "usage: event_loop [--listen HOST:PORT | --unix PATH]";
@@ -292,11 +292,11 @@ fn send(
         }
         // The worker has not read what it was given yet: let the bus work, then retry.
         report(events, pending);
-        if let Err(error) = bus.poll(Duration::from_millis(1)) {
-            if !matches!(error, Error::RingFull { .. }) {
-                eprintln!("not sent: {error}");
-                return;
-            }
+        if let Err(error) = bus.poll(Duration::from_millis(1))
+            && !matches!(error, Error::RingFull { .. })
+        {
+            eprintln!("not sent: {error}");
+            return;
         }
     }
 }
@@ -324,19 +324,8 @@ fn report(events: &mut Consumer<'_>, pending: &mut HashSet<String>) {
         Event::ClientDisconnected { id, reason } => {
             eprintln!("client {id} disconnected ({reason})");
         }
-        Event::Worker { id, event } => eprintln!("worker {id} {}", worker_word(event)),
+        Event::Worker { id, event } => eprintln!("worker {id} {event}"),
         Event::Error { code, text } => eprintln!("error: {text} ({code})"),
         other => eprintln!("{other:?}"),
     });
-}
-
-fn worker_word(event: WorkerEvent<'_>) -> &str {
-    match event {
-        WorkerEvent::Started => "started",
-        WorkerEvent::Stopping => "stopping",
-        WorkerEvent::Stopped => "stopped",
-        WorkerEvent::Restarting => "restarting",
-        WorkerEvent::Failed => "failed",
-        WorkerEvent::Other(word) => word.to_str().unwrap_or("?"),
-    }
 }

@@ -28,7 +28,7 @@ use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
-use stdiobus_embed::{Bus, Config, Consumer, Event, EventRing, Options, Running, WorkerEvent};
+use stdiobus_embed::{Bus, Config, Consumer, Event, EventRing, Options, Running};
 
 const USAGE: &str = "usage: relay CONFIG.json [--drain-timeout SECONDS]";
 
@@ -209,10 +209,10 @@ impl Relay<'_> {
             eprintln!("relay: stdin line {line_number} skipped, not sent: {error}");
             return Ok(());
         }
-        if let Ok(json) = serde_json::from_slice::<serde_json::Value>(line) {
-            if let (Some(id), Some(_)) = (json.get("id"), json.get("method")) {
-                self.pending.insert(id.to_string());
-            }
+        if let Ok(json) = serde_json::from_slice::<serde_json::Value>(line)
+            && let (Some(id), Some(_)) = (json.get("id"), json.get("method"))
+        {
+            self.pending.insert(id.to_string());
         }
         Ok(())
     }
@@ -231,7 +231,7 @@ impl Relay<'_> {
                     if self.retrying && text == *REFUSED => {}
                 Event::Error { code, text } => eprintln!("relay: kernel error: {text} ({code})"),
                 Event::Log { level, text } => eprintln!("relay: kernel {level:?}: {text}"),
-                Event::Worker { id, event } => eprintln!("relay: worker {id} {}", word(event)),
+                Event::Worker { id, event } => eprintln!("relay: worker {id} {event}"),
                 Event::ClientConnected { id, peer } => {
                     eprintln!("relay: client {id} connected from {peer}");
                 }
@@ -267,20 +267,9 @@ fn answered(pending: &mut HashSet<String>, line: &[u8]) {
     if pending.is_empty() {
         return;
     }
-    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(line) {
-        if let (Some(id), None) = (json.get("id"), json.get("method")) {
-            pending.remove(&id.to_string());
-        }
-    }
-}
-
-fn word(event: WorkerEvent<'_>) -> String {
-    match event {
-        WorkerEvent::Started => "started".into(),
-        WorkerEvent::Stopping => "stopping".into(),
-        WorkerEvent::Stopped => "stopped".into(),
-        WorkerEvent::Restarting => "restarting".into(),
-        WorkerEvent::Failed => "failed".into(),
-        WorkerEvent::Other(word) => word.to_string(),
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(line)
+        && let (Some(id), None) = (json.get("id"), json.get("method"))
+    {
+        pending.remove(&id.to_string());
     }
 }

@@ -14,20 +14,18 @@ use cty::c_int;
 
 use crate::clock::{Deadline, whole_units};
 use crate::config::Config;
+use crate::interpose::KernelResources;
 use crate::ring::{OverflowHandler, Producer};
 use crate::shutdown::{KILL_LIMIT, Phase};
 use crate::state::{Created, Running, State, Stopped, Stopping};
-use crate::workers::Workers;
-use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys};
+use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys, workers};
 
 /// How long [`Bus::stop`] waits beyond the drain timeout: long enough for killed workers
 /// to be given up on (`KILL_LIMIT`) and the kernel to stop after that.
 const STOP_GRACE: Duration = KILL_LIMIT.saturating_add(Duration::from_secs(1));
-/// How long dropping a bus that is still running waits for the kernel to reach STOPPED.
-const DROP_LIMIT: Duration = Duration::from_secs(5);
 /// Kernel step length while a shutdown is driven from inside this crate.
 const SHUTDOWN_STEP: Duration = Duration::from_millis(10);
-/// How long a stopped bus waits for its signalled workers to exit so it can reap them.
+/// How long a bus being dropped waits for its killed workers to be reaped.
 const REAP_LIMIT: Duration = Duration::from_secs(2);
 
 /// One stdio_bus kernel instance, in lifecycle state `S`, writing its events into the ring
@@ -95,8 +93,8 @@ const REAP_LIMIT: Duration = Duration::from_secs(2);
 pub struct Bus<'r, S: State> {
     pub(crate) raw: NonNull<sys::stdio_bus_t>,
     pub(crate) producer: Producer<'r>,
-    /// Worker processes spawned by `start` and not collected yet.
-    pub(crate) workers: Workers,
+    /// The descriptors and processes the kernel holds (see `interpose`).
+    pub(crate) resources: KernelResources,
     /// Progress of the shutdown (see `shutdown`).
     pub(crate) phase: Phase,
     /// Free ring bytes below which `poll` does not step the kernel.
@@ -172,16 +170,17 @@ impl<'r> Bus<'r, Created> {
             .unwrap_or(producer.capacity() / 4)
             .min(producer.free_bytes());
         let raw_options = raw_options(&config, &options, &producer);
+        let mut resources = KernelResources::new();
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
         // the instance ('r) and is reached only through `producer` (ring invariant 3).
-        let raw = unsafe { sys::stdio_bus_create(&raw_options) };
+        let raw = resources.enter(|| unsafe { sys::stdio_bus_create(&raw_options) });
         producer.flush_loss();
         match NonNull::new(raw) {
             Some(raw) => Ok(Self {
                 raw,
                 producer,
-                workers: Workers::new(),
+                resources,
                 phase: Phase::Running,
                 reserve,
                 #[cfg(feature = "embedded-workers")]
@@ -189,46 +188,52 @@ impl<'r> Bus<'r, Created> {
                 state: PhantomData,
             }),
             None => Err(Failed {
-                error: Error::CreateFailed,
+                error: if resources.ran_out_of_low_fds() {
+                    Error::NoLowDescriptor
+                } else {
+                    Error::CreateFailed
+                },
                 value: producer,
             }),
         }
     }
 
-    /// Spawns every worker. On failure the created bus comes back with the error.
-    ///
-    /// A start that fails after spawning workers (a listener that cannot bind, say)
-    /// leaves the kernel stopped with their connections open, which it cannot destroy
-    /// without crashing. Dropping the returned bus then kills and reaps those workers but
-    /// leaks the instance and its pipes rather than destroying it.
+    /// Spawns every worker. On failure the created bus comes back with the error;
+    /// dropping it ends the workers that did start.
     ///
     /// Also makes sure SIGPIPE cannot kill the host when a worker dies (see the crate
     /// docs): a default disposition is replaced by a handler that does nothing.
     pub fn start(self) -> Result<Bus<'r, Running>, Failed<Self>> {
         sigpipe::guard();
-        let before = Workers::children();
-        // SAFETY: `self.raw` is a live instance (type invariant).
-        let rc = unsafe { sys::stdio_bus_start(self.raw.as_ptr()) };
         let mut this = self;
-        let tracked = this.workers.add_spawned(&before);
+        let raw = this.raw.as_ptr();
+        // SAFETY: `raw` is a live instance (type invariant).
+        let rc = this
+            .resources
+            .enter_spawning(|| unsafe { sys::stdio_bus_start(raw) });
         this.producer.flush_loss();
-        let result = Error::check(rc).and_then(|_| {
-            tracked.map_err(|_| Error::TooManyWorkers {
-                max: crate::workers::MAX_WORKERS,
-            })
-        });
-        // A kernel that refused to start after spawning workers has stopped itself with
-        // their connections open (observed); it may even have reaped them already.
-        let kernel_gave_up = rc < 0 && this.kernel_state() != KernelState::Created;
-        this.phase = if kernel_gave_up {
-            Phase::StartFailed
-        } else {
-            Phase::Running
-        };
+        let result = Error::check(rc).and_then(|_| this.check_spawned());
         match result {
             Ok(()) => Ok(this.into_state()),
             Err(error) => Err(Failed { error, value: this }),
         }
+    }
+
+    /// The kernel's `start` returns success even when some worker could not be spawned:
+    /// compare what it forked with what the configuration asks for.
+    fn check_spawned(&self) -> Result<(), Error> {
+        if self.resources.ran_out_of_low_fds() {
+            return Err(Error::NoLowDescriptor);
+        }
+        let spawned = self.resources.children.len();
+        let configured = self.worker_count();
+        if cfg!(stdio_bus_interposed) && spawned < configured {
+            return Err(Error::SpawnFailed {
+                spawned,
+                configured,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -238,7 +243,8 @@ impl<'r> Bus<'r, Running> {
     /// newline is optional.
     ///
     /// Refused before the kernel sees them: empty input ([`Error::EmptyMessage`]), NUL
-    /// bytes ([`Error::InteriorNul`]), and a message longer than `PIPE_BUF` that some
+    /// bytes ([`Error::InteriorNul`]), a bus whose every worker has exited
+    /// ([`Error::NoWorker`]), and a message longer than `PIPE_BUF` that some
     /// worker's stdin pipe has no room for ([`Error::PipeFull`], retryable once the worker
     /// reads) or could never hold ([`Error::TooLarge`]): the kernel would write part of it
     /// and drop the rest without a word. The kernel refuses text that is not JSON
@@ -255,12 +261,16 @@ impl<'r> Bus<'r, Running> {
             let offset = message.iter().position(|&byte| byte == 0).unwrap_or(0);
             return Err(Error::InteriorNul { offset });
         }
-        self.workers.check_room(message.len())?;
-        // SAFETY: `self.raw` is live; the kernel reads exactly `len` bytes of `message`
-        // during the call and keeps no pointer to it.
-        let rc = unsafe {
-            sys::stdio_bus_ingest(self.raw.as_ptr(), message.as_ptr().cast(), message.len())
-        };
+        if cfg!(stdio_bus_interposed) && self.resources.children.alive() == 0 {
+            return Err(Error::NoWorker);
+        }
+        workers::check_room(self.resources.children.iter(), message.len())?;
+        let raw = self.raw.as_ptr();
+        // SAFETY: `raw` is live; the kernel reads exactly `len` bytes of `message` during
+        // the call and keeps no pointer to it.
+        let rc = self.resources.enter(|| unsafe {
+            sys::stdio_bus_ingest(raw, message.as_ptr().cast(), message.len())
+        });
         Error::check(rc).map(drop)
     }
 
@@ -353,12 +363,8 @@ impl<'r> Bus<'r, Stopping> {
     }
 
     /// The stopped bus once the kernel has stopped, or this bus back while it has not.
-    ///
-    /// Once stopped, this collects the workers' exit status, so that none is left a
-    /// zombie.
-    pub fn try_finish(mut self) -> Result<Bus<'r, Stopped>, Self> {
+    pub fn try_finish(self) -> Result<Bus<'r, Stopped>, Self> {
         if self.is_stopped() {
-            self.workers.reap(REAP_LIMIT);
             Ok(self.into_state())
         } else {
             Err(self)
@@ -405,20 +411,28 @@ impl<'r, S: State> Bus<'r, S> {
         Stats::new(raw, self.producer.stats())
     }
 
-    /// A file descriptor that becomes readable when the kernel has work, if the kernel
-    /// offers one. The kernel offers none in embedded mode (observed): drive it with
-    /// [`Bus::poll`] timeouts instead.
+    /// A file descriptor that is readable exactly when [`Bus::poll`] (or
+    /// [`Bus::poll_stop`]) with `Duration::ZERO` has work: worker output, a client, a
+    /// worker that exited. Wait on it for readability with `poll(2)`, epoll or any event
+    /// loop, then poll the bus without a timeout; never read from it or close it.
+    ///
+    /// It is the kernel's own event loop descriptor, which the kernel does not give out
+    /// (its `stdio_bus_get_poll_fd` returns -1): the bus takes it when the kernel creates
+    /// it. `None` only where the kernel's calls are not interposed (Apple targets).
     pub fn poll_fd(&self) -> Option<c_int> {
+        if let Some(fd) = self.resources.poll_fd() {
+            return Some(fd);
+        }
         // SAFETY: `self.raw` is live.
         let fd = unsafe { sys::stdio_bus_get_poll_fd(self.raw.as_ptr()) };
         (fd >= 0).then_some(fd)
     }
 
     /// The longest message [`Bus::send`] can hand to every worker in one piece: one byte
-    /// less than the smallest worker stdin pipe, once the bus has started and found the
-    /// pipes (Linux). Longer messages are refused with [`Error::TooLarge`].
+    /// less than the smallest worker stdin pipe, once the bus has started (Linux). Longer
+    /// messages are refused with [`Error::TooLarge`].
     pub fn max_message_len(&self) -> Option<usize> {
-        self.workers.max_message_len()
+        workers::max_message_len(self.resources.children.iter())
     }
 
     /// Hands every event that does not fit in the ring to `handler`, synchronously inside
@@ -460,7 +474,7 @@ impl<'r, S: State> Bus<'r, S> {
             // SAFETY: `this` is never used or dropped again; the producer moves once.
             producer: unsafe { ptr::read(&this.producer) },
             // SAFETY: as for the producer.
-            workers: unsafe { ptr::read(&this.workers) },
+            resources: unsafe { ptr::read(&this.resources) },
             phase: this.phase,
             reserve: this.reserve,
             #[cfg(feature = "embedded-workers")]
@@ -483,51 +497,50 @@ impl<'r, S: State> Bus<'r, S> {
 
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
         let before = self.producer.delivered();
-        // SAFETY: `self.raw` is live; callbacks reach the ring through `user_data`, and
+        let raw = self.raw.as_ptr();
+        // SAFETY: `raw` is live; callbacks reach the ring through `user_data`, and
         // `&mut self` keeps every other access to the producer out meanwhile.
-        let rc = unsafe { sys::stdio_bus_step(self.raw.as_ptr(), step_timeout(timeout)) };
+        let mut rc = self
+            .resources
+            .enter(|| unsafe { sys::stdio_bus_step(raw, step_timeout(timeout)) });
+        if rc >= 0 && self.resources.take_exits_seen() && self.resources.has_drained_exit() {
+            // A worker exited and its last output has been read. The kernel reaps only
+            // when told that SIGCHLD arrived, a signal this crate leaves to the host: tell
+            // it now, so that it stops choosing that worker before the next `send`.
+            // SAFETY: as above; notify only sets a flag that the step reads.
+            rc = self.resources.enter_reaping(|| unsafe {
+                sys::stdio_bus_notify_sigchld(raw);
+                sys::stdio_bus_step(raw, sys::STDIO_BUS_NO_WAIT)
+            });
+        }
+        for (id, status) in self.resources.take_reaped() {
+            self.producer.push_exited(id as i32, status);
+        }
         self.producer.flush_loss();
         Error::check(rc)?;
         Ok(self.producer.delivered().wrapping_sub(before) as usize)
     }
 
-    /// Stops the workers if they still run, then frees the instance.
+    /// Ends the workers if they still run, frees the instance and collects the processes.
     fn release(&mut self) {
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
-        if matches!(self.phase, Phase::StartFailed) {
-            // Nothing will make these workers exit or the kernel step again: end them now.
-            self.workers.signal(libc::SIGKILL);
-        }
-        if matches!(self.phase, Phase::Running)
-            && matches!(
-                self.kernel_state(),
-                KernelState::Starting | KernelState::Running
-            )
-        {
-            // Nothing can be reported from here; the loop below ends in every case.
-            let _ = self.begin_shutdown(Duration::ZERO);
-        }
-        if !matches!(self.phase, Phase::Running) {
-            let deadline = Deadline::after(DROP_LIMIT);
-            while !self.shutdown_done() && !deadline.has_passed() {
-                if self.advance_shutdown(SHUTDOWN_STEP).is_err() {
-                    break;
-                }
-            }
-        }
-        self.workers.reap(REAP_LIMIT);
-        if self.destroy_is_safe() {
-            // SAFETY: `self.raw` is live, CREATED or STOPPED with no worker connection
-            // left, and never used again.
-            unsafe { sys::stdio_bus_destroy(self.raw.as_ptr()) };
+        self.resources.signal_workers(libc::SIGKILL);
+        // Collected first, so that `destroy` in a running state finds them gone at once.
+        self.resources.reap_workers_within(REAP_LIMIT);
+        // Without interposition (Apple targets) the 1.1.1 archive's `destroy` can crash
+        // once workers were spawned: the instance is leaked instead.
+        if cfg!(stdio_bus_interposed) || self.kernel_state() == KernelState::Created {
+            let raw = self.raw.as_ptr();
+            // SAFETY: `raw` is live and never used again; `destroy` is safe in every
+            // state once the router's free is deferred (`interpose`).
+            self.resources
+                .enter(|| unsafe { sys::stdio_bus_destroy(raw) });
         }
         self.producer.flush_loss();
         // The handler borrows for the bus's lifetime, which ends here; no callback can
         // run any more (the instance is destroyed or leaked, never called again).
         self.clear_overflow_handler();
-        // Otherwise the instance is leaked, with its pipes: the vendor's archives crash when
-        // destroying an instance that has not stopped or still holds a worker connection.
     }
 }
 

@@ -67,9 +67,6 @@ unsafe fn record_text(
         // SAFETY: forwarded from the caller.
         unsafe { CStr::from_ptr(text) }.to_bytes()
     };
-    if kind == Kind::Worker {
-        writer.note_worker(payload);
-    }
     let wanted = match kind {
         Kind::Log => writer.wants_log(value),
         _ => writer.wants(mask),

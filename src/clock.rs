@@ -39,3 +39,16 @@ fn now() -> Duration {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
+
+/// Sleeps for about `duration`; an interrupted sleep just ends early.
+pub(crate) fn sleep(duration: Duration) {
+    let request = libc::timespec {
+        tv_sec: duration
+            .as_secs()
+            .try_into()
+            .unwrap_or(libc::c_long::MAX as _),
+        tv_nsec: duration.subsec_nanos().into(),
+    };
+    // SAFETY: `request` is a valid timespec; a NULL remainder is allowed.
+    unsafe { libc::nanosleep(&request, core::ptr::null_mut()) };
+}

@@ -7,7 +7,7 @@
 //! - the kernel takes over the descriptors: it closes them when the worker is
 //!   unregistered, but not when the instance is destroyed;
 //! - given one descriptor for both directions it closes it twice, so the bus hands it two
-//!   (the socket and a duplicate of it);
+//!   (the socket and a duplicate of it), and lets it close each once (`interpose`);
 //! - it accepts any pool name, and in embedded mode it still sends every request to the
 //!   first worker of the configuration, so an embedded worker receives requests only
 //!   through routing the kernel does not do yet.
@@ -74,15 +74,19 @@ impl<'r> Bus<'r, Running> {
                 value: socket,
             });
         }
-        // SAFETY: `self.raw` is live and RUNNING (type state); both descriptors are open;
+        let raw = self.raw.as_ptr();
+        let fd = socket.as_raw_fd();
+        // The kernel may close them from now on, each once; numbers it cannot serve it
+        // would refuse anyway.
+        let adopted = self.resources.adopt(fd) && self.resources.adopt(copy);
+        // SAFETY: `raw` is live and RUNNING (type state); both descriptors are open;
         // `pool` is read during the call only.
-        let rc = unsafe {
-            sys::stdio_bus_register_embedded_worker(
-                self.raw.as_ptr(),
-                socket.as_raw_fd(),
-                copy,
-                pool.as_ptr(),
-            )
+        let rc = if adopted {
+            self.resources.enter(|| unsafe {
+                sys::stdio_bus_register_embedded_worker(raw, fd, copy, pool.as_ptr())
+            })
+        } else {
+            sys::STDIO_BUS_EINVAL
         };
         self.producer.flush_loss();
         match Error::check(rc) {
@@ -93,7 +97,10 @@ impl<'r> Bus<'r, Running> {
                 Ok(EmbeddedWorker { id })
             }
             Err(error) => {
-                // SAFETY: the kernel refused, so the copy is still ours alone.
+                // The kernel refused and closed neither (observed): both are ours again.
+                self.resources.disown(fd);
+                self.resources.disown(copy);
+                // SAFETY: the copy is ours alone and closed once.
                 unsafe { libc::close(copy) };
                 Err(Failed {
                     error,
@@ -134,8 +141,11 @@ impl<S: crate::State> Bus<'_, S> {
     }
 
     fn unregister(&mut self, id: c_int) -> Result<(), Error> {
-        // SAFETY: `self.raw` is live; the call only takes the worker's id.
-        let rc = unsafe { sys::stdio_bus_unregister_embedded_worker(self.raw.as_ptr(), id) };
+        let raw = self.raw.as_ptr();
+        // SAFETY: `raw` is live; the call only takes the worker's id.
+        let rc = self
+            .resources
+            .enter(|| unsafe { sys::stdio_bus_unregister_embedded_worker(raw, id) });
         self.producer.flush_loss();
         Error::check(rc).map(drop)
     }

@@ -161,12 +161,25 @@ pub enum Error {
         /// The longest message the pipes take.
         max: usize,
     },
-    /// `start` spawned more worker processes than a bus can track (see
-    /// [`ConfigError::TooManyWorkers`]); the bus stops those it tracks when dropped.
+    /// More workers were asked for than a bus can track (see
+    /// [`ConfigError::TooManyWorkers`]).
     TooManyWorkers {
         /// The most a bus tracks.
         max: usize,
     },
+    /// `start` could not spawn every configured worker (the kernel's reason went to
+    /// stderr); the bus ends those it spawned when dropped.
+    SpawnFailed {
+        /// Worker processes running.
+        spawned: usize,
+        /// Workers the configuration asks for.
+        configured: usize,
+    },
+    /// The kernel needed a new file descriptor and no number below 1024, the most it can
+    /// serve, was free: close some of the host's descriptors, or open them above 1024.
+    NoLowDescriptor,
+    /// `send` found no worker process left to take the message: every worker has exited.
+    NoWorker,
     /// `poll` did not step the kernel: the ring has less free space than the poll reserve
     /// ([`Options::poll_reserve`](crate::Options::poll_reserve)). Read events, then poll
     /// again. Meanwhile the kernel reads no worker output, so the workers, not the host,
@@ -235,10 +248,20 @@ impl fmt::Display for Error {
                 f,
                 "the message is {len} bytes; worker pipes take at most {max} in one piece"
             ),
-            Self::TooManyWorkers { max } => write!(
+            Self::TooManyWorkers { max } => {
+                write!(f, "more workers than the {max} a bus tracks")
+            }
+            Self::SpawnFailed {
+                spawned,
+                configured,
+            } => write!(
                 f,
-                "the kernel spawned more worker processes than the {max} a bus tracks"
+                "the kernel spawned {spawned} of {configured} workers (its reason went to stderr)"
             ),
+            Self::NoLowDescriptor => f.write_str(
+                "no file descriptor number below 1024 is free, and the kernel can use no other",
+            ),
+            Self::NoWorker => f.write_str("every worker process has exited: nothing can take the message"),
             Self::RingFull { free, reserve } => write!(
                 f,
                 "the event ring has {free} bytes free, less than the {reserve} kept for a poll: read events first"

@@ -81,6 +81,10 @@ impl<'a> Event<'a> {
                 reason: bytes,
             },
             Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
+            Kind::Exited => Self::Worker {
+                id: value,
+                event: WorkerEvent::Exited(ExitStatus::decode(payload)),
+            },
         }
     }
 }
@@ -176,6 +180,9 @@ pub enum WorkerEvent<'a> {
     Restarting,
     /// The kernel gave up on it.
     Failed,
+    /// The process ended and was reaped; the kernel no longer hands it messages. Reported
+    /// by the bus, after the worker's last output.
+    Exited(ExitStatus),
     /// A word this crate does not know, kept as the kernel wrote it.
     Other(Bytes<'a>),
 }
@@ -189,6 +196,77 @@ impl<'a> WorkerEvent<'a> {
             b"restarting" => Self::Restarting,
             b"failed" => Self::Failed,
             _ => Self::Other(word),
+        }
+    }
+}
+
+/// The kernel's lifecycle word (`started`, `stopped`, ...), or `exited (<status>)`.
+impl fmt::Display for WorkerEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Started => f.write_str("started"),
+            Self::Stopping => f.write_str("stopping"),
+            Self::Stopped => f.write_str("stopped"),
+            Self::Restarting => f.write_str("restarting"),
+            Self::Failed => f.write_str("failed"),
+            Self::Exited(status) => write!(f, "exited ({status})"),
+            Self::Other(word) => word.fmt(f),
+        }
+    }
+}
+
+/// How a worker process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+    /// Someone else reaped it first (a host that ignores SIGCHLD, say): its status is
+    /// gone.
+    Unknown,
+}
+
+impl ExitStatus {
+    /// From a `waitpid` status word.
+    pub fn from_wait_status(status: i32) -> Self {
+        if libc::WIFEXITED(status) {
+            Self::Code(libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            Self::Signal(libc::WTERMSIG(status))
+        } else {
+            Self::Unknown
+        }
+    }
+
+    /// The record payload for `status`: the status word, or nothing when unknown.
+    pub(crate) fn encode(status: Option<i32>) -> ([u8; 4], usize) {
+        match status {
+            Some(status) => (status.to_ne_bytes(), 4),
+            None => ([0; 4], 0),
+        }
+    }
+
+    fn decode(payload: &[u8]) -> Self {
+        match <[u8; 4]>::try_from(payload) {
+            Ok(word) => Self::from_wait_status(i32::from_ne_bytes(word)),
+            Err(_) => Self::Unknown,
+        }
+    }
+
+    /// Whether it exited with code 0.
+    pub const fn success(&self) -> bool {
+        matches!(self, Self::Code(0))
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code(code) => write!(f, "exit code {code}"),
+            Self::Signal(signal) => write!(f, "signal {signal}"),
+            Self::Unknown => f.write_str("unknown status"),
         }
     }
 }
@@ -238,6 +316,22 @@ mod tests {
         assert_eq!(word(b"restarting"), WorkerEvent::Restarting);
         assert_eq!(word(b"failed"), WorkerEvent::Failed);
         assert_eq!(word(b"paused"), WorkerEvent::Other(Bytes(b"paused")));
+    }
+
+    #[test]
+    fn exit_statuses_round_trip_through_the_record_payload() {
+        let through = |status: Option<i32>| {
+            let (bytes, len) = ExitStatus::encode(status);
+            ExitStatus::decode(&bytes[..len])
+        };
+        assert_eq!(through(Some(3 << 8)), ExitStatus::Code(3));
+        assert_eq!(through(Some(0)), ExitStatus::Code(0));
+        assert!(through(Some(0)).success());
+        assert_eq!(
+            through(Some(libc::SIGKILL)),
+            ExitStatus::Signal(libc::SIGKILL)
+        );
+        assert_eq!(through(None), ExitStatus::Unknown);
     }
 
     #[test]

@@ -4,11 +4,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-// The prebuilt feature links the vendor archive through this crate's build script; none
-// of its Rust code is used. `STDIO_BUS_LIB_DIR` replaces it entirely.
-#[cfg(all(feature = "prebuilt", not(stdio_bus_lib_dir)))]
-extern crate stdiobus_backend_native as _;
-
 mod bus;
 mod callbacks;
 mod clock;
@@ -19,6 +14,7 @@ mod embedded;
 mod error;
 mod event;
 mod event_mask;
+mod interpose;
 mod json;
 pub mod jsonrpc;
 mod options;
@@ -38,7 +34,7 @@ pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
 #[cfg(feature = "embedded-workers")]
 pub use embedded::EmbeddedWorker;
 pub use error::{Error, ErrorCode, Retry};
-pub use event::{Bytes, Event, LogLevel, WorkerEvent};
+pub use event::{Bytes, Event, ExitStatus, LogLevel, WorkerEvent};
 pub use event_mask::EventMask;
 pub use options::{Listener, Options};
 pub use ring::{

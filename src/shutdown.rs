@@ -1,17 +1,14 @@
-//! How a bus stops without crashing the kernel.
+//! How a bus stops gracefully.
 //!
 //! The kernel's own `stop` signals every worker and reaches STOPPED at the next step,
-//! before it has seen the workers' pipes close. `destroy` then closes those connections
-//! itself, and with two or more workers that crashed the 1.1.1 archive in most runs
-//! (SIGSEGV in `stdio_bus_router_invalidate_worker`, observed). So the bus ends its
-//! workers itself while the kernel still runs: SIGTERM to each worker pid, steps until the
-//! kernel has reported every worker `stopped` (its pipe closed), SIGKILL for those that
-//! outlive the drain time, and only then the kernel's `stop`, which now has nothing left
-//! to close.
+//! before those processes have exited and before their last output has been read; a
+//! STOPPED instance cannot step any more. So the bus ends its workers itself while the
+//! kernel still runs: SIGTERM to each, steps (delivering their last lines) until the kernel
+//! has reaped every one, SIGKILL for those that outlive the drain time, and only then the
+//! kernel's `stop`, which has nothing left to do but change state.
 //!
-//! Without known worker pids (systems other than Linux, or no `/proc`) the kernel's
-//! `stop` is called at once. Its STOPPED then usually comes with worker pipes still open,
-//! so the bus will not destroy the instance and leaks it instead of crashing.
+//! Where the kernel's calls are not interposed (see `interpose`; Apple targets) the bus
+//! knows no worker process: the kernel's `stop` is called at once.
 
 use core::time::Duration;
 
@@ -19,7 +16,7 @@ use crate::clock::{Deadline, whole_units};
 use crate::state::State;
 use crate::{Bus, Error, KernelState, sys};
 
-/// How long killed workers get for their pipes to close.
+/// How long killed workers get to be reaped before the bus stops waiting for them.
 pub(crate) const KILL_LIMIT: Duration = Duration::from_secs(2);
 
 /// Where a bus is in its shutdown.
@@ -27,28 +24,23 @@ pub(crate) const KILL_LIMIT: Duration = Duration::from_secs(2);
 pub(crate) enum Phase {
     /// Not stopping.
     Running,
-    /// Workers asked to exit with SIGTERM; the kernel still runs, so it sees each pipe
-    /// close.
+    /// Workers asked to exit with SIGTERM; the kernel still runs and reaps them.
     Draining { kill_at: Deadline },
-    /// Workers killed; waiting for the kernel to see their pipes close.
+    /// Workers killed; waiting for the kernel to reap them.
     Killed { give_up_at: Deadline },
     /// The kernel's `stop` was called; stepping to STOPPED.
     Kernel,
-    /// `start` failed after spawning workers: the kernel stopped itself with their
-    /// connections open and will not step any more, so it can never be destroyed safely.
-    StartFailed,
 }
 
 impl<S: State> Bus<'_, S> {
     /// Starts the shutdown; workers get `drain` to exit after SIGTERM.
     pub(crate) fn begin_shutdown(&mut self, drain: Duration) -> Result<(), Error> {
-        // Their connections must be gone before the kernel stops, like the processes'.
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
-        if self.workers.is_empty() {
+        if self.resources.children.alive() == 0 {
             return self.stop_kernel(drain);
         }
-        self.workers.signal(libc::SIGTERM);
+        self.resources.signal_workers(libc::SIGTERM);
         self.phase = Phase::Draining {
             kill_at: Deadline::after(drain),
         };
@@ -58,17 +50,17 @@ impl<S: State> Bus<'_, S> {
     /// One step of the shutdown, waiting up to `timeout`; returns the events delivered.
     pub(crate) fn advance_shutdown(&mut self, timeout: Duration) -> Result<usize, Error> {
         match self.phase {
-            Phase::Running | Phase::StartFailed => Ok(0),
+            Phase::Running => Ok(0),
             Phase::Kernel if self.kernel_state() == KernelState::Stopped => Ok(0),
             Phase::Kernel => self.step(timeout),
             // The phase moves on whatever the step returned, so a failing step cannot
             // hold back SIGKILL or the kernel's stop; its error is reported afterwards.
             Phase::Draining { kill_at } => {
                 let stepped = self.step(timeout);
-                if self.producer.running_workers() <= 0 {
+                if self.resources.children.alive() == 0 {
                     self.stop_kernel(Duration::ZERO)?;
                 } else if kill_at.has_passed() {
-                    self.workers.signal(libc::SIGKILL);
+                    self.resources.signal_workers(libc::SIGKILL);
                     self.phase = Phase::Killed {
                         give_up_at: Deadline::after(KILL_LIMIT),
                     };
@@ -77,7 +69,7 @@ impl<S: State> Bus<'_, S> {
             }
             Phase::Killed { give_up_at } => {
                 let stepped = self.step(timeout);
-                if self.producer.running_workers() <= 0 || give_up_at.has_passed() {
+                if self.resources.children.alive() == 0 || give_up_at.has_passed() {
                     self.stop_kernel(Duration::ZERO)?;
                 }
                 stepped
@@ -87,33 +79,19 @@ impl<S: State> Bus<'_, S> {
 
     /// Whether the shutdown is complete.
     pub(crate) fn shutdown_done(&self) -> bool {
-        match self.phase {
-            // The kernel stopped itself and will not step again: nothing is left to do.
-            Phase::StartFailed => true,
-            Phase::Kernel => self.kernel_state() == KernelState::Stopped,
-            _ => false,
-        }
-    }
-
-    /// Whether `destroy` is safe: the instance is CREATED, or STOPPED with no worker
-    /// connection left open.
-    pub(crate) fn destroy_is_safe(&self) -> bool {
-        if matches!(self.phase, Phase::StartFailed) {
-            return false;
-        }
-        match self.kernel_state() {
-            KernelState::Created => true,
-            KernelState::Stopped => self.producer.running_workers() <= 0,
-            _ => false,
-        }
+        matches!(self.phase, Phase::Kernel) && self.kernel_state() == KernelState::Stopped
     }
 
     /// Calls the kernel's `stop`. The phase becomes `Kernel` even when the kernel refuses
     /// (it does only outside RUNNING, when it is stopping or stopped already), so the
     /// shutdown always ends in stepping the kernel to STOPPED.
     fn stop_kernel(&mut self, drain: Duration) -> Result<(), Error> {
-        // SAFETY: `self.raw` is live.
-        let rc = unsafe { sys::stdio_bus_stop(self.raw.as_ptr(), whole_seconds(drain)) };
+        let raw = self.raw.as_ptr();
+        // SAFETY: `raw` is live.
+        let rc = self
+            .resources
+            .enter(|| unsafe { sys::stdio_bus_stop(raw, whole_seconds(drain)) });
+        self.producer.flush_loss();
         self.phase = Phase::Kernel;
         Error::check(rc).map(drop)
     }

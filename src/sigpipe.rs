@@ -12,17 +12,11 @@
 //!
 //! [`ErrorCode::Worker`]: crate::ErrorCode::Worker
 
-use core::sync::atomic::{AtomicBool, Ordering};
-
-static CHECKED: AtomicBool = AtomicBool::new(false);
-
 extern "C" fn swallow_sigpipe(_signal: libc::c_int) {}
 
-/// Makes sure SIGPIPE cannot terminate the process; cheap after the first call.
+/// Makes sure SIGPIPE cannot terminate the process. Checked at every `start`, so a host
+/// that resets the disposition between two buses is guarded again.
 pub(crate) fn guard() {
-    if CHECKED.swap(true, Ordering::AcqRel) {
-        return;
-    }
     // SAFETY: a zeroed `sigaction` is a valid argument and out-parameter; the handler
     // installed is async-signal-safe (it does nothing); SIGPIPE is a valid signal.
     unsafe {

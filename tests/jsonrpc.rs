@@ -63,10 +63,10 @@ fn run<const N: usize>(
         bus.poll(wait).expect("poll");
         while let Some(event) = events.read() {
             let fed = table.event(event.event(), |c| done.push(own(&c)));
-            if let Fed::Unmatched(_) | Fed::Invalid(_) = fed {
-                if let stdiobus_embed::Event::Message(line) = event.event() {
-                    unmatched.push(line.as_bytes().to_vec());
-                }
+            if let Fed::Unmatched(_) | Fed::Invalid(_) = fed
+                && let stdiobus_embed::Event::Message(line) = event.event()
+            {
+                unmatched.push(line.as_bytes().to_vec());
             }
         }
         table.expire(clock.elapsed(), |c| done.push(own(&c)));
@@ -137,10 +137,11 @@ fn requests_complete_with_results_errors_and_timeouts() {
         assert!(Instant::now() < give_up, "the sleep response never came");
         bus.poll(Duration::from_millis(50)).expect("poll");
         while let Some(event) = events.read() {
-            if let Fed::Unmatched(message) = table.event(event.event(), |c| panic!("{c:?}")) {
-                if message.kind() == Kind::Result && message.raw_id() == Some("4") {
-                    late = Some(());
-                }
+            if let Fed::Unmatched(message) = table.event(event.event(), |c| panic!("{c:?}"))
+                && message.kind() == Kind::Result
+                && message.raw_id() == Some("4")
+            {
+                late = Some(());
             }
         }
     }

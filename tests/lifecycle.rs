@@ -65,10 +65,9 @@ fn created_running_stopped_with_events_at_each_step() {
     );
     assert_eq!(bus.pending_count(), 0);
     assert_eq!(bus.client_count(), 0);
-    assert_eq!(
-        bus.poll_fd(),
-        None,
-        "the kernel offers no fd in embedded mode"
+    assert!(
+        bus.poll_fd().is_some(),
+        "the kernel's event loop descriptor"
     );
 
     let stopped = bus.stop(Duration::from_secs(1)).unwrap();

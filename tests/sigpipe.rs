@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, WORKER, call, config, options, ring};
 use serde_json::json;
-use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool};
+use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool, Running};
 
 /// Bit of SIGPIPE in the signal masks of /proc/PID/status.
 const SIGPIPE_BIT: u64 = 1 << (libc::SIGPIPE - 1);
@@ -22,24 +22,36 @@ fn signal_mask(pid: i64, field: &str) -> u64 {
     u64::from_str_radix(line[field.len()..].trim(), 16).unwrap()
 }
 
-#[test]
-fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
-    // SAFETY: resetting a signal to its default disposition is always valid.
-    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    assert_ne!(previous, libc::SIG_ERR);
+/// Writes to a worker that has just exited, before any poll could notice, until the
+/// kernel's write fails; returns that error.
+fn send_to_the_dead(bus: &mut Bus<'_, Running>) -> Error {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        match bus.send(br#"{"jsonrpc":"2.0","id":3,"method":"m"}"#) {
+            Err(error) => return error,
+            Ok(()) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "every send to the dead worker succeeded"
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
 
+/// A bus with one echo worker that has answered a request; returns the worker's pid.
+fn answering_bus() -> (
+    Bus<'static, Running>,
+    stdiobus_embed::Consumer<'static>,
+    i64,
+) {
     let (producer, mut events) = ring();
-    // No restarts: the dead worker's pipe stays dead.
-    let limits = Limits {
-        max_restarts: Some(0),
-        ..Limits::default()
-    };
     let pools = [Pool::new("echo", WORKER)];
-    let mut bus = Bus::create(config(&pools, &limits), options(), producer)
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
         .unwrap()
         .start()
         .unwrap();
-
     let pid = call(
         &mut bus,
         &mut events,
@@ -47,6 +59,16 @@ fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
     )["result"]["pid"]
         .as_i64()
         .unwrap();
+    (bus, events, pid)
+}
+
+#[test]
+fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
+    // SAFETY: resetting a signal to its default disposition is always valid.
+    let previous = unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    assert_ne!(previous, libc::SIG_ERR);
+
+    let (mut bus, _events, pid) = answering_bus();
     let me = i64::from(std::process::id());
     assert_eq!(
         signal_mask(me, "SigIgn:") & SIGPIPE_BIT,
@@ -60,30 +82,26 @@ fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
     );
     assert!(common::process_exists(pid));
 
+    // The worker exits; writing to it raises SIGPIPE in this process, which must come
+    // back as an error instead.
     bus.send(br#"{"jsonrpc":"2.0","id":2,"method":"exit"}"#)
         .unwrap();
-    common::wait_for_worker(&mut bus, &mut events, 0, "stopped");
-
-    // Writing to the dead worker raises SIGPIPE in this process; it must come back as an
-    // error instead.
-    let deadline = Instant::now() + DEADLINE;
-    let error = loop {
-        match bus.send(br#"{"jsonrpc":"2.0","id":3,"method":"m"}"#) {
-            Err(error) => break error,
-            Ok(()) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "every send to the dead worker succeeded"
-                );
-                bus.poll(Duration::from_millis(10)).unwrap();
-            }
-        }
-    };
+    let error = send_to_the_dead(&mut bus);
     assert_eq!(error, Error::Kernel(ErrorCode::Worker));
     assert!(
         error.is_retryable(),
         "-11 may be back-pressure, so retrying is allowed"
     );
+    drop(bus);
+
+    // A host that puts SIGPIPE back to its default after its first bus is guarded again
+    // by the next one.
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let (mut bus, _events, pid) = answering_bus();
+    // SAFETY: `pid` is this bus's live worker.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    assert_eq!(send_to_the_dead(&mut bus), Error::Kernel(ErrorCode::Worker));
     drop(bus);
 
     // The handler is reset at `exec`: a worker that does not touch SIGPIPE itself (unlike

@@ -104,8 +104,12 @@ impl ContenderId {
 /// Contender indices in the order round `round` runs them: raw and crate always next to
 /// each other, taking turns to go first; tokio after them, then before them, and so on.
 fn round_order(round: usize) -> [usize; 3] {
-    let pair = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-    if (round / 2) % 2 == 0 {
+    let pair = if round.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    };
+    if (round / 2).is_multiple_of(2) {
         [pair[0], pair[1], 2]
     } else {
         [2, pair[0], pair[1]]

@@ -256,10 +256,10 @@ impl<const N: usize, const ID_LEN: usize> Pending<N, ID_LEN> {
             .iter_mut()
             .find(|slot| matches!(slot.key, Key::Free))
             .ok_or(RegisterError::Full { capacity: N })?;
-        if let Id::Str(s) = id {
-            if let Some(dst) = slot.bytes.get_mut(..s.len()) {
-                dst.copy_from_slice(s.as_bytes());
-            }
+        if let Id::Str(s) = id
+            && let Some(dst) = slot.bytes.get_mut(..s.len())
+        {
+            dst.copy_from_slice(s.as_bytes());
         }
         slot.key = key;
         slot.deadline = deadline;
@@ -341,10 +341,10 @@ impl<const N: usize, const ID_LEN: usize> Pending<N, ID_LEN> {
         let Some(index) = self.slots.iter().position(|slot| slot.answers(&id)) else {
             return Fed::Unmatched(message);
         };
-        if let Some(slot) = self.free(index) {
-            if let Some(id) = slot.id() {
-                f(Completion { id, outcome });
-            }
+        if let Some(slot) = self.free(index)
+            && let Some(id) = slot.id()
+        {
+            f(Completion { id, outcome });
         }
         Fed::Completed
     }

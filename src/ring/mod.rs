@@ -228,8 +228,6 @@ pub(crate) struct ProducerState {
     mask: EventMask,
     /// Log lines below this level are skipped: the kernel reports every level.
     min_log_level: i32,
-    /// Workers reported `started` and not yet `stopped`, whatever the mask.
-    running_workers: i32,
     /// Events stored since the ring was split, overflow markers not included.
     stored: u64,
     /// The most slots ever in use at once, padding and markers included.
@@ -254,7 +252,6 @@ impl ProducerState {
         Self {
             mask: EventMask::empty(),
             min_log_level: 0,
-            running_workers: 0,
             stored: 0,
             high_water_slots: 0,
             handed_over: 0,

@@ -104,25 +104,18 @@ impl<'r> Producer<'r> {
         self.core.slot_count * self.core.slot_size
     }
 
-    /// Workers the kernel reported `started` and not yet `stopped`.
-    pub(crate) fn running_workers(&self) -> i32 {
-        // SAFETY: as in `lost`.
-        unsafe { (*self.core.producer.get()).running_workers }
-    }
-
     /// The address the kernel passes back to every callback.
     pub(crate) fn user_data(&self) -> *mut cty::c_void {
         ptr::from_ref(self.core).cast_mut().cast()
     }
 
-    /// Readies the producer for a new bus: which kinds of event are recorded, the least
-    /// severe log level among them, and no worker running yet.
+    /// Readies the producer for a new bus: which kinds of event are recorded and the least
+    /// severe log level among them.
     pub(crate) fn prepare(&mut self, mask: EventMask, min_log_level: LogLevel) {
         // SAFETY: `&mut self` is the only way in besides callbacks, which cannot run now.
         let state = unsafe { &mut *self.core.producer.get() };
         state.mask = mask;
         state.min_log_level = min_log_level.raw();
-        state.running_workers = 0;
         state.overflow_handler = None;
     }
 
@@ -130,6 +123,16 @@ impl<'r> Producer<'r> {
     pub(crate) fn flush_loss(&mut self) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         unsafe { Writer::from_core(self.core).flush_loss() }
+    }
+
+    /// Records that worker `id` was reaped with `status` (`None`: unknown).
+    pub(crate) fn push_exited(&mut self, id: i32, status: Option<i32>) {
+        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
+        let mut writer = unsafe { Writer::from_core(self.core) };
+        if writer.wants(EventMask::WORKER) {
+            let (payload, len) = crate::ExitStatus::encode(status);
+            writer.push(Kind::Exited, id, &payload[..len]);
+        }
     }
 }
 
@@ -182,15 +185,6 @@ impl<'a> Writer<'a> {
         self.state.mask.intersects(mask)
     }
 
-    /// Keeps count of running workers from the kernel's lifecycle words.
-    pub(crate) fn note_worker(&mut self, word: &[u8]) {
-        match word {
-            b"started" => self.state.running_workers = self.state.running_workers.wrapping_add(1),
-            b"stopped" => self.state.running_workers = self.state.running_workers.wrapping_sub(1),
-            _ => {}
-        }
-    }
-
     /// Whether a log line of this level is recorded.
     pub(crate) fn wants_log(&self, level: i32) -> bool {
         self.wants(EventMask::LOG) && level >= self.state.min_log_level
@@ -211,10 +205,10 @@ impl<'a> Writer<'a> {
             handler(crate::Event::decode(kind, value, payload));
             state.handed_over = state.handed_over.wrapping_add(1);
         } else {
-            if kind == Kind::Message {
-                if let Some(id) = crate::json::response_id(payload) {
-                    state.unreported_ids.push(id);
-                }
+            if kind == Kind::Message
+                && let Some(id) = crate::json::response_id(payload)
+            {
+                state.unreported_ids.push(id);
             }
             let bytes = payload.len() as u64;
             state.lost_events = state.lost_events.wrapping_add(1);

@@ -24,6 +24,8 @@ pub(crate) enum Kind {
     ClientConnected = 5,
     ClientDisconnected = 6,
     Overflow = 7,
+    /// A worker process was reaped; the payload is its wait status, or empty if unknown.
+    Exited = 8,
 }
 
 impl Kind {
@@ -36,6 +38,7 @@ impl Kind {
             5 => Self::ClientConnected,
             6 => Self::ClientDisconnected,
             7 => Self::Overflow,
+            8 => Self::Exited,
             // Only this crate writes headers; anything else is treated as filler.
             _ => Self::Padding,
         }

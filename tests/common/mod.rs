@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use stdiobus_embed::{
-    Bus, ConfigBuffer, Consumer, ErrorCode, Event, EventRing, Limits, LogLevel, Options, Pool,
-    Producer, Running, WorkerEvent,
+    Bus, ConfigBuffer, Consumer, ErrorCode, Event, EventRing, ExitStatus, Limits, LogLevel,
+    Options, Pool, Producer, Running, WorkerEvent,
 };
 
 /// The worker process shipped with the crate.
@@ -64,6 +64,8 @@ pub enum Seen {
     Error(ErrorCode, String),
     Log(LogLevel, String),
     Worker(i32, String),
+    /// A worker process was reaped, with how it ended.
+    Exited(i32, ExitStatus),
     ClientConnected(i32, String),
     ClientDisconnected(i32, String),
     /// Events lost, bytes lost, the lost responses' ids, whether more ids were lost.
@@ -76,7 +78,11 @@ impl Seen {
             Event::Message(line) => Self::Message(line.as_bytes().to_vec()),
             Event::Error { code, text } => Self::Error(code, text.to_string()),
             Event::Log { level, text } => Self::Log(level, text.to_string()),
-            Event::Worker { id, event } => Self::Worker(id, worker_word(event).to_string()),
+            Event::Worker {
+                id,
+                event: WorkerEvent::Exited(status),
+            } => Self::Exited(id, status),
+            Event::Worker { id, event } => Self::Worker(id, event.to_string()),
             Event::ClientConnected { id, peer } => Self::ClientConnected(id, peer.to_string()),
             Event::ClientDisconnected { id, reason } => {
                 Self::ClientDisconnected(id, reason.to_string())
@@ -100,17 +106,6 @@ impl Seen {
             Self::Message(bytes) => serde_json::from_slice(bytes).ok(),
             _ => None,
         }
-    }
-}
-
-fn worker_word(event: WorkerEvent<'_>) -> String {
-    match event {
-        WorkerEvent::Started => "started".into(),
-        WorkerEvent::Stopping => "stopping".into(),
-        WorkerEvent::Stopped => "stopped".into(),
-        WorkerEvent::Restarting => "restarting".into(),
-        WorkerEvent::Failed => "failed".into(),
-        WorkerEvent::Other(word) => word.to_string(),
     }
 }
 

@@ -1,0 +1,415 @@
+//! The functions the vendor objects call instead of libc's (see the module invariants).
+
+use core::ptr;
+use core::sync::atomic::{AtomicI32, Ordering};
+
+use cty::{c_char, c_int, c_uint, c_void};
+use libc::{epoll_event, pid_t, sockaddr, socklen_t};
+
+use super::children::{Child, Life, set_errno};
+use super::fd_set::KERNEL_FD_LIMIT;
+use super::{KernelResources, current};
+
+/// Marks a worker's pidfd in the kernel's epoll set: the kernel reads an event's data as a
+/// descriptor number and skips any outside `0..1024`, which every tagged value is. The low
+/// bits carry the worker id.
+const PIDFD_TAG: u64 = 1 << 31;
+
+/// The pid of the process that forks the workers, for a worker to check that its parent
+/// is still there once it asked to die with it.
+static PARENT: AtomicI32 = AtomicI32::new(0);
+
+unsafe extern "C" {
+    /// The router's real destructor, in the vendor's `routing.o`.
+    fn stdio_bus_router_destroy(router: *mut c_void);
+}
+
+pub(super) fn free_router(router: *mut c_void) {
+    // SAFETY: `router` is what the kernel passed to its destructor, which it no longer
+    // uses now that the call that released it has returned.
+    unsafe { stdio_bus_router_destroy(router) };
+}
+
+/// The resources of the bus whose kernel call is running, if any (invariant 1).
+fn resources<'a>() -> Option<&'a mut KernelResources> {
+    // SAFETY: a non-null pointer is the `&mut KernelResources` that `enter` holds for the
+    // length of the kernel call, on this thread; no other reference to it is used
+    // meanwhile, and the kernel does not call back into itself.
+    unsafe { current::get().as_mut() }
+}
+
+/// Gives `fd` a number from 3 to 1023 (invariant 3), closing the original if it moves.
+fn low_fd(fd: c_int) -> c_int {
+    if fd < 0 || (3..KERNEL_FD_LIMIT as c_int).contains(&fd) {
+        return fd;
+    }
+    // SAFETY: `fd` is open and ours; F_DUPFD_CLOEXEC takes the lowest free number >= 3.
+    let moved = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    // SAFETY: `fd` was just created by the wrapped call and is ours to close.
+    unsafe { libc::close(fd) };
+    if moved < KERNEL_FD_LIMIT as c_int {
+        return moved;
+    }
+    // SAFETY: as above, for the copy.
+    unsafe { libc::close(moved) };
+    if let Some(resources) = resources() {
+        resources.out_of_low_fds = true;
+    }
+    set_errno(libc::EMFILE);
+    -1
+}
+
+/// Takes a descriptor the kernel just created into its set.
+fn own(fd: c_int) -> c_int {
+    let fd = low_fd(fd);
+    if fd >= 0
+        && let Some(resources) = resources()
+    {
+        resources.owned.insert(fd);
+    }
+    fd
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
+    let Some(resources) = resources() else {
+        // SAFETY: forwarded as the kernel made it (invariant 1).
+        return unsafe { libc::close(fd) };
+    };
+    if !resources.owned.remove(fd) {
+        set_errno(libc::EBADF);
+        return -1;
+    }
+    // The transport closes a worker's stdout at end of output: from now on the kernel may
+    // reap that worker without losing what it wrote.
+    if let Some(child) = resources.children.iter_mut().find(|c| c.stdout == fd) {
+        child.stdout = -1;
+        resources.exits_seen |= child.exited;
+    }
+    if let Some(child) = resources.children.iter_mut().find(|c| c.stdin == fd) {
+        child.stdin = -1;
+    }
+    // SAFETY: the kernel created `fd` and had not closed it (invariant 2).
+    unsafe { libc::close(fd) }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_pipe(fds: *mut c_int) -> c_int {
+    // SAFETY: the kernel passes room for two descriptors.
+    if unsafe { libc::pipe2(fds, libc::O_CLOEXEC) } != 0 {
+        return -1;
+    }
+    // SAFETY: as above; pipe2 filled both.
+    let ends = unsafe { &mut *fds.cast::<[c_int; 2]>() };
+    let read = low_fd(ends[0]);
+    let write = low_fd(ends[1]);
+    if read < 0 || write < 0 {
+        for end in [read, write].into_iter().filter(|&end| end >= 0) {
+            // SAFETY: created above and not handed out.
+            unsafe { libc::close(end) };
+        }
+        set_errno(libc::EMFILE);
+        return -1;
+    }
+    *ends = [read, write];
+    if let Some(resources) = resources() {
+        resources.owned.insert(read);
+        resources.owned.insert(write);
+        resources.fresh_pipes = [resources.fresh_pipes[1], *ends];
+        resources.fresh_count = (resources.fresh_count + 1).min(2);
+    }
+    0
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn stdiobus_embed_socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
+    // SAFETY: plain system call with the kernel's arguments.
+    own(unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) })
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_accept(
+    fd: c_int,
+    address: *mut sockaddr,
+    len: *mut socklen_t,
+) -> c_int {
+    // SAFETY: the kernel's arguments, forwarded; accept4 takes the same ones.
+    own(unsafe { libc::accept4(fd, address, len, libc::SOCK_CLOEXEC) })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn stdiobus_embed_eventfd(initial: c_uint, flags: c_int) -> c_int {
+    // SAFETY: plain system call with the kernel's arguments.
+    own(unsafe { libc::eventfd(initial, flags | libc::EFD_CLOEXEC) })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn stdiobus_embed_epoll_create1(flags: c_int) -> c_int {
+    // SAFETY: plain system call with the kernel's flags.
+    let fd = own(unsafe { libc::epoll_create1(flags | libc::EPOLL_CLOEXEC) });
+    if let Some(resources) = resources()
+        && fd >= 0
+        && resources.epoll < 0
+    {
+        resources.epoll = fd;
+    }
+    fd
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_epoll_wait(
+    epoll: c_int,
+    events: *mut epoll_event,
+    max: c_int,
+    timeout: c_int,
+) -> c_int {
+    // SAFETY: the kernel's arguments, forwarded.
+    let ready = unsafe { libc::epoll_wait(epoll, events, max, timeout) };
+    let Some(resources) = resources() else {
+        return ready;
+    };
+    if ready > 0 {
+        // SAFETY: epoll_wait filled `ready` events at `events`.
+        let events = unsafe { core::slice::from_raw_parts(events, ready as usize) };
+        for event in events {
+            let data = event.u64;
+            if data & PIDFD_TAG != 0 {
+                let id = (data & (PIDFD_TAG - 1)) as usize;
+                if let Some(child) = resources.children.get_mut(id) {
+                    child.exited = true;
+                    resources.exits_seen = true;
+                }
+            }
+        }
+    }
+    ready
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn stdiobus_embed_fork() -> pid_t {
+    let Some(resources) = resources() else {
+        // SAFETY: forwarded as the kernel made it (invariant 1).
+        return unsafe { libc::fork() };
+    };
+    if !resources.forks_allowed || resources.children.is_full() {
+        // A restart (from `step`): the kernel logs "Fork failed: Operation canceled" and
+        // marks the worker stopped.
+        set_errno(libc::ECANCELED);
+        return -1;
+    }
+    // SAFETY: getpid cannot fail.
+    PARENT.store(unsafe { libc::getpid() }, Ordering::Relaxed);
+    let [stdin, stdout] = fresh_worker_pipes(resources);
+    // SAFETY: the kernel forks to exec a worker; the child makes only async-signal-safe
+    // calls here (invariant 5).
+    let pid = unsafe { libc::fork() };
+    if pid > 0 {
+        track(resources, pid, stdin, stdout);
+    }
+    pid
+}
+
+/// The kernel's ends of the worker pipes made just before this fork: the stdin pipe's
+/// write end and the stdout pipe's read end.
+fn fresh_worker_pipes(resources: &mut KernelResources) -> [c_int; 2] {
+    let pipes = if resources.fresh_count == 2 {
+        [resources.fresh_pipes[0][1], resources.fresh_pipes[1][0]]
+    } else {
+        [-1, -1]
+    };
+    resources.fresh_count = 0;
+    pipes
+}
+
+/// Records a worker just forked, with a pidfd in the kernel's epoll set so that its exit
+/// wakes the event loop, and its stdin pipe enlarged.
+fn track(resources: &mut KernelResources, pid: pid_t, stdin: c_int, stdout: c_int) {
+    // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+    let child = Child {
+        pid,
+        pidfd,
+        stdin,
+        stdout,
+        stdin_capacity: enlarge_pipe(stdin),
+        exited: false,
+        ended_by_bus: false,
+        kernel_told: false,
+        life: Life::Alive,
+    };
+    let Some(id) = resources.children.push(child) else {
+        return; // cannot happen: `fork` refused when full
+    };
+    if pidfd >= 0 && resources.epoll >= 0 {
+        let mut event = epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: PIDFD_TAG | id as u64,
+        };
+        // SAFETY: both descriptors are open; `event` is valid for the call.
+        unsafe { libc::epoll_ctl(resources.epoll, libc::EPOLL_CTL_ADD, pidfd, &mut event) };
+    }
+}
+
+/// Makes a worker's stdin pipe as large as the system allows, so that a message the
+/// kernel writes in one non-blocking `write` is cut only when it could never fit; returns
+/// the size it has.
+fn enlarge_pipe(fd: c_int) -> usize {
+    if fd < 0 {
+        return 0;
+    }
+    /// Largest first: above `/proc/sys/fs/pipe-max-size` (1 MiB by default) only a
+    /// privileged process succeeds.
+    const SIZES: [c_int; 3] = [4 << 20, 2 << 20, 1 << 20];
+    for size in SIZES {
+        // SAFETY: resizing a pipe the kernel holds changes only its capacity.
+        if unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, size) } >= 0 {
+            break;
+        }
+    }
+    // SAFETY: F_GETPIPE_SZ only reads.
+    let size = unsafe { libc::fcntl(fd, libc::F_GETPIPE_SZ) };
+    usize::try_from(size).unwrap_or(0)
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_execvp(
+    file: *const c_char,
+    argv: *const *const c_char,
+) -> c_int {
+    prepare_worker();
+    // SAFETY: the kernel's arguments, forwarded.
+    unsafe { libc::execvp(file, argv) }
+}
+
+/// In a worker between fork and exec: what `std::process::Command` gives its children, and
+/// death with the parent (invariant 5). Only async-signal-safe calls.
+fn prepare_worker() {
+    // Everything but stdin, stdout and stderr goes: the host's descriptors that are not
+    // close-on-exec, and any the kernel made before this module saw them.
+    // SAFETY: closing a range of descriptors in a process about to exec.
+    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3, c_uint::MAX, 0) };
+    if closed != 0 {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid out-parameter.
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        let highest = limit.rlim_cur.min(1 << 16) as c_int;
+        for fd in 3..highest {
+            // SAFETY: as above.
+            unsafe { libc::close(fd) };
+        }
+    }
+    // SAFETY: zeroed sigset and sigaction are valid arguments; SIGPIPE is a valid signal.
+    unsafe {
+        let mut none: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, ptr::null_mut());
+        let mut default: libc::sigaction = core::mem::zeroed();
+        default.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(libc::SIGPIPE, &default, ptr::null_mut());
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        // The parent may have gone before the request above: then die now.
+        if libc::getppid() != PARENT.load(Ordering::Relaxed) {
+            libc::_exit(127);
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_waitpid(
+    pid: pid_t,
+    status: *mut c_int,
+    options: c_int,
+) -> pid_t {
+    let Some(resources) = resources() else {
+        // SAFETY: forwarded as the kernel made it (invariant 1).
+        return unsafe { libc::waitpid(pid, status, options) };
+    };
+    // Any child of ours not yet reported counts, like an unreaped child for libc.
+    let reaped = if pid == -1 {
+        reap_any(resources)
+    } else {
+        let id = resources.children.iter().position(|child| child.pid == pid);
+        id.and_then(|id| reap(resources, id, options))
+    };
+    match reaped {
+        Some((pid, code)) => {
+            if !status.is_null() {
+                // SAFETY: the kernel passed a valid status pointer.
+                unsafe { *status = code };
+            }
+            pid
+        }
+        None if pid == -1 && resources.children.iter().any(|c| !c.kernel_told) => 0,
+        None => {
+            set_errno(libc::ECHILD);
+            -1
+        }
+    }
+}
+
+/// The kernel's `waitpid(-1, WNOHANG)`: one of its workers that the bus reaped already, or
+/// that exited and whose output the kernel has read to the end (invariant 4).
+fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
+    (0..resources.children.len()).find_map(|id| {
+        let child = resources.children.get(id)?;
+        let ready = (child.life != Life::Alive && !child.kernel_told) || resources.reapable(child);
+        if ready {
+            reap(resources, id, libc::WNOHANG)
+        } else {
+            None
+        }
+    })
+}
+
+/// Reaps worker `id` as `waitpid` would with `options`, once for the kernel.
+fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(pid_t, c_int)> {
+    let child = resources.children.get_mut(id)?;
+    if child.kernel_told || !child.reap(options) {
+        return None;
+    }
+    child.kernel_told = true;
+    reaped_status(resources, id)
+}
+
+/// The status the kernel is told for worker `id`, just reaped: its own, unless the bus
+/// ended it or nobody knows it (the host reaped it first). Then the kernel hears "exited
+/// with 0", which it does not try to restart.
+fn reaped_status(resources: &mut KernelResources, id: usize) -> Option<(pid_t, c_int)> {
+    let child = resources.children.get_mut(id)?;
+    match child.life {
+        Life::Reaped(Some(status)) if !child.ended_by_bus => Some((child.pid, status)),
+        Life::Reaped(_) => Some((child.pid, 0)),
+        _ => None,
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn stdiobus_embed_kill(pid: pid_t, signal: c_int) -> c_int {
+    let Some(resources) = resources() else {
+        // SAFETY: forwarded as the kernel made it (invariant 1).
+        return unsafe { libc::kill(pid, signal) };
+    };
+    match resources.children.alive_mut(pid) {
+        Some(child) => child.signal(signal),
+        None => {
+            set_errno(libc::ESRCH);
+            -1
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_stdio_bus_router_destroy(router: *mut c_void) {
+    match resources() {
+        Some(resources) => {
+            if !resources.deferred_router.is_null() {
+                free_router(resources.deferred_router);
+            }
+            resources.deferred_router = router;
+        }
+        None => free_router(router),
+    }
+}

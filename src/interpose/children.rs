@@ -1,0 +1,192 @@
+//! The worker processes one kernel instance forked: the only processes it may signal or
+//! reap.
+//!
+//! Each entry is made by the kernel's `fork` (its pid comes from the fork itself) and keeps a
+//! pidfd taken right after it, so a signal can only reach that very process, never a later
+//! one that got the same pid. The index of an entry is the kernel's worker id: workers are
+//! forked in configuration order by `start`, and the bus lets the kernel fork nowhere else.
+
+use cty::c_int;
+
+/// Worker processes tracked per bus; the configuration writer refuses more.
+pub(crate) const MAX_WORKERS: usize = 256;
+
+/// How a process ended, as `waitpid` reported it; `None` when someone else reaped it
+/// first (a host that ignores SIGCHLD, say), so its status is unknown.
+pub(crate) type WaitStatus = Option<c_int>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Life {
+    /// Running, or exited and not reaped yet.
+    Alive,
+    /// Reaped; the bus has not reported it yet.
+    Reaped(WaitStatus),
+    /// Reaped and reported.
+    Gone,
+}
+
+/// One worker process.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Child {
+    pub(crate) pid: libc::pid_t,
+    /// A descriptor for the process itself (Linux pidfd), or -1 where the system has none.
+    pub(crate) pidfd: c_int,
+    /// The kernel's end of the worker's stdin pipe, or -1.
+    pub(crate) stdin: c_int,
+    /// The kernel's end of the worker's stdout pipe, or -1 once the kernel closed it.
+    pub(crate) stdout: c_int,
+    /// Bytes the stdin pipe holds; 0 when unknown.
+    pub(crate) stdin_capacity: usize,
+    /// Its pidfd became readable: the process has exited.
+    pub(crate) exited: bool,
+    /// The bus itself asked it to end (a stop, a drop): not a crash.
+    pub(crate) ended_by_bus: bool,
+    /// The kernel's `waitpid` has reported it reaped.
+    pub(crate) kernel_told: bool,
+    pub(crate) life: Life,
+}
+
+/// The worker processes of one kernel instance, in kernel worker id order.
+#[derive(Debug, Default)]
+pub(crate) struct Children {
+    list: heapless::Vec<Child, MAX_WORKERS>,
+}
+
+impl Children {
+    pub(crate) const fn new() -> Self {
+        Self {
+            list: heapless::Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.list.is_full()
+    }
+
+    /// Records a process just forked; returns its worker id.
+    pub(crate) fn push(&mut self, child: Child) -> Option<usize> {
+        self.list.push(child).ok()?;
+        Some(self.list.len() - 1)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub(crate) fn get(&self, id: usize) -> Option<&Child> {
+        self.list.get(id)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: usize) -> Option<&mut Child> {
+        self.list.get_mut(id)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Child> {
+        self.list.iter()
+    }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Child> {
+        self.list.iter_mut()
+    }
+
+    /// The entry of the unreaped process `pid`.
+    pub(crate) fn alive_mut(&mut self, pid: libc::pid_t) -> Option<&mut Child> {
+        self.list
+            .iter_mut()
+            .find(|child| child.pid == pid && child.life == Life::Alive)
+    }
+
+    /// Processes not reaped yet.
+    pub(crate) fn alive(&self) -> usize {
+        self.list
+            .iter()
+            .filter(|child| child.life == Life::Alive)
+            .count()
+    }
+}
+
+impl Child {
+    /// Whether it has exited and the kernel has read its output to the end (closed its
+    /// stdout pipe).
+    pub(crate) fn drained_exit(&self) -> bool {
+        self.life == Life::Alive && self.exited && self.stdout < 0
+    }
+
+    /// Sends `signal` to this process if it has not been reaped. With a pidfd the signal
+    /// reaches exactly this process; without one, an unreaped child's pid cannot have been
+    /// reused, because only its parent's wait frees it.
+    pub(crate) fn signal(&self, signal: c_int) -> c_int {
+        if self.life != Life::Alive {
+            set_errno(libc::ESRCH);
+            return -1;
+        }
+        #[cfg(target_os = "linux")]
+        if self.pidfd >= 0 {
+            let null = core::ptr::null::<libc::siginfo_t>();
+            // SAFETY: `pidfd` is this process's open pidfd; a NULL siginfo is allowed.
+            return unsafe {
+                libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd, signal, null, 0)
+            } as c_int;
+        }
+        // SAFETY: see above: the pid is still this unreaped child's.
+        unsafe { libc::kill(self.pid, signal) }
+    }
+
+    /// Reaps this process if it has ended (or waits for it without `WNOHANG`), storing its
+    /// status; returns whether it is reaped now.
+    pub(crate) fn reap(&mut self, options: c_int) -> bool {
+        if self.life != Life::Alive {
+            return true;
+        }
+        let mut status: c_int = 0;
+        let reaped = loop {
+            // SAFETY: `status` is a valid out-parameter; the pid is our unreaped child.
+            let rc = unsafe { libc::waitpid(self.pid, &mut status, options) };
+            if rc == self.pid {
+                break Some(Some(status));
+            }
+            if rc == 0 {
+                break None;
+            }
+            if errno() != libc::EINTR {
+                // ECHILD: reaped by someone else already; its status is gone.
+                break Some(None);
+            }
+        };
+        let Some(status) = reaped else {
+            return false;
+        };
+        self.life = Life::Reaped(status);
+        if self.pidfd >= 0 {
+            // SAFETY: the pidfd is ours alone and closed once; closing also takes it out of
+            // the kernel's epoll set.
+            unsafe { libc::close(self.pidfd) };
+            self.pidfd = -1;
+        }
+        true
+    }
+}
+
+/// The calling thread's `errno`.
+pub(crate) fn errno() -> c_int {
+    // SAFETY: the C library keeps a valid, thread-local errno for the calling thread.
+    unsafe { *errno_location() }
+}
+
+pub(crate) fn set_errno(value: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *errno_location() = value };
+}
+
+fn errno_location() -> *mut c_int {
+    // SAFETY: both return the calling thread's errno slot and have no preconditions.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    unsafe {
+        libc::__errno_location()
+    }
+    // SAFETY: as above.
+    #[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
+    unsafe {
+        libc::__error()
+    }
+}

@@ -1,0 +1,52 @@
+//! The kernel's system calls, taken over: the one place that knows them.
+//!
+//! `build.rs` renames the vendor objects' references to `close`, `pipe`, `socket`, `accept`,
+//! `eventfd`, `epoll_create1`, `epoll_wait`, `fork`, `execvp`, `waitpid` and `kill` to
+//! `stdiobus_embed_<name>`, defined here, and `bus_core.o`'s call to
+//! `stdio_bus_router_destroy` likewise. Nobody else's calls change: the host's, std's and
+//! this crate's own still reach libc directly.
+//!
+//! # Invariants
+//!
+//! 1. Every call into the kernel that the bus makes runs inside
+//!    [`KernelResources::enter`], so the functions here find that bus's resources in
+//!    [`current`]. A call made outside it (raw [`crate::sys`] use) finds none and is
+//!    forwarded to libc, with only the protections that need no bookkeeping: descriptors
+//!    close-on-exec and below 1024, and a clean exec for workers.
+//! 2. The kernel closes only descriptors in its [`FdSet`]: those it created here, and
+//!    those the bus handed it. A second close of a number, or a close of anybody else's
+//!    descriptor, fails with `EBADF` and touches nothing.
+//! 3. Every descriptor the kernel creates is close-on-exec and numbered from 3 to 1023: the
+//!    kernel cannot serve higher numbers, and a worker's pipe at 0, 1 or 2 would be closed
+//!    by the kernel's own child code after moving it there.
+//! 4. The kernel signals and reaps only the processes in its [`Children`], each identified
+//!    by the pidfd taken at its fork. Its `waitpid(-1)` becomes a wait on those processes,
+//!    and only on those whose output it has read to the end.
+//! 5. The kernel forks only while the bus is in `start`, and every worker it execs starts
+//!    with descriptors 0, 1 and 2 alone, an empty signal mask, SIGPIPE at its default, and
+//!    (Linux) SIGKILL when the thread that started the bus ends.
+//!
+//! Each function here is entered from C: none may unwind, block beyond the call it wraps,
+//! or allocate. Between `fork` and `exec` only async-signal-safe calls are made.
+
+mod children;
+mod current;
+mod fd_set;
+mod resources;
+
+pub(crate) use children::{Child, Life, MAX_WORKERS};
+pub(crate) use resources::KernelResources;
+
+use cty::c_void;
+
+#[cfg(stdio_bus_interposed)]
+mod calls;
+
+/// Frees a router the kernel let go of during a call (see `KernelResources::enter`).
+#[cfg(stdio_bus_interposed)]
+fn free_router(router: *mut c_void) {
+    calls::free_router(router);
+}
+
+#[cfg(not(stdio_bus_interposed))]
+fn free_router(_router: *mut c_void) {}

@@ -1,0 +1,168 @@
+//! What one kernel instance holds from the system, as the bus accounts for it.
+
+use core::ptr;
+use core::time::Duration;
+
+use cty::{c_int, c_void};
+
+use super::children::{Child, Children, Life};
+use super::current;
+use super::fd_set::FdSet;
+use crate::clock::{Deadline, sleep};
+
+/// The descriptors and processes of one kernel instance, and what its calls may do now.
+#[derive(Debug)]
+pub(crate) struct KernelResources {
+    /// Descriptors the kernel created, or was handed by the bus, and has not closed.
+    pub(super) owned: FdSet,
+    /// The processes it forked, in worker id order.
+    pub(crate) children: Children,
+    /// The pipes made since the last fork, oldest first: the kernel makes a worker's stdin
+    /// pipe, then its stdout pipe, then forks.
+    pub(super) fresh_pipes: [[c_int; 2]; 2],
+    pub(super) fresh_count: usize,
+    /// Whether the kernel may fork now: only while `start` spawns the workers. A restart
+    /// from `step` would spawn a process whose output the kernel never reads.
+    pub(super) forks_allowed: bool,
+    /// While the bus has the kernel reap: only workers whose output was read to the end
+    /// may be reaped (the kernel's reap closes the pipe, and with it what is unread). The
+    /// kernel's own waits, in its shutdown paths, take any worker that has ended.
+    pub(super) drained_only: bool,
+    /// The kernel's event loop (an epoll descriptor), or -1.
+    pub(super) epoll: c_int,
+    /// Some worker's pidfd became readable since the bus last looked.
+    pub(super) exits_seen: bool,
+    /// A descriptor was needed below the kernel's limit and none was free.
+    pub(super) out_of_low_fds: bool,
+    /// A router the kernel freed during the current call, freed only once the call has
+    /// returned (archive A's `destroy` still uses it afterwards).
+    pub(super) deferred_router: *mut c_void,
+}
+
+impl KernelResources {
+    pub(crate) const fn new() -> Self {
+        Self {
+            owned: FdSet::new(),
+            children: Children::new(),
+            fresh_pipes: [[-1; 2]; 2],
+            fresh_count: 0,
+            forks_allowed: false,
+            drained_only: false,
+            epoll: -1,
+            exits_seen: false,
+            out_of_low_fds: false,
+            deferred_router: ptr::null_mut(),
+        }
+    }
+
+    /// Runs `call`, a call into the kernel, with these resources current on this thread, so
+    /// that the kernel's system calls are checked against them.
+    pub(crate) fn enter<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        let outer = current::replace(self);
+        let result = call();
+        current::replace(outer);
+        self.free_deferred_router();
+        result
+    }
+
+    /// [`enter`](Self::enter) with forks allowed: for `start`.
+    pub(crate) fn enter_spawning<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        self.forks_allowed = true;
+        let result = self.enter(call);
+        self.forks_allowed = false;
+        result
+    }
+
+    /// [`enter`](Self::enter) for a step that lets the kernel reap the workers that
+    /// [`has_drained_exit`](Self::has_drained_exit) found.
+    pub(crate) fn enter_reaping<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        self.drained_only = true;
+        let result = self.enter(call);
+        self.drained_only = false;
+        result
+    }
+
+    /// The kernel's event loop descriptor, once `create` made it.
+    pub(crate) fn poll_fd(&self) -> Option<c_int> {
+        (self.epoll >= 0).then_some(self.epoll)
+    }
+
+    /// Hands `fd` to the kernel: it may close it from now on.
+    #[cfg(feature = "embedded-workers")]
+    pub(crate) fn adopt(&mut self, fd: c_int) -> bool {
+        self.owned.insert(fd)
+    }
+
+    /// Takes `fd` back from the kernel.
+    #[cfg(feature = "embedded-workers")]
+    pub(crate) fn disown(&mut self, fd: c_int) {
+        self.owned.remove(fd);
+    }
+
+    /// Whether a descriptor the kernel needed could not be given a number below 1024.
+    pub(crate) fn ran_out_of_low_fds(&self) -> bool {
+        self.out_of_low_fds
+    }
+
+    /// Whether a worker's exit was seen since the last call, and clears it.
+    pub(crate) fn take_exits_seen(&mut self) -> bool {
+        core::mem::take(&mut self.exits_seen)
+    }
+
+    /// Whether some worker has exited and its output has been read to the end.
+    pub(crate) fn has_drained_exit(&self) -> bool {
+        self.children.iter().any(Child::drained_exit)
+    }
+
+    /// Whether the kernel's `waitpid(-1)` may try to reap `child` now.
+    pub(super) fn reapable(&self, child: &Child) -> bool {
+        child.life == Life::Alive && (!self.drained_only || child.drained_exit())
+    }
+
+    /// Sends `signal` to every worker not reaped yet, to end it.
+    pub(crate) fn signal_workers(&mut self, signal: c_int) {
+        for child in self.children.iter_mut() {
+            child.ended_by_bus = true;
+            child.signal(signal);
+        }
+    }
+
+    /// Collects every worker process, waiting up to `limit` for those still running;
+    /// gives up on the rest then (a process stuck in the system can outlive SIGKILL for a
+    /// while). Never blocks beyond that.
+    pub(crate) fn reap_workers_within(&mut self, limit: Duration) {
+        /// Poll interval while waiting for workers to exit.
+        const WAIT_STEP: Duration = Duration::from_millis(1);
+        let deadline = Deadline::after(limit);
+        loop {
+            for child in self.children.iter_mut() {
+                child.reap(libc::WNOHANG);
+            }
+            if self.children.alive() == 0 || deadline.has_passed() {
+                return;
+            }
+            sleep(WAIT_STEP);
+        }
+    }
+
+    /// Workers reaped and not reported yet, each reported once: `(worker id, status)`.
+    pub(crate) fn take_reaped(&mut self) -> impl Iterator<Item = (usize, Option<c_int>)> + '_ {
+        self.children
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(id, child)| match child.life {
+                Life::Reaped(status) => {
+                    child.life = Life::Gone;
+                    Some((id, status))
+                }
+                _ => None,
+            })
+    }
+
+    fn free_deferred_router(&mut self) {
+        let router = core::mem::replace(&mut self.deferred_router, ptr::null_mut());
+        if !router.is_null() {
+            super::free_router(router);
+        }
+    }
+}
