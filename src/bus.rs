@@ -385,6 +385,15 @@ impl<'r, S: State> Bus<'r, S> {
         count(unsafe { sys::stdio_bus_worker_count(self.raw.as_ptr()) })
     }
 
+    /// The process id of worker `id` (the kernel's worker id, as events report it) while
+    /// the process has not been reaped; `None` once it has, or where the kernel's calls
+    /// are not interposed (Apple targets).
+    pub fn worker_pid(&self, id: i32) -> Option<u32> {
+        let child = self.resources.children.get(usize::try_from(id).ok()?)?;
+        let alive = child.life == crate::interpose::Life::Alive;
+        alive.then(|| child.pid.unsigned_abs())
+    }
+
     /// Sessions the kernel routes by `sessionId`.
     pub fn session_count(&self) -> usize {
         // SAFETY: `self.raw` is live.

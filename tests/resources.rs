@@ -1,7 +1,7 @@
 //! Nothing outlives a bus: no worker process, no zombie, no file descriptor.
 //!
-//! Alone in its binary so that no other test opens descriptors or spawns processes while
-//! these are counted.
+//! These tests count the whole process's children and descriptors, so they are in a binary
+//! of their own and take turns.
 
 mod common;
 
@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 
 use common::{DEADLINE, call, child_pids, open_fds, start_echo};
 use serde_json::json;
+
+/// Held by each test for its whole run: nothing else in this process spawns or opens.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn assert_back_to(fds: &[String], what: &str) {
     let deadline = Instant::now() + DEADLINE;
@@ -28,6 +34,7 @@ fn assert_back_to(fds: &[String], what: &str) {
 
 #[test]
 fn no_process_zombie_or_fd_is_left_in_any_ending() {
+    let _alone = alone();
     // The first bus loads what the process keeps for good (the ring's pages, stderr
     // buffering); count from after it.
     drop(start_echo(1));
@@ -65,4 +72,36 @@ fn no_process_zombie_or_fd_is_left_in_any_ending() {
     let (bus, _events) = start_echo(1);
     let _producer = bus.into_producer();
     assert_back_to(&fds, "taking the producer back");
+}
+
+#[test]
+fn two_hundred_lifecycles_leave_nothing_behind() {
+    let _alone = alone();
+    drop(common::start_echo(1));
+    let fds = open_fds();
+    for round in 0..200 {
+        let (mut bus, mut events) = common::start_echo(1);
+        if round % 20 == 0 {
+            call(
+                &mut bus,
+                &mut events,
+                &json!({"jsonrpc": "2.0", "id": round, "method": "m"}),
+            );
+        }
+        drop(bus.stop(Duration::from_secs(1)).unwrap());
+    }
+    assert!(child_pids().is_empty(), "no worker or zombie left");
+    assert_eq!(open_fds(), fds, "no descriptor left");
+}
+
+#[test]
+fn dropping_a_bus_under_load_frees_everything() {
+    let _alone = alone();
+    drop(common::start_echo(1));
+    let fds = open_fds();
+    let (mut bus, mut events) = common::start_echo(3);
+    common::flood(&mut bus, &mut events, 300);
+    drop(bus);
+    assert!(child_pids().is_empty(), "no worker or zombie left");
+    assert_eq!(open_fds(), fds, "no descriptor left");
 }

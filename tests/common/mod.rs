@@ -179,6 +179,21 @@ pub fn call(
     responses(&seen, &id).remove(0)
 }
 
+/// Sends `count` requests as fast as the pipe takes them; returns how many went out.
+pub fn flood(bus: &mut Bus<'_, Running>, events: &mut Consumer<'_>, count: u32) -> u32 {
+    let mut sent = 0;
+    for id in 0..count {
+        let request = serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "m"}).to_string();
+        while let Err(error) = bus.send(request.as_bytes()) {
+            assert!(error.is_retryable(), "{error}");
+            drain(events, &mut Vec::new());
+            bus.poll(Duration::from_millis(1)).unwrap();
+        }
+        sent += 1;
+    }
+    sent
+}
+
 /// Whether a process with this pid exists (zombies included).
 pub fn process_exists(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
