@@ -1,0 +1,65 @@
+//! The host's own children stay the host's: the kernel reaps only its workers.
+//!
+//! Alone in its binary because it changes the process-wide SIGCHLD disposition.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Seen, start_echo};
+use stdiobus_embed::ExitStatus;
+
+extern "C" fn note_sigchld(_signal: libc::c_int) {}
+
+/// Whether `pid` has exited and waits to be reaped.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z'))
+}
+
+#[test]
+fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
+    let handler = note_sigchld as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for (what, disposition) in [("default", libc::SIG_DFL), ("a handler", handler)] {
+        // SAFETY: a zeroed sigaction with a valid disposition; the handler does nothing.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = disposition;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut());
+        }
+        let (mut bus, mut events) = start_echo(2);
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + DEADLINE;
+        while !is_zombie(child.id()) {
+            assert!(Instant::now() < deadline, "the host's child never exited");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // A worker dies while the host's child waits to be reaped: the kernel reaps.
+        let worker = bus.worker_pid(1).unwrap();
+        // SAFETY: `worker` is this bus's live worker.
+        assert_eq!(
+            unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) },
+            0
+        );
+        let mut seen = Vec::new();
+        common::poll_until(
+            &mut bus,
+            &mut events,
+            &mut seen,
+            "the worker's exit",
+            |seen| seen.contains(&Seen::Exited(1, ExitStatus::Signal(libc::SIGKILL))),
+        );
+        assert!(
+            is_zombie(child.id()),
+            "with SIGCHLD at {what}: left to the host"
+        );
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(7), "with SIGCHLD at {what}");
+        drop(bus);
+    }
+}
