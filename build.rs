@@ -9,14 +9,21 @@
 //!    archive), and any attempt to link a program against it fails on one undefined symbol
 //!    whose name says what to set, instead of a wall of `stdio_bus_*` symbols.
 //!
-//! On ELF targets the archive is copied into `OUT_DIR` with the vendor objects' undefined
-//! references to the libc functions in [`INTERPOSED`] renamed to `stdiobus_embed_<name>`,
-//! which `src/interpose` defines; everyone else's calls still reach libc. Every one of those
-//! names must be found, or the build fails: an archive that calls the system some other way
-//! would not be guarded. Mach-O archives are linked as they are (see the README).
+//! On Linux (ELF) the archive is copied into `OUT_DIR` with two kinds of renaming:
+//! - the vendor objects' undefined references to the libc functions in [`INTERPOSED`]
+//!   become `stdiobus_embed_<name>`, which `src/interpose` defines; everyone else's calls
+//!   still reach libc. Every one of those names must be found, or the build fails: an
+//!   archive that calls the system some other way would not be guarded;
+//! - every symbol the archive defines (`stdio_bus_create`, ...) becomes
+//!   `stdiobus_embed_kernel_<name>`, references included, as `src/sys.rs` links them, so
+//!   that another copy of the kernel in the same program (the tokio binding's, say) can
+//!   neither take the calls meant for this one nor clash with it.
+//!
+//! Mach-O archives are linked as they are (see the README).
 //!
 //! No network access and no external tool (binutils) are needed, ever.
 
+use std::collections::BTreeSet;
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,8 +37,10 @@ const ARCHIVE: &str = "libstdio_bus.a";
 const LINKED_NAME: &str = "stdiobus_embed_kernel";
 /// The package, and its version, that carries the vendor's prebuilt archives.
 const CARRIER: &str = "stdiobus-backend-native-1.1.1";
-/// What the renamed references are prefixed with; `src/interpose` defines the targets.
+/// What the renamed libc references are prefixed with; `src/interpose` defines the targets.
 const PREFIX: &str = "stdiobus_embed_";
+/// What the archive's own symbols are prefixed with; `src/sys.rs` links to those names.
+const KERNEL_PREFIX: &str = "stdiobus_embed_kernel_";
 
 /// libc functions whose calls from every vendor object are taken over.
 const INTERPOSED: [&str; 11] = [
@@ -149,10 +158,8 @@ fn link(archive: &Path) {
         .unwrap_or_else(|error| fail(&format!("cannot read `{}`: {error}", archive.display())));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let linked = out_dir.join(format!("lib{LINKED_NAME}.a"));
-    let elf = env::var("CARGO_CFG_TARGET_OBJECT_FORMAT")
-        .map(|format| format == "elf")
-        .unwrap_or_else(|_| env::var("CARGO_CFG_TARGET_VENDOR").as_deref() != Ok("apple"));
-    let written = if elf {
+    let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
+    let written = if linux {
         let rewritten = rewrite(&data)
             .unwrap_or_else(|error| fail(&format!("`{}`: {error}", archive.display())));
         println!("cargo:rustc-cfg=stdio_bus_interposed");
@@ -171,21 +178,36 @@ fn link(archive: &Path) {
     }
 }
 
-/// The archive with the references in [`INTERPOSED`] and [`INTERPOSED_IN_OBJECT`] renamed
-/// in every member, and a fresh symbol index.
+/// The archive with its symbols renamed in every member (see the top of this file), and a
+/// fresh symbol index.
 fn rewrite(data: &[u8]) -> Result<Vec<u8>, String> {
     let archive = ArchiveFile::parse(data).map_err(|error| format!("not an archive: {error}"))?;
-    let mut found = std::collections::BTreeSet::new();
-    let mut members = Vec::new();
+    let mut objects = Vec::new();
     for member in archive.members() {
         let member = member.map_err(|error| format!("unreadable member: {error}"))?;
         let name = String::from_utf8_lossy(member.name()).into_owned();
         let bytes = member
             .data(data)
             .map_err(|error| format!("member `{name}`: {error}"))?;
-        let object = rename_references(&name, bytes, &mut found)
+        let object = object::build::elf::Builder::read(bytes)
             .map_err(|error| format!("member `{name}`: {error}"))?;
-        members.push((name, object));
+        objects.push((name, object));
+    }
+    let own: BTreeSet<Vec<u8>> = objects
+        .iter()
+        .flat_map(|(_, object)| object.symbols.iter())
+        .filter(|symbol| is_defined(symbol) && is_global(symbol))
+        .map(|symbol| symbol.name.to_vec())
+        .collect();
+    let mut found = BTreeSet::new();
+    let mut members = Vec::new();
+    for (name, mut object) in objects {
+        rename(&name, &mut object, &own, &mut found);
+        let mut bytes = Vec::new();
+        object
+            .write(&mut bytes)
+            .map_err(|error| format!("member `{name}`: {error}"))?;
+        members.push((name, bytes));
     }
     let wanted = INTERPOSED
         .iter()
@@ -223,31 +245,41 @@ fn rewrite(data: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out.into_inner())
 }
 
-/// One relocatable object with its undefined references renamed; the names renamed are
-/// added to `found`.
-fn rename_references(
+fn is_defined(symbol: &object::build::elf::Symbol<'_>) -> bool {
+    symbol.section.is_some() || symbol.st_shndx != object::elf::SHN_UNDEF
+}
+
+fn is_global(symbol: &object::build::elf::Symbol<'_>) -> bool {
+    symbol.st_info >> 4 != object::elf::STB_LOCAL
+}
+
+/// Renames one member's symbols: its calls to interposed functions to this crate's, and
+/// every symbol of the archive's own (`own`) to its prefixed name. The interposed names
+/// it calls are added to `found`.
+fn rename(
     member: &str,
-    bytes: &[u8],
-    found: &mut std::collections::BTreeSet<String>,
-) -> Result<Vec<u8>, object::build::Error> {
-    let mut builder = object::build::elf::Builder::read(bytes)?;
-    for symbol in builder.symbols.iter_mut() {
-        let undefined = symbol.section.is_none() && symbol.st_shndx == object::elf::SHN_UNDEF;
-        let Ok(name) = std::str::from_utf8(&symbol.name) else {
+    object: &mut object::build::elf::Builder<'_>,
+    own: &BTreeSet<Vec<u8>>,
+    found: &mut BTreeSet<String>,
+) {
+    for symbol in object.symbols.iter_mut() {
+        let Ok(name) = std::str::from_utf8(&symbol.name).map(str::to_owned) else {
             continue;
         };
-        let taken_over = INTERPOSED.contains(&name)
+        let interposed = INTERPOSED.contains(&name.as_str())
             || INTERPOSED_IN_OBJECT
                 .iter()
                 .any(|&(object, symbol)| object == member && symbol == name);
-        if undefined && taken_over {
-            found.insert(name.to_owned());
-            symbol.name = format!("{PREFIX}{name}").into_bytes().into();
-        }
+        let renamed = if !is_defined(symbol) && interposed {
+            found.insert(name.clone());
+            format!("{PREFIX}{name}")
+        } else if (is_global(symbol) || !is_defined(symbol)) && own.contains(name.as_bytes()) {
+            format!("{KERNEL_PREFIX}{name}")
+        } else {
+            continue;
+        };
+        symbol.name = renamed.into_bytes().into();
     }
-    let mut out = Vec::new();
-    builder.write(&mut out)?;
-    Ok(out)
 }
 
 fn fail(message: &str) -> ! {

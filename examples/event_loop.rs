@@ -16,32 +16,19 @@
 //! `tests/listener.rs`): they are printed here on stdout like any other message, and the
 //! client hears nothing.
 //!
-//! # Why the loop has a timeout
+//! # One wait for everything
 //!
-//! A bare event loop would like one descriptor per source and `poll(2)` with no timeout.
-//! The bus has [`Bus::poll_fd`] for that, but the kernel offers no descriptor: its
-//! `stdio_bus_get_poll_fd` returned -1 in embedded mode and in listener mode alike
-//! (observed with both vendor archives), so `poll_fd` is `None`. The kernel waits on its
-//! own descriptors (worker pipes, listener sockets) only inside `stdio_bus_step`, that
-//! is inside [`Bus::poll`].
+//! The loop blocks in `poll(2)` on stdin and on [`Bus::poll_fd`], with no timeout, and
+//! after every wake-up steps the bus without waiting (`bus.poll(Duration::ZERO)`). The
+//! descriptor is the kernel's own event loop: it is readable exactly when a step has
+//! something to do (worker output, a client, a worker that exited), so an idle loop does
+//! not wake at all and a response is read as soon as it arrives. So that a burst is not
+//! read one step per wake-up (a step reads about 4 KiB per ready worker), the loop does
+//! not wait while the last step delivered something.
 //!
-//! A thread can block in only one place at a time. This loop blocks in `poll(2)` on
-//! stdin, for at most [`TICK`], and after every wake-up steps the bus without waiting
-//! (`bus.poll(Duration::ZERO)`). What that costs:
-//!
-//! - **Latency.** Worker output, and client traffic, that arrives while the thread sits
-//!   in `poll(2)` waits there until the tick ends: up to [`TICK`] (10 ms) more per
-//!   response, half that on average. Stdin input costs nothing extra: `poll(2)` returns
-//!   at once when a line arrives. (Blocking in `bus.poll(TICK)` instead would turn this
-//!   around: the kernel's step returns as soon as a worker writes, and stdin would wait up
-//!   to the tick.)
-//! - **Wake-ups.** An idle loop wakes 100 times a second.
-//! - **Throughput.** One step reads about 4 KiB per ready worker. So that a burst is not
-//!   read at 4 KiB per tick, the loop does not wait at all while the last step delivered
-//!   something.
-//!
-//! Should a future kernel hand out a descriptor, the loop adds it to the `poll(2)` set
-//! and waits without a timeout; nothing else changes.
+//! Where the bus has no descriptor (the kernel's calls are not interposed on Apple
+//! targets), the loop falls back to waiting at most [`TICK`] in `poll(2)`, which adds up
+//! to that much latency to worker output.
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -56,7 +43,7 @@ use stdiobus_embed::{
 
 const USAGE: &str = "usage: event_loop [--listen HOST:PORT | --unix PATH]";
 
-/// The longest `poll(2)` wait while the bus offers no descriptor: the latency added to
+/// The longest `poll(2)` wait where the bus has no descriptor: the latency added to
 /// worker output that arrives meanwhile.
 const TICK: Duration = Duration::from_millis(10);
 /// How long, after end of input, the example waits for the answers still owed to it.

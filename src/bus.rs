@@ -522,9 +522,10 @@ impl<'r, S: State> Bus<'r, S> {
                 sys::stdio_bus_step(raw, sys::STDIO_BUS_NO_WAIT)
             });
         }
-        for (id, status) in self.resources.take_reaped() {
-            self.producer.push_exited(id as i32, status);
-        }
+        let producer = &mut self.producer;
+        self.resources
+            .children
+            .take_reaped(|id, status| producer.push_exited(id as i32, status));
         self.producer.flush_loss();
         Error::check(rc)?;
         Ok(self.producer.delivered().wrapping_sub(before) as usize)

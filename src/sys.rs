@@ -168,7 +168,15 @@ macro_rules! kernel_symbol {
         $item
     };
 }
-#[cfg(not(stdio_bus_unlinked))]
+// The rewritten archive defines its functions under a prefix (see `build.rs`).
+#[cfg(all(not(stdio_bus_unlinked), stdio_bus_interposed))]
+macro_rules! kernel_symbol {
+    (pub fn $name:ident $($rest:tt)*) => {
+        #[link_name = concat!("stdiobus_embed_kernel_", stringify!($name))]
+        pub fn $name $($rest)*
+    };
+}
+#[cfg(all(not(stdio_bus_unlinked), not(stdio_bus_interposed)))]
 macro_rules! kernel_symbol {
     ($item:item) => {
         $item

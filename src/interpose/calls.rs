@@ -20,7 +20,9 @@ const PIDFD_TAG: u64 = 1 << 31;
 static PARENT: AtomicI32 = AtomicI32::new(0);
 
 unsafe extern "C" {
-    /// The router's real destructor, in the vendor's `routing.o`.
+    /// The router's real destructor, in the vendor's `routing.o` (under the prefix that
+    /// `build.rs` gives the archive's own symbols).
+    #[link_name = "stdiobus_embed_kernel_stdio_bus_router_destroy"]
     fn stdio_bus_router_destroy(router: *mut c_void);
 }
 
@@ -187,6 +189,8 @@ unsafe extern "C" fn stdiobus_embed_epoll_wait(
 
 #[unsafe(no_mangle)]
 extern "C" fn stdiobus_embed_fork() -> pid_t {
+    // SAFETY: getpid cannot fail.
+    PARENT.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let Some(resources) = resources() else {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::fork() };
@@ -197,8 +201,6 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
         set_errno(libc::ECANCELED);
         return -1;
     }
-    // SAFETY: getpid cannot fail.
-    PARENT.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let [stdin, stdout] = fresh_worker_pipes(resources);
     // SAFETY: the kernel forks to exec a worker; the child makes only async-signal-safe
     // calls here (invariant 5).
@@ -366,11 +368,11 @@ fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
 
 /// Reaps worker `id` as `waitpid` would with `options`, once for the kernel.
 fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(pid_t, c_int)> {
-    let child = resources.children.get_mut(id)?;
-    if child.kernel_told || !child.reap(options) {
+    let told = resources.children.get(id)?.kernel_told;
+    if told || !resources.children.reap(id, options) {
         return None;
     }
-    child.kernel_told = true;
+    resources.children.get_mut(id)?.kernel_told = true;
     reaped_status(resources, id)
 }
 

@@ -50,12 +50,18 @@ pub(crate) struct Child {
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     list: heapless::Vec<Child, MAX_WORKERS>,
+    /// How many are [`Life::Alive`]: `send` asks on every message.
+    alive: usize,
+    /// Whether some are [`Life::Reaped`]: every step asks.
+    unreported: bool,
 }
 
 impl Children {
     pub(crate) const fn new() -> Self {
         Self {
             list: heapless::Vec::new(),
+            alive: 0,
+            unreported: false,
         }
     }
 
@@ -66,7 +72,37 @@ impl Children {
     /// Records a process just forked; returns its worker id.
     pub(crate) fn push(&mut self, child: Child) -> Option<usize> {
         self.list.push(child).ok()?;
+        self.alive += 1;
         Some(self.list.len() - 1)
+    }
+
+    /// Reaps worker `id` if it has ended (waits for it without `WNOHANG` in `options`);
+    /// returns whether it is reaped now.
+    pub(crate) fn reap(&mut self, id: usize, options: c_int) -> bool {
+        let Some(child) = self.list.get_mut(id) else {
+            return false;
+        };
+        let was_alive = child.life == Life::Alive;
+        let reaped = child.reap(options);
+        if was_alive && reaped {
+            self.alive -= 1;
+            self.unreported = true;
+        }
+        reaped
+    }
+
+    /// Calls `report` with `(worker id, status)` for each worker reaped since the last
+    /// call, once each.
+    pub(crate) fn take_reaped(&mut self, mut report: impl FnMut(usize, WaitStatus)) {
+        if !core::mem::take(&mut self.unreported) {
+            return;
+        }
+        for (id, child) in self.list.iter_mut().enumerate() {
+            if let Life::Reaped(status) = child.life {
+                child.life = Life::Gone;
+                report(id, status);
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -98,10 +134,7 @@ impl Children {
 
     /// Processes not reaped yet.
     pub(crate) fn alive(&self) -> usize {
-        self.list
-            .iter()
-            .filter(|child| child.life == Life::Alive)
-            .count()
+        self.alive
     }
 }
 
@@ -134,7 +167,7 @@ impl Child {
 
     /// Reaps this process if it has ended (or waits for it without `WNOHANG`), storing its
     /// status; returns whether it is reaped now.
-    pub(crate) fn reap(&mut self, options: c_int) -> bool {
+    fn reap(&mut self, options: c_int) -> bool {
         if self.life != Life::Alive {
             return true;
         }

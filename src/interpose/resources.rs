@@ -135,28 +135,14 @@ impl KernelResources {
         const WAIT_STEP: Duration = Duration::from_millis(1);
         let deadline = Deadline::after(limit);
         loop {
-            for child in self.children.iter_mut() {
-                child.reap(libc::WNOHANG);
+            for id in 0..self.children.len() {
+                self.children.reap(id, libc::WNOHANG);
             }
             if self.children.alive() == 0 || deadline.has_passed() {
                 return;
             }
             sleep(WAIT_STEP);
         }
-    }
-
-    /// Workers reaped and not reported yet, each reported once: `(worker id, status)`.
-    pub(crate) fn take_reaped(&mut self) -> impl Iterator<Item = (usize, Option<c_int>)> + '_ {
-        self.children
-            .iter_mut()
-            .enumerate()
-            .filter_map(|(id, child)| match child.life {
-                Life::Reaped(status) => {
-                    child.life = Life::Gone;
-                    Some((id, status))
-                }
-                _ => None,
-            })
     }
 
     fn free_deferred_router(&mut self) {
