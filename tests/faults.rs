@@ -151,6 +151,45 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
     assert!(!process_exists(second), "nothing left behind");
 }
 
+/// Between a worker's death and the poll that notices it, the kernel still chooses that
+/// worker: the write must fail rather than vanish, since no other process holds the read
+/// end of its stdin pipe any more.
+#[test]
+fn a_send_right_after_a_death_is_refused_or_answered_never_lost() {
+    for round in 0..20 {
+        let (mut bus, mut events) = common::start_echo(2);
+        let first = i64::from(bus.worker_pid(0).unwrap());
+        assert_eq!(answer_pid(&mut bus, &mut events, 0), first);
+        // SAFETY: `first` is a live worker of this test's bus.
+        assert_eq!(
+            unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) },
+            0
+        );
+        let deadline = Instant::now() + DEADLINE;
+        while !is_dead(first) {
+            assert!(Instant::now() < deadline, "worker {first} did not die");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let request = json!({"jsonrpc": "2.0", "id": 1, "method": "pid"});
+        match bus.send(request.to_string().as_bytes()) {
+            Err(error) => assert_eq!(error, Error::Kernel(ErrorCode::Worker), "round {round}"),
+            Ok(()) => {
+                let mut seen = Vec::new();
+                common::poll_until(&mut bus, &mut events, &mut seen, "the answer", |seen| {
+                    !common::responses(seen, &json!(1)).is_empty()
+                });
+            }
+        }
+    }
+}
+
+/// Whether `pid` has ended: gone, or a zombie.
+fn is_dead(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z')
+    })
+}
+
 /// Polls until worker `id` is reported reaped with `status`.
 fn wait_for_exit(
     bus: &mut Bus<'_, Running>,

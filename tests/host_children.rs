@@ -1,4 +1,5 @@
-//! The host's own children stay the host's: the kernel reaps only its workers.
+//! The host's own children stay the host's: the kernel reaps only its workers, whatever
+//! the SIGCHLD disposition.
 //!
 //! Alone in its binary because it changes the process-wide SIGCHLD disposition.
 
@@ -62,4 +63,34 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
         assert_eq!(status.code(), Some(7), "with SIGCHLD at {what}");
         drop(bus);
     }
+
+    // Ignored, the system reaps every child at once: the host's children are beyond
+    // anyone's wait, and a dead worker's status is gone, but its death is still seen.
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let (mut bus, mut events) = start_echo(2);
+    let worker = bus.worker_pid(0).unwrap();
+    // SAFETY: `worker` is this bus's live worker.
+    assert_eq!(
+        unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    let mut seen = Vec::new();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the worker's exit",
+        |seen| seen.contains(&Seen::Exited(0, ExitStatus::Unknown)),
+    );
+    let answer = common::call(
+        &mut bus,
+        &mut events,
+        &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "pid"}),
+    );
+    assert_eq!(
+        answer["result"]["pid"].as_u64(),
+        bus.worker_pid(1).map(u64::from),
+        "the next worker serves"
+    );
 }

@@ -72,6 +72,26 @@ fn no_process_zombie_or_fd_is_left_in_any_ending() {
     let (bus, _events) = start_echo(1);
     let _producer = bus.into_producer();
     assert_back_to(&fds, "taking the producer back");
+
+    // A start that fails after spawning its worker (the port is taken): the instance is
+    // destroyed like any other, not leaked.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let fds = open_fds(); // the listener above included
+    for _ in 0..20 {
+        let (producer, _events) = common::ring();
+        let listener = stdiobus_embed::Listener::Tcp {
+            host: c"127.0.0.1",
+            port,
+        };
+        let pools = [stdiobus_embed::Pool::new("echo", common::WORKER)];
+        let config = common::config(&pools, &stdiobus_embed::Limits::default());
+        let bus =
+            stdiobus_embed::Bus::create(config, common::options().listener(listener), producer)
+                .unwrap();
+        assert!(bus.start().is_err(), "the port is in use");
+    }
+    assert_back_to(&fds, "twenty failed starts");
 }
 
 #[test]
