@@ -7,6 +7,13 @@
 //!
 //! When no archive is configured (see `build.rs`), every function links against one
 //! symbol whose name tells what to set, so a failed link says so in one line.
+//!
+//! On Linux the kernel's own system calls are interposed (see the README, "What the bus
+//! fixes in the kernel"). Called from here, outside a [`Bus`](crate::Bus), they find no
+//! bus to account to and go straight to libc, with only what needs no bookkeeping:
+//! descriptors close-on-exec and numbered 3 to 1023, and workers that exec with
+//! descriptors 0 to 2 alone. Everything else (foreign closes, `waitpid(-1)`, the crash in
+//! `destroy`) is as the vendor built it.
 #![allow(non_camel_case_types)]
 // The names mirror the C header; their meaning is documented there and in the crate docs.
 #![allow(missing_docs)]

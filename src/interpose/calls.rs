@@ -382,9 +382,11 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
 fn reaped_status(resources: &mut KernelResources, id: usize) -> Option<(pid_t, c_int)> {
     let child = resources.children.get_mut(id)?;
     match child.life {
-        Life::Reaped(Some(status)) if !child.ended_by_bus => Some((child.pid, status)),
-        Life::Reaped(_) => Some((child.pid, 0)),
-        _ => None,
+        Life::Reaped(Some(status)) | Life::Reported(Some(status)) if !child.ended_by_bus => {
+            Some((child.pid, status))
+        }
+        Life::Reaped(_) | Life::Reported(_) => Some((child.pid, 0)),
+        Life::Alive => None,
     }
 }
 

@@ -21,8 +21,8 @@ pub(crate) enum Life {
     Alive,
     /// Reaped; the bus has not reported it yet.
     Reaped(WaitStatus),
-    /// Reaped and reported.
-    Gone,
+    /// Reaped and reported to the host.
+    Reported(WaitStatus),
 }
 
 /// One worker process.
@@ -99,7 +99,7 @@ impl Children {
         }
         for (id, child) in self.list.iter_mut().enumerate() {
             if let Life::Reaped(status) = child.life {
-                child.life = Life::Gone;
+                child.life = Life::Reported(status);
                 report(id, status);
             }
         }
