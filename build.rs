@@ -218,8 +218,9 @@ fn rewrite(data: &[u8]) -> Result<Vec<u8>, String> {
         .collect();
     if !missing.is_empty() {
         return Err(format!(
-            "no vendor object calls {}: this archive reaches the system in a way this \
-             crate does not guard; refusing to link it",
+            "no vendor object calls {}, which this crate takes over: the archive is not \
+             one it knows, and its calls to the system might go unguarded; refusing to \
+             link it",
             missing.join(", ")
         ));
     }
