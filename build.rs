@@ -67,13 +67,6 @@ fn main() {
     println!("cargo:rerun-if-env-changed=CARGO_HOME");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_unlinked)");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_interposed)");
-    // benches/compare.rs counts every C and Rust allocation of the process at link time.
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
-        println!(
-            "cargo:rustc-link-arg-benches=-Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,\
-             --wrap=strdup,--wrap=strndup,--wrap=posix_memalign,--wrap=aligned_alloc"
-        );
-    }
 
     // docs.rs has no archive for every target and needs none to render documentation.
     if env::var_os("DOCS_RS").is_some() {

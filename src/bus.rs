@@ -256,7 +256,7 @@ impl<'r> Bus<'r, Running> {
             return Err(Error::EmptyMessage);
         }
         // `contains` on bytes is a memchr; a byte-by-byte `position` cost about ten per
-        // cent of pipelined throughput (benches/compare.rs). Find the offset only to report.
+        // cent of pipelined throughput (benches/compare). Find the offset only to report.
         if message.contains(&0) {
             let offset = message.iter().position(|&byte| byte == 0).unwrap_or(0);
             return Err(Error::InteriorNul { offset });

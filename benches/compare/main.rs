@@ -1,8 +1,8 @@
 //! Three ways of driving the same stdio_bus kernel, measured side by side in one run.
 //!
 //! ```text
-//! cargo bench --bench compare
-//! BENCH_ROUNDS=8 BENCH_REQUESTS=10000 cargo bench --bench compare   # longer, steadier
+//! cargo bench -p stdiobus-embed-bench
+//! BENCH_ROUNDS=8 BENCH_REQUESTS=10000 cargo bench -p stdiobus-embed-bench   # longer, steadier
 //! ```
 //!
 //! The contenders, each talking to the same compiled echo worker (`stdiobus-echo-worker`,

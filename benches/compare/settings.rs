@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::placement::two_cpus;
 
 /// The worker every contender talks to.
-pub const WORKER: &str = env!("CARGO_BIN_EXE_stdiobus-echo-worker");
+pub const WORKER: &str = env!("CARGO_BIN_EXE_bench-echo-worker");
 /// Requests in flight in the pipelined workload.
 pub const WINDOW: usize = 64;
 /// The large message, newline included: 1 MiB - 1 byte. The bus enlarges each worker's
@@ -149,7 +149,7 @@ impl Settings {
         for (name, value) in self.env() {
             let _ = write!(line, "{name}={value} ");
         }
-        line + "cargo bench --bench compare"
+        line + "cargo bench -p stdiobus-embed-bench"
     }
 }
 
