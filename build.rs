@@ -165,9 +165,11 @@ fn link(archive: &Path) {
     }
     println!("cargo:rustc-link-search=native={}", out_dir.display());
     println!("cargo:rustc-link-lib=static={LINKED_NAME}");
-    // The archive calls into libpthread, which glibc before 2.34 keeps apart from libc.
+    // The archive calls into libpthread, which glibc before 2.34 keeps apart from libc,
+    // and into libc itself, which a `no_std` program does not otherwise link.
     if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         println!("cargo:rustc-link-lib=pthread");
+        println!("cargo:rustc-link-lib=c");
     }
 }
 
