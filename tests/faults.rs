@@ -126,7 +126,10 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
         unsafe { libc::kill(first as libc::pid_t, libc::SIGKILL) },
         0
     );
-    wait_for_exit(&mut bus, &mut events, 0, ExitStatus::Signal(libc::SIGKILL));
+    assert_eq!(
+        common::wait_for_exit(&mut bus, &mut events, 0),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
     for id in 1..5 {
         assert_eq!(answer_pid(&mut bus, &mut events, id), second);
     }
@@ -140,7 +143,10 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
         unsafe { libc::kill(second as libc::pid_t, libc::SIGKILL) },
         0
     );
-    wait_for_exit(&mut bus, &mut events, 1, ExitStatus::Signal(libc::SIGKILL));
+    assert_eq!(
+        common::wait_for_exit(&mut bus, &mut events, 1),
+        ExitStatus::Signal(libc::SIGKILL)
+    );
     let error = bus
         .send(br#"{"jsonrpc":"2.0","id":9,"method":"pid"}"#)
         .unwrap_err();
@@ -188,19 +194,6 @@ fn is_dead(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
         stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z')
     })
-}
-
-/// Polls until worker `id` is reported reaped with `status`.
-fn wait_for_exit(
-    bus: &mut Bus<'_, Running>,
-    events: &mut stdiobus_embed::Consumer<'_>,
-    id: i32,
-    status: ExitStatus,
-) {
-    let mut seen = Vec::new();
-    common::poll_until(bus, events, &mut seen, "the worker's exit", |seen| {
-        seen.contains(&Seen::Exited(id, status))
-    });
 }
 
 /// Each such worker is reported with its exit code and reaped at once; the kernel is not

@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Seen, start_echo};
+use common::{DEADLINE, start_echo};
 use stdiobus_embed::ExitStatus;
 
 extern "C" fn note_sigchld(_signal: libc::c_int) {}
@@ -41,19 +41,10 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
             std::thread::sleep(Duration::from_millis(1));
         }
         // A worker dies while the host's child waits to be reaped: the kernel reaps.
-        let worker = bus.worker_pid(1).unwrap();
-        // SAFETY: `worker` is this bus's live worker.
+        common::signal_worker(&bus, 1, libc::SIGKILL);
         assert_eq!(
-            unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) },
-            0
-        );
-        let mut seen = Vec::new();
-        common::poll_until(
-            &mut bus,
-            &mut events,
-            &mut seen,
-            "the worker's exit",
-            |seen| seen.contains(&Seen::Exited(1, ExitStatus::Signal(libc::SIGKILL))),
+            common::wait_for_exit(&mut bus, &mut events, 1),
+            ExitStatus::Signal(libc::SIGKILL)
         );
         assert!(
             is_zombie(child.id()),
@@ -69,19 +60,10 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let (mut bus, mut events) = start_echo(2);
-    let worker = bus.worker_pid(0).unwrap();
-    // SAFETY: `worker` is this bus's live worker.
+    common::signal_worker(&bus, 0, libc::SIGKILL);
     assert_eq!(
-        unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) },
-        0
-    );
-    let mut seen = Vec::new();
-    common::poll_until(
-        &mut bus,
-        &mut events,
-        &mut seen,
-        "the worker's exit",
-        |seen| seen.contains(&Seen::Exited(0, ExitStatus::Unknown)),
+        common::wait_for_exit(&mut bus, &mut events, 0),
+        ExitStatus::Unknown
     );
     let answer = common::call(
         &mut bus,

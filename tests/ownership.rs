@@ -29,25 +29,6 @@ fn open_fd_numbers() -> Vec<i32> {
         .collect()
 }
 
-/// Polls until worker `id` is reported reaped; returns how it ended.
-fn wait_for_exit(
-    bus: &mut Bus<'_, Running>,
-    events: &mut stdiobus_embed::Consumer<'_>,
-    id: i32,
-) -> ExitStatus {
-    let mut seen = Vec::new();
-    common::poll_until(bus, events, &mut seen, "the worker's exit", |seen| {
-        seen.iter()
-            .any(|s| matches!(s, Seen::Exited(i, _) if *i == id))
-    });
-    seen.iter()
-        .find_map(|s| match s {
-            Seen::Exited(i, status) if *i == id => Some(*status),
-            _ => None,
-        })
-        .unwrap()
-}
-
 #[test]
 fn a_host_file_that_takes_a_dead_workers_number_survives_the_bus() {
     let before = open_fd_numbers();
@@ -58,7 +39,10 @@ fn a_host_file_that_takes_a_dead_workers_number_survives_the_bus() {
         .collect();
     bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"exit"}"#)
         .unwrap();
-    assert_eq!(wait_for_exit(&mut bus, &mut events, 0), ExitStatus::Code(0));
+    assert_eq!(
+        common::wait_for_exit(&mut bus, &mut events, 0),
+        ExitStatus::Code(0)
+    );
 
     // The worker's pipes are closed; files opened now take their numbers.
     let mut files: Vec<(File, Vec<u8>)> = (0..8)
@@ -127,7 +111,7 @@ fn files_written_while_buses_churn_are_never_damaged() {
         });
         for _ in 0..CYCLES {
             let (mut bus, mut events) = start(&[Pool::new("quitter", "/bin/true")]);
-            wait_for_exit(&mut bus, &mut events, 0);
+            common::wait_for_exit(&mut bus, &mut events, 0);
             drop(bus);
         }
         done.store(true, Ordering::Relaxed);

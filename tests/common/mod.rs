@@ -156,6 +156,36 @@ pub fn wait_for_worker(
     );
 }
 
+/// Sends `signal` to worker `id` of `bus`, which must be alive.
+pub fn signal_worker(bus: &Bus<'_, Running>, id: i32, signal: libc::c_int) {
+    let pid = bus.worker_pid(id).expect("a live worker");
+    // SAFETY: `pid` is this bus's unreaped worker, so it cannot have been reused.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
+}
+
+/// Polls until worker `id` is reported reaped; returns how it ended.
+pub fn wait_for_exit(
+    bus: &mut Bus<'_, Running>,
+    consumer: &mut Consumer<'_>,
+    id: i32,
+) -> ExitStatus {
+    let exit = |seen: &[Seen]| {
+        seen.iter().find_map(|s| match s {
+            Seen::Exited(i, status) if *i == id => Some(*status),
+            _ => None,
+        })
+    };
+    let mut seen = Vec::new();
+    poll_until(
+        bus,
+        consumer,
+        &mut seen,
+        &format!("worker {id}'s exit"),
+        |seen| exit(seen).is_some(),
+    );
+    exit(&seen).unwrap()
+}
+
 /// JSON responses among `seen` whose `id` is `id`.
 pub fn responses(seen: &[Seen], id: &serde_json::Value) -> Vec<serde_json::Value> {
     seen.iter()
