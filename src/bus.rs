@@ -203,6 +203,10 @@ impl<'r> Bus<'r, Created> {
     ///
     /// Also makes sure SIGPIPE cannot kill the host when a worker dies (see the crate
     /// docs): a default disposition is replaced by a handler that does nothing.
+    ///
+    /// On Linux every worker is killed when the thread that calls `start` ends
+    /// (`PR_SET_PDEATHSIG` follows the forking thread), so that no worker outlives its
+    /// host: start a bus on a thread that lives as long as the bus.
     pub fn start(self) -> Result<Bus<'r, Running>, Failed<Self>> {
         sigpipe::guard();
         let mut this = self;

@@ -20,8 +20,9 @@
 //!    kernel cannot serve higher numbers, and a worker's pipe at 0, 1 or 2 would be closed
 //!    by the kernel's own child code after moving it there.
 //! 4. The kernel signals and reaps only the processes in its [`Children`], each identified
-//!    by the pidfd taken at its fork. Its `waitpid(-1)` becomes a wait on those processes,
-//!    and only on those whose output it has read to the end.
+//!    by the pidfd taken at its fork. Its `waitpid(-1)` becomes a wait on those processes;
+//!    when the bus lets it reap during a step, only on those whose output it has read to
+//!    the end, since its reap closes the pipe.
 //! 5. The kernel forks only while the bus is in `start`, and every worker it execs starts
 //!    with descriptors 0, 1 and 2 alone, an empty signal mask, SIGPIPE at its default, and
 //!    (Linux) SIGKILL when the thread that started the bus ends.
