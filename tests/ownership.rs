@@ -326,3 +326,43 @@ fn the_poll_fd_wakes_for_work_and_sleeps_when_idle() {
         "quiet once reported"
     );
 }
+
+/// Each worker leads a process group of its own, and the bus signals the group: a
+/// grandchild that holds the worker's pipes neither outlives the bus nor holds up its stop.
+#[test]
+fn stopping_a_bus_ends_what_its_workers_started() {
+    let (mut bus, mut events) = common::shell_bus("sleep 30 & echo $!; exec cat");
+    let mut seen = Vec::new();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the grandchild's pid",
+        |seen| seen.iter().any(|s| matches!(s, Seen::Message(_))),
+    );
+    let grandchild: u32 = seen
+        .iter()
+        .find_map(|s| match s {
+            Seen::Message(line) => std::str::from_utf8(line).ok()?.trim().parse().ok(),
+            _ => None,
+        })
+        .expect("the shell prints its background child's pid");
+    assert!(is_running(grandchild));
+
+    let stopped = bus
+        .stop(Duration::from_secs(1))
+        .expect("stopped within its drain time");
+    assert_eq!(
+        stopped.worker_pid(0),
+        None,
+        "the worker was reaped, not given up on"
+    );
+    let deadline = Instant::now() + DEADLINE;
+    while is_running(grandchild) {
+        assert!(
+            Instant::now() < deadline,
+            "the grandchild {grandchild} outlived the bus"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

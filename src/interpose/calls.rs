@@ -239,6 +239,10 @@ fn track(resources: &mut KernelResources, pid: pid_t, stdin: c_int, stdout: c_in
         kernel_told: false,
         life: Life::Alive,
     };
+    // The worker also does this itself before it execs; whichever comes first wins, and
+    // the group exists before anyone can signal it.
+    // SAFETY: making our new child the leader of a process group of its own.
+    unsafe { libc::setpgid(pid, pid) };
     let Some(id) = resources.children.push(child) else {
         return; // cannot happen: `fork` refused when full
     };
@@ -303,8 +307,10 @@ fn prepare_worker() {
             unsafe { libc::close(fd) };
         }
     }
-    // SAFETY: zeroed sigset and sigaction are valid arguments; SIGPIPE is a valid signal.
+    // SAFETY: zeroed sigset and sigaction are valid arguments; SIGPIPE is a valid signal;
+    // `setpgid(0, 0)` makes this process the leader of a process group of its own.
     unsafe {
+        libc::setpgid(0, 0);
         let mut none: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, ptr::null_mut());

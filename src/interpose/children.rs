@@ -145,13 +145,22 @@ impl Child {
         self.life == Life::Alive && self.exited && self.stdout < 0
     }
 
-    /// Sends `signal` to this process if it has not been reaped. With a pidfd the signal
-    /// reaches exactly this process; without one, an unreaped child's pid cannot have been
-    /// reused, because only its parent's wait frees it.
+    /// Sends `signal` to this process, and to its descendants, if it has not been reaped.
+    ///
+    /// A worker leads a process group of its own, so a signal to the group reaches whatever
+    /// it started too (a grandchild holding its pipes, say). The group's number is the
+    /// worker's pid, which cannot be reused while the worker is unreaped: only its parent's
+    /// wait frees it. A worker that left its group gets the signal alone, through its
+    /// pidfd where the system has them, which reaches exactly this process.
     pub(crate) fn signal(&self, signal: c_int) -> c_int {
         if self.life != Life::Alive {
             set_errno(libc::ESRCH);
             return -1;
+        }
+        // SAFETY: asking for the group of our unreaped child.
+        if unsafe { libc::getpgid(self.pid) } == self.pid {
+            // SAFETY: the group is this worker's own (see above).
+            return unsafe { libc::kill(-self.pid, signal) };
         }
         #[cfg(target_os = "linux")]
         if self.pidfd >= 0 {

@@ -24,8 +24,9 @@
 //!    when the bus lets it reap during a step, only on those whose output it has read to
 //!    the end, since its reap closes the pipe.
 //! 5. The kernel forks only while the bus is in `start`, and every worker it execs starts
-//!    with descriptors 0, 1 and 2 alone, an empty signal mask, SIGPIPE at its default, and
-//!    (Linux) SIGKILL when the thread that started the bus ends.
+//!    with descriptors 0, 1 and 2 alone, an empty signal mask, SIGPIPE at its default, a
+//!    process group of its own (so that ending it ends what it started), and SIGKILL when
+//!    the thread that started the bus ends.
 //!
 //! Each function here is entered from C: none may unwind, block beyond the call it wraps,
 //! or allocate. Between `fork` and `exec` only async-signal-safe calls are made.
