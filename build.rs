@@ -144,7 +144,7 @@ fn prebuilt_archive() -> PathBuf {
     }
 }
 
-/// Writes the archive to link into `OUT_DIR`, rewritten for ELF, and links it.
+/// Writes the archive to link into `OUT_DIR`, rewritten on Linux, and links it.
 fn link(archive: &Path) {
     println!("cargo:rerun-if-changed={}", archive.display());
     let data = fs::read(archive)
@@ -167,7 +167,7 @@ fn link(archive: &Path) {
     println!("cargo:rustc-link-lib=static={LINKED_NAME}");
     // The archive calls into libpthread, which glibc before 2.34 keeps apart from libc,
     // and into libc itself, which a `no_std` program does not otherwise link.
-    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+    if linux {
         println!("cargo:rustc-link-lib=pthread");
         println!("cargo:rustc-link-lib=c");
     }
