@@ -78,14 +78,16 @@ pub enum Listener<'a> {
     None,
     /// A TCP socket.
     Tcp {
-        /// Address to bind, such as `c"127.0.0.1"`.
+        /// Address to bind: a numeric IPv4 address such as `c"127.0.0.1"`, the only kind
+        /// the kernel takes (`create` refuses names and IPv6).
         host: &'a CStr,
         /// Port to bind; not 0, since the kernel cannot say which port it would pick.
         port: u16,
     },
     /// A Unix domain socket. The kernel unlinks whatever is at the path before it binds,
-    /// so `create` refuses a path where something other than a socket exists; a file put
-    /// there between `create` and `start` is not protected.
+    /// so `create` refuses a path where something other than a socket exists, or where
+    /// another server listens; what appears there between `create` and `start` is not
+    /// protected.
     Unix {
         /// Path of the socket file.
         path: &'a CStr,
@@ -103,6 +105,9 @@ impl Listener<'_> {
             Self::Tcp { port: 0, .. } => Err(Error::Listener(
                 "TCP port 0 would bind a port the kernel cannot report",
             )),
+            Self::Tcp { host, .. } if !is_ipv4(host) => Err(Error::Listener(
+                "the kernel takes only a numeric IPv4 address as the TCP host, such as 127.0.0.1 (not a name, not IPv6)",
+            )),
             Self::Tcp { .. } => Ok(()),
             Self::Unix { path } if path.is_empty() => {
                 Err(Error::Listener("the Unix socket path is empty"))
@@ -113,9 +118,46 @@ impl Listener<'_> {
             Self::Unix { path } if exists_as_non_socket(path) => Err(Error::Listener(
                 "something other than a socket is at the Unix socket path, and the kernel would delete it",
             )),
+            Self::Unix { path } if someone_listens(path) => Err(Error::Listener(
+                "another server listens at the Unix socket path, and the kernel would take the path from it",
+            )),
             Self::Unix { .. } => Ok(()),
         }
     }
+}
+
+/// Whether `host` is what the kernel's `inet_pton(AF_INET, ...)` takes: a dotted-quad
+/// IPv4 address. It looks up no names and binds no IPv6.
+fn is_ipv4(host: &CStr) -> bool {
+    host.to_str()
+        .is_ok_and(|text| text.parse::<core::net::Ipv4Addr>().is_ok())
+}
+
+/// Whether a server accepts connections on the Unix socket at `path`: the kernel unlinks
+/// the path before it binds, which would cut that server off from every new client. A
+/// socket file nobody listens on (left by a server that ended) refuses the connection,
+/// and the kernel may take its place.
+fn someone_listens(path: &CStr) -> bool {
+    // SAFETY: a zeroed `sockaddr_un` is valid; the path fits (checked by the caller).
+    let mut address: libc::sockaddr_un = unsafe { core::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, &from) in address.sun_path.iter_mut().zip(path.to_bytes()) {
+        *to = from as libc::c_char;
+    }
+    let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    // SAFETY: plain system call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, flags, 0) };
+    if fd < 0 {
+        return false;
+    }
+    let len = core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: `address` is a valid `sockaddr_un` of `len` bytes.
+    let rc = unsafe { libc::connect(fd, (&raw const address).cast::<libc::sockaddr>(), len) };
+    // A full backlog (EAGAIN) is a listener too.
+    let listening = rc == 0 || crate::interpose::errno() == libc::EAGAIN;
+    // SAFETY: `fd` was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    listening
 }
 
 /// Whether `path` names an existing file that is not a socket: the kernel unlinks
@@ -131,6 +173,25 @@ fn exists_as_non_socket(path: &CStr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcp_hosts_must_be_numeric_ipv4() {
+        let tcp = |host| Listener::Tcp { host, port: 9 }.validate();
+        assert_eq!(tcp(c"127.0.0.1"), Ok(()));
+        assert_eq!(tcp(c"0.0.0.0"), Ok(()));
+        for host in [
+            c"localhost",
+            c"::1",
+            c"127.0.0",
+            c"127.0.0.1 ",
+            c"256.0.0.1",
+        ] {
+            assert!(
+                matches!(tcp(host), Err(Error::Listener(reason)) if reason.contains("IPv4")),
+                "{host:?}"
+            );
+        }
+    }
 
     #[test]
     fn listener_validation_names_the_problem() {

@@ -40,7 +40,7 @@ mod current;
 mod fd_set;
 mod resources;
 
-pub(crate) use children::{Child, Life, MAX_WORKERS};
+pub(crate) use children::{Child, Life, MAX_WORKERS, errno};
 pub(crate) use resources::KernelResources;
 
 use cty::c_void;
