@@ -435,7 +435,8 @@ pub enum ConfigError {
     },
     /// The pools ask for more worker processes in all than one bus can track.
     TooManyWorkers {
-        /// Instances asked for, over all pools.
+        /// Instances asked for by the pools up to the first one past the limit: checking
+        /// stops there, so that a huge configuration is refused in time linear in its size.
         total: u64,
         /// The most a bus tracks.
         max: usize,
@@ -559,7 +560,7 @@ impl fmt::Display for ConfigError {
             }
             Self::TooManyWorkers { total, max } => write!(
                 f,
-                "the pools ask for {total} worker processes; a bus tracks at most {max}"
+                "the pools ask for at least {total} worker processes; a bus tracks at most {max}"
             ),
             Self::NulByte { pool, id, field } => {
                 write!(
@@ -659,6 +660,7 @@ fn check_pools(pools: &[Pool<'_>]) -> Result<(), ConfigError> {
     if pools.is_empty() {
         return Err(ConfigError::NoPools);
     }
+    let mut workers = 0u64;
     for (index, pool) in pools.iter().enumerate() {
         if pool.id.is_empty() {
             return Err(ConfigError::EmptyId { pool: index });
@@ -686,8 +688,10 @@ fn check_pools(pools: &[Pool<'_>]) -> Result<(), ConfigError> {
         if pool.instances == 0 {
             return Err(ConfigError::ZeroInstances { pool: index, id });
         }
+        workers += u64::from(pool.instances);
+        check_worker_total(workers)?;
     }
-    check_worker_total(pools.iter().map(|pool| u64::from(pool.instances)).sum())
+    Ok(())
 }
 
 /// A bus tracks every worker process it starts (to stop and reap it); refuse more.
@@ -849,12 +853,15 @@ fn check_json_pools(sc: &mut Scanner<'_>, text: &str) -> Result<(), ConfigError>
         }
         let members = PoolMembers::scan(sc)?;
         workers += u64::from(check_json_pool(text, pools_at, index, &members)?);
+        // Every pool has at least one instance, so this stops within the first 257 pools,
+        // which bounds the duplicate-id rescans of `check_json_pool`.
+        check_worker_total(workers)?;
         index += 1;
     }
     if index == 0 {
         return Err(ConfigError::NoPools);
     }
-    check_worker_total(workers)
+    Ok(())
 }
 
 /// A string member, or why not.
@@ -911,8 +918,9 @@ fn check_json_pool(
     }
     let id = PoolIdText::from_chars(raw_id.chars());
     check_json_text(raw_id, index, id, PoolField::Id)?;
-    // Quadratic, but allocation-free: each earlier id is found again by rescanning. Every
-    // escape left is one the kernel decodes too, so equal decoded values are equal to it.
+    // Allocation-free: each earlier id is found again by rescanning, at most 256 of them
+    // (see `check_json_pools`). Every escape left is one the kernel decodes too, so equal
+    // decoded values are equal to it.
     if let Some(first) = JsonPoolIds::new(text, pools_at)
         .take(index)
         .position(|earlier| earlier.same(raw_id))
@@ -2119,6 +2127,37 @@ mod tests {
                 max
             })
         );
+    }
+
+    #[test]
+    fn a_huge_configuration_is_refused_at_the_first_pool_past_the_limit() {
+        let max = crate::workers::MAX_WORKERS;
+        // 30 000 pools, the last one repeating the first id: checking all of them took
+        // quadratic time. It stops at pool 256, the 257th worker.
+        let mut json = String::from(r#"{"pools":["#);
+        for i in 0..30_000 {
+            let id = if i == 29_999 { 0 } else { i };
+            json += &format!(r#"{{"id":"p{id}","command":"/w","instances":1}},"#);
+        }
+        json.pop();
+        json += "]}";
+        let over = Err(ConfigError::TooManyWorkers {
+            total: max as u64 + 1,
+            max,
+        });
+        assert_eq!(from_json(&json), over);
+        let pools: Vec<Pool<'_>> = (0..30_000).map(|_| Pool::new("same", "/w")).collect();
+        assert!(matches!(
+            check_pools(&pools),
+            Err(ConfigError::DuplicateId {
+                first: 0,
+                second: 1,
+                ..
+            })
+        ));
+        let ids: Vec<String> = (0..30_000).map(|i| format!("p{i}")).collect();
+        let pools: Vec<Pool<'_>> = ids.iter().map(|id| Pool::new(id, "/w")).collect();
+        assert_eq!(check_pools(&pools), over);
     }
 
     #[test]
