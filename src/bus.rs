@@ -164,6 +164,14 @@ impl<'r> Bus<'r, Created> {
                 value: producer,
             });
         }
+        if let Some(path) = config.file()
+            && let Err(error) = crate::config::check_file(path)
+        {
+            return Err(Failed {
+                error: Error::Config(error),
+                value: producer,
+            });
+        }
         producer.prepare(options.events, options.log_level);
         let reserve = options
             .poll_reserve

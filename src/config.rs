@@ -9,7 +9,7 @@
 //! - [`ConfigBuffer::write`] turns [`Pool`]s and [`Limits`] into the kernel's JSON inside a
 //!   fixed buffer (which can be a `static`);
 //! - [`Config::from_json`] checks caller-supplied JSON against the same rules, and
-//!   [`Config::from_file`] passes a path through unchecked.
+//!   [`Config::from_file`] names a file that `Bus::create` checks the same way.
 //!
 //! Strings the kernel hands to exec (ids, commands, arguments) are also checked for what it
 //! would change silently: it (archive 1.1.1, observed) decodes only the JSON escapes `\"`
@@ -21,6 +21,9 @@ use core::ffi::CStr;
 use core::fmt;
 
 use crate::json::{self, JStr, Kind, Scanner};
+
+mod file;
+pub(crate) use file::check as check_file;
 
 /// One worker pool: `instances` copies of `command args…`, addressed by `id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,20 +148,18 @@ impl<'a> Config<'a> {
     /// generic error with the reason on stderr. Keys the kernel does not know are ignored;
     /// a known key given twice is rejected as ambiguous.
     pub fn from_json(json: &'a CStr) -> Result<Self, ConfigError> {
-        let text = core::str::from_utf8(json.to_bytes()).map_err(|e| ConfigError::InvalidJson {
-            offset: e.valid_up_to(),
-            expected: "valid UTF-8",
-        })?;
-        check_json(text)?;
+        check_text_document(json.to_bytes())?;
         Ok(Self {
             source: Source::Json(json),
         })
     }
 
-    /// A configuration file the kernel reads when the instance is created. Not read or
-    /// checked here: if it is missing or wrong, creation fails with only the kernel's
-    /// generic configuration error (the reason goes to stderr). Read the file yourself and
-    /// use [`Config::from_json`] to get a precise error instead.
+    /// A configuration file the kernel reads when the instance is created.
+    ///
+    /// [`Bus::create`](crate::Bus::create) checks it right before the kernel reads it:
+    /// the path must name a regular file ([`ConfigError::NotAFile`] otherwise; a FIFO
+    /// would block the kernel forever), readable ([`ConfigError::FileUnreadable`]), whose
+    /// text passes the same checks as [`Config::from_json`].
     pub const fn from_file(path: &'a CStr) -> Self {
         Self {
             source: Source::File(path),
@@ -403,6 +404,16 @@ impl fmt::Display for Unsupported {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// The configuration file cannot be opened or read; `errno` says why.
+    FileUnreadable {
+        /// The system's error number.
+        errno: i32,
+    },
+    /// The configuration path names something other than a regular file.
+    NotAFile {
+        /// What it names: `"a directory"`, `"a FIFO"`, `"a device"`, `"a socket"`.
+        kind: &'static str,
+    },
     /// The pool list is empty; the kernel needs at least one pool.
     NoPools,
     /// A pool's id is the empty string.
@@ -547,6 +558,12 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
+            Self::FileUnreadable { errno } => {
+                write!(f, "the configuration file cannot be read (errno {errno})")
+            }
+            Self::NotAFile { kind } => {
+                write!(f, "the configuration path is {kind}, not a regular file")
+            }
             Self::NoPools => {
                 f.write_str("the configuration has no pools; at least one is required")
             }
@@ -762,6 +779,15 @@ fn once(seen: &mut bool, offset: usize, key: &'static str) -> Result<(), ConfigE
     }
     *seen = true;
     Ok(())
+}
+
+/// A whole configuration document as bytes: UTF-8, then [`check_json`].
+fn check_text_document(bytes: &[u8]) -> Result<(), ConfigError> {
+    let text = core::str::from_utf8(bytes).map_err(|e| ConfigError::InvalidJson {
+        offset: e.valid_up_to(),
+        expected: "valid UTF-8",
+    })?;
+    check_json(text)
 }
 
 /// Syntax first (so a broken document is reported as such), then the kernel's rules, in
@@ -2164,6 +2190,8 @@ mod tests {
     fn every_error_has_a_message() {
         let w = id("w");
         let all = [
+            ConfigError::FileUnreadable { errno: 2 },
+            ConfigError::NotAFile { kind: "a FIFO" },
             ConfigError::NoPools,
             ConfigError::EmptyId { pool: 3 },
             ConfigError::DuplicateId {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::{DEADLINE, Seen, WORKER, call, config, options, process_exists, ring, start_echo};
 use serde_json::json;
 use stdiobus_embed::{
-    Bus, Config, Error, ErrorCode, EventRing, KernelState, Limits, Pool, Running,
+    Bus, Config, ConfigError, Error, EventRing, KernelState, Limits, Pool, Running,
 };
 
 /// Asks every worker of `bus` for its pid (one call per worker, each answered by some
@@ -167,14 +167,15 @@ fn a_refused_configuration_gives_the_producer_back() {
     let (producer, mut events) = ring();
     let missing = Config::from_file(c"/nonexistent/stdiobus-embed/config.json");
     let failed = Bus::create(missing, options(), producer).unwrap_err();
-    assert_eq!(failed.error, Error::CreateFailed);
+    assert_eq!(
+        failed.error,
+        Error::Config(ConfigError::FileUnreadable {
+            errno: libc::ENOENT
+        })
+    );
     let mut seen = Vec::new();
     common::drain(&mut events, &mut seen);
-    assert!(
-        seen.iter()
-            .any(|s| matches!(s, Seen::Error(ErrorCode::Config, _))),
-        "{seen:?}"
-    );
+    assert!(seen.is_empty(), "the kernel never saw it: {seen:?}");
 
     let pools = [Pool::new("echo", WORKER)];
     let bus = Bus::create(config(&pools, &Limits::default()), options(), failed.value);
@@ -252,4 +253,53 @@ fn a_worker_that_ignores_sigterm_is_killed_after_the_drain_time() {
     );
     assert_eq!(stopped.kernel_state(), KernelState::Stopped);
     assert!(!process_exists(pid), "killed and collected");
+}
+
+/// A configuration file is checked right before the kernel reads it: only a regular file,
+/// with the same rules as `Config::from_json`.
+#[test]
+fn a_configuration_file_is_checked_like_json_and_must_be_a_regular_file() {
+    let dir = std::env::temp_dir().join(format!("stdiobus-config-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = |name: &str| -> &'static std::ffi::CStr {
+        let text = dir.join(name).to_str().unwrap().to_owned();
+        Box::leak(std::ffi::CString::new(text).unwrap().into_boxed_c_str())
+    };
+    let refused = |file: &'static std::ffi::CStr| {
+        let (producer, _events) = ring();
+        Bus::create(Config::from_file(file), options(), producer)
+            .unwrap_err()
+            .error
+    };
+    let not_a_file = |kind| Error::Config(ConfigError::NotAFile { kind });
+
+    // A FIFO would block the kernel's `fopen` until some writer came along.
+    let fifo = path("fifo.json");
+    // SAFETY: `fifo` is a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    assert_eq!(refused(fifo), not_a_file("a FIFO"));
+    assert_eq!(refused(path("")), not_a_file("a directory"));
+    assert_eq!(refused(c"/dev/null"), not_a_file("a device"));
+
+    std::fs::write(dir.join("empty.json"), r#"{"pools":[]}"#).unwrap();
+    assert_eq!(
+        refused(path("empty.json")),
+        Error::Config(ConfigError::NoPools)
+    );
+
+    let valid = format!(r#"{{"pools":[{{"id":"echo","command":"{WORKER}","instances":1}}]}}"#);
+    std::fs::write(dir.join("valid.json"), valid).unwrap();
+    let (producer, mut events) = ring();
+    let mut bus = Bus::create(Config::from_file(path("valid.json")), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m"}),
+    );
+    assert_eq!(response["id"], 1);
+    drop(bus);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
