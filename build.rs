@@ -65,6 +65,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed={LIB_DIR_VAR}");
     println!("cargo:rerun-if-env-changed=DOCS_RS");
     println!("cargo:rerun-if-env-changed=CARGO_HOME");
+    println!("cargo:rerun-if-env-changed=HOME");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_unlinked)");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_interposed)");
 
@@ -128,10 +129,16 @@ fn prebuilt_archive() -> PathBuf {
             roots.extend(indexes.flatten().map(|entry| entry.path()));
         }
     }
+    // `cargo vendor` names the folder without the version unless asked otherwise.
+    let unversioned = CARRIER.rsplit_once('-').map_or(CARRIER, |(name, _)| name);
     let relative = Path::new(CARRIER).join("lib").join(&carried).join(ARCHIVE);
+    let in_vendor = Path::new(unversioned)
+        .join("lib")
+        .join(&carried)
+        .join(ARCHIVE);
     match roots
         .iter()
-        .map(|root| root.join(&relative))
+        .flat_map(|root| [root.join(&relative), root.join(&in_vendor)])
         .find(|path| path.is_file())
     {
         Some(archive) => archive,

@@ -559,6 +559,7 @@ impl<'r, S: State> Bus<'r, S> {
             self.resources
                 .enter(|| unsafe { sys::stdio_bus_destroy(raw) });
         }
+        self.resources.forget_workers();
         self.producer.flush_loss();
         // The handler borrows for the bus's lifetime, which ends here; no callback can
         // run any more (the instance is destroyed or leaked, never called again).

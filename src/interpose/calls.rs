@@ -11,9 +11,11 @@ use super::fd_set::KERNEL_FD_LIMIT;
 use super::{KernelResources, current};
 
 /// Marks a worker's pidfd in the kernel's epoll set: the kernel reads an event's data as a
-/// descriptor number and skips any outside `0..1024`, which every tagged value is. The low
-/// bits carry the worker id.
+/// descriptor number (its low 32 bits, on a little-endian target) and skips any outside
+/// `0..1024`, which every tagged value is. The low bits carry the worker id.
 const PIDFD_TAG: u64 = 1 << 31;
+#[cfg(target_endian = "big")]
+compile_error!("the pidfd tag relies on the kernel reading the low half of epoll data");
 
 /// The pid of the process that forks the workers, for a worker to check that its parent
 /// is still there once it asked to die with it.
@@ -90,6 +92,9 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
     }
     if let Some(child) = resources.children.iter_mut().find(|c| c.stdin == fd) {
         child.stdin = -1;
+    }
+    if fd == resources.epoll {
+        resources.epoll = -1;
     }
     // SAFETY: the kernel created `fd` and had not closed it (invariant 2).
     unsafe { libc::close(fd) }
@@ -350,7 +355,16 @@ unsafe extern "C" fn stdiobus_embed_waitpid(
             }
             pid
         }
+        // Like libc: 0 while a child of ours that the kernel has not collected is still
+        // running (the kernel waits only with WNOHANG).
         None if pid == -1 && resources.children.iter().any(|c| !c.kernel_told) => 0,
+        None if resources
+            .children
+            .iter()
+            .any(|c| c.pid == pid && !c.kernel_told) =>
+        {
+            0
+        }
         None => {
             set_errno(libc::ECHILD);
             -1

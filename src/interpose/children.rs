@@ -153,7 +153,7 @@ impl Child {
     /// wait frees it. A worker that left its group gets the signal alone, through its
     /// pidfd where the system has them, which reaches exactly this process.
     pub(crate) fn signal(&self, signal: c_int) -> c_int {
-        if self.life != Life::Alive {
+        if self.life != Life::Alive || !self.still_ours() {
             set_errno(libc::ESRCH);
             return -1;
         }
@@ -181,31 +181,60 @@ impl Child {
             return true;
         }
         let mut status: c_int = 0;
-        let reaped = loop {
-            // SAFETY: `status` is a valid out-parameter; the pid is our unreaped child.
-            let rc = unsafe { libc::waitpid(self.pid, &mut status, options) };
-            if rc == self.pid {
-                break Some(Some(status));
-            }
-            if rc == 0 {
-                break None;
-            }
-            if errno() != libc::EINTR {
-                // ECHILD: reaped by someone else already; its status is gone.
-                break Some(None);
-            }
+        let reaped = if !self.still_ours() {
+            // Someone else reaped it (the host's `waitpid(-1)`, say): its pid may already
+            // be another process's, so it is not waited for by number.
+            Some(None)
+        } else {
+            self.wait(options, &mut status)
         };
         let Some(status) = reaped else {
             return false;
         };
         self.life = Life::Reaped(status);
+        self.close_pidfd();
+        true
+    }
+
+    /// `waitpid` on this process: `Some` once reaped (`Some(None)`: by someone else).
+    fn wait(&self, options: c_int, status: &mut c_int) -> Option<WaitStatus> {
+        loop {
+            // SAFETY: `status` is a valid out-parameter; the pid is our unreaped child.
+            let rc = unsafe { libc::waitpid(self.pid, status, options) };
+            if rc == self.pid {
+                return Some(Some(*status));
+            }
+            if rc == 0 {
+                return None;
+            }
+            if errno() != libc::EINTR {
+                // ECHILD: reaped by someone else already; its status is gone.
+                return Some(None);
+            }
+        }
+    }
+
+    /// Whether this process is still the one forked, not reaped by anyone: always assumed
+    /// where there is no pidfd to ask.
+    fn still_ours(&self) -> bool {
+        #[cfg(target_os = "linux")]
         if self.pidfd >= 0 {
-            // SAFETY: the pidfd is ours alone and closed once; closing also takes it out of
-            // the kernel's epoll set.
+            let null = core::ptr::null::<libc::siginfo_t>();
+            // SAFETY: signal 0 only checks that the pidfd's process can be signalled,
+            // which it can until it is reaped.
+            return unsafe { libc::syscall(libc::SYS_pidfd_send_signal, self.pidfd, 0, null, 0) }
+                == 0;
+        }
+        true
+    }
+
+    /// Closes the pidfd, if open; closing also takes it out of the kernel's epoll set.
+    pub(crate) fn close_pidfd(&mut self) {
+        if self.pidfd >= 0 {
+            // SAFETY: the pidfd is ours alone and closed once.
             unsafe { libc::close(self.pidfd) };
             self.pidfd = -1;
         }
-        true
     }
 }
 

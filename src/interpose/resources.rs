@@ -60,8 +60,9 @@ impl KernelResources {
     pub(crate) fn enter<R>(&mut self, call: impl FnOnce() -> R) -> R {
         let outer = current::replace(self);
         let result = call();
-        current::replace(outer);
+        // Still current: whatever the router's destructor does is accounted here too.
         self.free_deferred_router();
+        current::replace(outer);
         result
     }
 
@@ -142,6 +143,14 @@ impl KernelResources {
                 return;
             }
             sleep(WAIT_STEP);
+        }
+    }
+
+    /// Lets go of every worker the bus gave up on: their pidfds are closed, and the
+    /// processes left to the system.
+    pub(crate) fn forget_workers(&mut self) {
+        for child in self.children.iter_mut() {
+            child.close_pidfd();
         }
     }
 
