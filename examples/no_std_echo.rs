@@ -154,9 +154,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     unsafe { libc::abort() }
 }
 
-/// glibc's static `libc.a` calls the unwinder (from `libgcc_eh`) on its cold paths, and the
-/// prebuilt `compiler_builtins` names this personality routine; with `panic = "abort"`
-/// nothing unwinds, so it is never called.
+// glibc's static `libc.a` calls the unwinder, in `libgcc_eh`, on its cold paths.
 #[cfg(all(
     not(feature = "std"),
     panic = "abort",
@@ -166,6 +164,8 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 #[link(name = "gcc_eh", kind = "static")]
 unsafe extern "C" {}
 
+/// The prebuilt `compiler_builtins` names this personality routine when linked against
+/// glibc; with `panic = "abort"` nothing unwinds, so it is never called.
 #[cfg(all(not(feature = "std"), panic = "abort", target_env = "gnu"))]
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}
