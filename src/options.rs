@@ -144,11 +144,21 @@ fn someone_listens(path: &CStr) -> bool {
     for (to, &from) in address.sun_path.iter_mut().zip(path.to_bytes()) {
         *to = from as libc::c_char;
     }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     let flags = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let flags = libc::SOCK_STREAM;
     // SAFETY: plain system call; the descriptor is closed below.
     let fd = unsafe { libc::socket(libc::AF_UNIX, flags, 0) };
     if fd < 0 {
         return false;
+    }
+    // Where the socket cannot be made so at once: close-on-exec and non-blocking now.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    // SAFETY: setting flags on the descriptor just made.
+    unsafe {
+        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK);
     }
     let len = core::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
     // SAFETY: `address` is a valid `sockaddr_un` of `len` bytes.
