@@ -172,7 +172,7 @@ fn a_send_right_after_a_death_is_refused_or_answered_never_lost() {
             0
         );
         let deadline = Instant::now() + DEADLINE;
-        while !is_dead(first) {
+        while common::is_running(first as u32) {
             assert!(Instant::now() < deadline, "worker {first} did not die");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -187,13 +187,6 @@ fn a_send_right_after_a_death_is_refused_or_answered_never_lost() {
             }
         }
     }
-}
-
-/// Whether `pid` has ended: gone, or a zombie.
-fn is_dead(pid: i64) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
-        stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z')
-    })
 }
 
 /// Each such worker is reported with its exit code and reaped at once; the kernel is not

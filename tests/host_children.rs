@@ -13,12 +13,6 @@ use stdiobus_embed::ExitStatus;
 
 extern "C" fn note_sigchld(_signal: libc::c_int) {}
 
-/// Whether `pid` has exited and waits to be reaped.
-fn is_zombie(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z'))
-}
-
 #[test]
 fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
     let handler = note_sigchld as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -36,7 +30,7 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + DEADLINE;
-        while !is_zombie(child.id()) {
+        while common::process_state(child.id()) != Some('Z') {
             assert!(Instant::now() < deadline, "the host's child never exited");
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -47,7 +41,7 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
             ExitStatus::Signal(libc::SIGKILL)
         );
         assert!(
-            is_zombie(child.id()),
+            common::process_state(child.id()) == Some('Z'),
             "with SIGCHLD at {what}: left to the host"
         );
         let status = child.wait().unwrap();

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Seen, WORKER, start, start_echo};
+use common::{DEADLINE, Seen, WORKER, is_running, start, start_echo};
 use serde_json::json;
 use stdiobus_embed::{Bus, ExitStatus, Pool, Running};
 
@@ -222,14 +222,6 @@ fn the_hosts_own_children_inherit_no_pipe_of_the_bus() {
 
 /// Set in a re-run of this test binary that plays the host to be killed.
 const HOST_VAR: &str = "STDIOBUS_TEST_KILLED_HOST";
-
-fn is_running(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat[stat.rfind(')').map_or(0, |i| i + 2)..].chars().next();
-    state != Some('Z') && state != Some('X')
-}
 
 #[test]
 fn a_host_killed_with_sigkill_leaves_no_worker() {

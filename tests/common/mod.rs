@@ -229,6 +229,19 @@ pub fn process_exists(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The state letter of process `pid` in /proc (`R`, `S`, `Z` for a zombie, ...), or `None`
+/// once it is gone.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the parenthesised command: state first.
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
+/// Whether process `pid` runs: it exists and has not ended (a zombie has).
+pub fn is_running(pid: u32) -> bool {
+    !matches!(process_state(pid), None | Some('Z' | 'X'))
+}
+
 /// Pids of this process's children, from /proc (zombies included).
 pub fn child_pids() -> Vec<i64> {
     let me = std::process::id().to_string();
