@@ -10,13 +10,17 @@ use common::{DEADLINE, Seen, WORKER, config};
 use serde_json::json;
 use stdiobus_embed::{Bus, Error, EventRing, Limits, Pool};
 
+/// The poll reserve of the first test: 60 slots of 256 bytes.
+const RESERVE: usize = 60 * 256;
+
 #[test]
 fn a_full_ring_holds_the_kernel_back_and_nothing_is_lost() {
-    // 16 KiB of ring; polls stop while less than 8 KiB is free, which is more than one
-    // kernel step delivers from one worker (about 4 KiB).
+    // 16 KiB of ring in 64 slots of 256 bytes; polls stop while fewer than 60 slots are
+    // free. One kernel step reads at most 4 KiB from one worker: at most 58 of the lines
+    // below, and each line takes a whole slot.
     let ring = Box::leak(EventRing::<64, 256>::boxed());
     let (producer, mut events) = ring.split().unwrap();
-    let options = common::options().poll_reserve(8 << 10);
+    let options = common::options().poll_reserve(RESERVE);
     let pools = [Pool::new("echo", WORKER)];
     let mut bus = Bus::create(config(&pools, &Limits::default()), options, producer)
         .unwrap()
@@ -37,7 +41,13 @@ fn a_full_ring_holds_the_kernel_back_and_nothing_is_lost() {
         }
     };
     assert!(
-        matches!(refusal, Error::RingFull { reserve: 8192, .. }),
+        matches!(
+            refusal,
+            Error::RingFull {
+                reserve: RESERVE,
+                ..
+            }
+        ),
         "{refusal}"
     );
     assert!(refusal.is_retryable());
