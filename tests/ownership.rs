@@ -15,6 +15,13 @@ use common::{DEADLINE, Seen, WORKER, is_running, start, start_echo};
 use serde_json::json;
 use stdiobus_embed::{Bus, ExitStatus, Pool, Running};
 
+/// Held by each test for its whole run: these tests watch descriptor numbers and processes
+/// of the whole process, which other tests in this binary would take meanwhile.
+fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A file in a fresh folder under the target directory.
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("stdiobus-ownership-{}", std::process::id()));
@@ -31,6 +38,7 @@ fn open_fd_numbers() -> Vec<i32> {
 
 #[test]
 fn a_host_file_that_takes_a_dead_workers_number_survives_the_bus() {
+    let _alone = alone();
     let before = open_fd_numbers();
     let (mut bus, mut events) = start_echo(1);
     let bus_fds: Vec<i32> = open_fd_numbers()
@@ -80,6 +88,7 @@ fn a_host_file_that_takes_a_dead_workers_number_survives_the_bus() {
 
 #[test]
 fn files_written_while_buses_churn_are_never_damaged() {
+    let _alone = alone();
     const CYCLES: usize = 1000;
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
@@ -156,6 +165,7 @@ fn wait_for_exec(pid: u32, comm: &str) {
 
 #[test]
 fn workers_start_with_stdio_only_and_a_clean_signal_state() {
+    let _alone = alone();
     // The host holds a descriptor that is not close-on-exec and blocks a signal; a plain
     // fork and exec would hand both to every worker.
     // SAFETY: duplicating stderr; the copy is closed below.
@@ -198,6 +208,7 @@ fn workers_start_with_stdio_only_and_a_clean_signal_state() {
 
 #[test]
 fn the_hosts_own_children_inherit_no_pipe_of_the_bus() {
+    let _alone = alone();
     let (bus, _events) = start(&[Pool::new("cat", "/bin/cat").instances(2)]);
     let mut pipes = Vec::new();
     for id in 0..2 {
@@ -225,6 +236,7 @@ const HOST_VAR: &str = "STDIOBUS_TEST_KILLED_HOST";
 
 #[test]
 fn a_host_killed_with_sigkill_leaves_no_worker() {
+    let _alone = alone();
     if std::env::var_os(HOST_VAR).is_some() {
         let (bus, _events) = start_echo(1);
         println!("worker-pid {}", bus.worker_pid(0).unwrap());
@@ -286,6 +298,7 @@ fn settle(
 
 #[test]
 fn the_poll_fd_wakes_for_work_and_sleeps_when_idle() {
+    let _alone = alone();
     let (mut bus, mut events) = common::start(&[Pool::new("echo", WORKER)]);
     let fd = bus.poll_fd().expect("a descriptor to wait on");
     settle(&mut bus, &mut events, fd);
@@ -323,6 +336,7 @@ fn the_poll_fd_wakes_for_work_and_sleeps_when_idle() {
 /// grandchild that holds the worker's pipes neither outlives the bus nor holds up its stop.
 #[test]
 fn stopping_a_bus_ends_what_its_workers_started() {
+    let _alone = alone();
     let (mut bus, mut events) = common::shell_bus("sleep 30 & echo $!; exec cat");
     let mut seen = Vec::new();
     common::poll_until(
