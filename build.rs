@@ -56,9 +56,14 @@ const INTERPOSED: [&str; 11] = [
     "waitpid",
     "kill",
 ];
-/// Calls between the vendor's own objects that are taken over in one object only:
+/// Calls taken over in one object only: `bus_core.o`'s `write` is `ingest`'s (the bus picks
+/// the worker it goes to), `transport.o`'s `read` tells which worker a line comes from, and
 /// `destroy` frees the router before the transport teardown that still uses it.
-const INTERPOSED_IN_OBJECT: [(&str, &str); 1] = [("bus_core.o", "stdio_bus_router_destroy")];
+const INTERPOSED_IN_OBJECT: [(&str, &str); 3] = [
+    ("bus_core.o", "write"),
+    ("transport.o", "read"),
+    ("bus_core.o", "stdio_bus_router_destroy"),
+];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

@@ -203,7 +203,7 @@ fn wait_response(bus: &mut Bus<'_, Running>, events: &mut Consumer<'_>) -> Resul
     loop {
         if let Some(event) = events.read() {
             match event.event() {
-                Event::Message(line) => {
+                Event::Message { line, .. } => {
                     return parse_response(line.as_bytes())
                         .ok_or_else(|| format!("not a correct response: {line}"));
                 }

@@ -298,7 +298,7 @@ fn request_id(line: &[u8]) -> Option<String> {
 /// Prints every waiting event and ticks off the answers to our requests.
 fn report(events: &mut Consumer<'_>, pending: &mut HashSet<String>) {
     events.drain(|event| match event {
-        Event::Message(line) => {
+        Event::Message { line, .. } => {
             println!("{}", String::from_utf8_lossy(line.as_bytes()));
             let response = serde_json::from_slice::<serde_json::Value>(line.as_bytes()).ok();
             if let Some(id) = response.as_ref().and_then(|r| r.get("id"))

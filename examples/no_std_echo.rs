@@ -104,8 +104,8 @@ fn run(worker: &CStr) -> Result<(), &'static str> {
             bus.poll(POLL).map_err(|_| "poll failed")?;
             while let Some(event) = events.read() {
                 match event.event() {
-                    Event::Message(echo) if echo.as_bytes() == sent => answered = true,
-                    Event::Message(_) => return Err("an answer did not match its request"),
+                    Event::Message { line: echo, .. } if echo.as_bytes() == sent => answered = true,
+                    Event::Message { .. } => return Err("an answer did not match its request"),
                     Event::Overflow(_) => return Err("events were lost"),
                     _ => {}
                 }

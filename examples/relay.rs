@@ -222,7 +222,7 @@ impl Relay<'_> {
         self.bus.poll(timeout).map_err(io::Error::other)?;
         while let Some(event) = self.events.read() {
             match event.event() {
-                Event::Message(line) => {
+                Event::Message { line, .. } => {
                     self.stdout.write_all(line.as_bytes())?;
                     self.stdout.write_all(b"\n")?;
                     answered(&mut self.pending, line.as_bytes());

@@ -16,6 +16,7 @@ use crate::clock::{Deadline, whole_units};
 use crate::config::Config;
 use crate::interpose::KernelResources;
 use crate::ring::{OverflowHandler, Producer};
+use crate::routing::{Pools, Router, SessionSlot, Target};
 use crate::shutdown::{KILL_LIMIT, Phase};
 use crate::state::{Created, Running, State, Stopped, Stopping};
 use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys, workers};
@@ -47,7 +48,7 @@ const REAP_LIMIT: Duration = Duration::from_secs(2);
 ///     bus.poll(Duration::from_millis(100))?;
 /// }
 /// while let Some(event) = events.read() {
-///     if let Event::Message(line) = event.event() {
+///     if let Event::Message { line, .. } = event.event() {
 ///         println!("{line}");
 ///     }
 /// }
@@ -99,6 +100,8 @@ pub struct Bus<'r, S: State> {
     pub(crate) phase: Phase,
     /// Free ring bytes below which `poll` does not step the kernel.
     reserve: usize,
+    /// Which worker each message goes to (see `routing`).
+    router: Router<'r>,
     /// Embedded workers registered and not yet unregistered.
     #[cfg(feature = "embedded-workers")]
     pub(crate) embedded: crate::embedded::Registered,
@@ -164,13 +167,24 @@ impl<'r> Bus<'r, Created> {
                 value: producer,
             });
         }
-        if let Some(path) = config.file()
-            && let Err(error) = crate::config::check_file(path)
-        {
-            return Err(Failed {
-                error: Error::Config(error),
-                value: producer,
-            });
+        let mut pools = Pools::new();
+        match (config.json(), config.file()) {
+            (Some(json), _) => {
+                // `Config::from_json` checked it, UTF-8 included.
+                let text = json.to_str().unwrap_or_default();
+                crate::config::pool_layout(text, |id, instances| pools.push(id, instances));
+            }
+            (None, Some(path)) => {
+                if let Err(error) =
+                    crate::config::check_file(path, |id, instances| pools.push(id, instances))
+                {
+                    return Err(Failed {
+                        error: Error::Config(error),
+                        value: producer,
+                    });
+                }
+            }
+            (None, None) => {}
         }
         producer.prepare(options.events, options.log_level);
         let reserve = options
@@ -191,6 +205,7 @@ impl<'r> Bus<'r, Created> {
                 resources,
                 phase: Phase::Running,
                 reserve,
+                router: Router::new(pools, None),
                 #[cfg(feature = "embedded-workers")]
                 embedded: crate::embedded::Registered::new(),
                 state: PhantomData,
@@ -204,6 +219,16 @@ impl<'r> Bus<'r, Created> {
                 value: producer,
             }),
         }
+    }
+
+    /// Gives the bus a session table: from now on a message with a top-level `"sessionId"`
+    /// string goes to the worker that took the first message of that session, as long as
+    /// that worker runs (see [`Event::SessionMoved`](crate::Event::SessionMoved)). The
+    /// table holds `slots.len()` sessions at once; a new session when it is full is
+    /// refused with [`Error::SessionTableFull`]. Without a table, `sessionId` is not read.
+    pub fn set_session_table(&mut self, slots: &'r mut [SessionSlot]) {
+        let pools = core::mem::take(&mut self.router.pools);
+        self.router = Router::new(pools, Some(slots));
     }
 
     /// Spawns every worker. On failure the created bus comes back with the error;
@@ -252,11 +277,18 @@ impl<'r> Bus<'r, Created> {
 impl<'r> Bus<'r, Running> {
     /// Hands `message` to the kernel, which writes it to a worker's stdin: no copy, no
     /// allocation. Several newline-separated JSON messages may go in one call; a trailing
-    /// newline is optional.
+    /// newline is optional. They all go to one worker, chosen for the first of them.
+    ///
+    /// The worker: one of the message's pool (the only pool, or the one its top-level
+    /// `"pool"` string names, which two or more pools require: [`Error::PoolNotNamed`],
+    /// [`Error::UnknownPool`]), the one that has its `"sessionId"` if the bus has a
+    /// session table ([`Bus::set_session_table`]), otherwise the pool's next live worker,
+    /// round-robin. [`Event::Message`](crate::Event::Message) says which worker wrote each
+    /// line back.
     ///
     /// Refused before the kernel sees them: empty input ([`Error::EmptyMessage`]), NUL
-    /// bytes ([`Error::InteriorNul`]), a bus whose every worker has exited
-    /// ([`Error::NoWorker`]), and a message longer than `PIPE_BUF` that some
+    /// bytes ([`Error::InteriorNul`]), a pool whose every worker has exited
+    /// ([`Error::NoWorker`]), and a message longer than `PIPE_BUF` that the chosen
     /// worker's stdin pipe has no room for ([`Error::PipeFull`], retryable once the worker
     /// reads) or could never hold ([`Error::TooLarge`]): the kernel would write part of it
     /// and drop the rest without a word. The kernel refuses text that is not JSON
@@ -264,28 +296,102 @@ impl<'r> Bus<'r, Running> {
     /// take more input, or is gone, as [`ErrorCode::Worker`](crate::ErrorCode::Worker),
     /// which [`Error::retry`] calls [`Retry::Maybe`](crate::Retry::Maybe).
     pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
-        if message.is_empty() {
-            return Err(Error::EmptyMessage);
+        self.route_and_send(message, Target::Message)
+    }
+
+    /// [`Bus::send`] to a worker of the pool whose id is `pool`, whatever the message says
+    /// of its pool.
+    pub fn send_to_pool(&mut self, pool: &str, message: &[u8]) -> Result<(), Error> {
+        self.route_and_send(message, Target::Pool(pool))
+    }
+
+    /// [`Bus::send`] to worker `id`, whatever the message says: [`Error::NoSuchWorker`]
+    /// for an id the bus does not have, [`Error::WorkerGone`] once it has exited.
+    pub fn send_to_worker(&mut self, id: i32, message: &[u8]) -> Result<(), Error> {
+        check_message(message)?;
+        let Some(worker) = usize::try_from(id)
+            .ok()
+            .filter(|&id| id < self.resources.children.len())
+        else {
+            return Err(Error::NoSuchWorker { id });
+        };
+        let children = &self.resources.children;
+        if !children.serves(worker, children.generation(worker)) {
+            return Err(Error::WorkerGone { id });
         }
-        // `contains` on bytes is a memchr; a byte-by-byte `position` cost about ten per
-        // cent of pipelined throughput (benches/compare). Find the offset only to report.
-        if message.contains(&0) {
-            let offset = message.iter().position(|&byte| byte == 0).unwrap_or(0);
-            return Err(Error::InteriorNul { offset });
+        self.ingest_to(worker, message)
+    }
+
+    /// Forgets session `id` (of `pool`, which two or more pools require), so that its
+    /// slot in the session table is free again; whether the table had it.
+    pub fn end_session(&mut self, pool: Option<&str>, id: &str) -> Result<bool, Error> {
+        self.router.end_session(pool, id)
+    }
+
+    /// Sessions in the session table.
+    pub fn session_table_len(&self) -> usize {
+        self.router.session_count()
+    }
+
+    fn route_and_send(&mut self, message: &[u8], target: Target<'_>) -> Result<(), Error> {
+        check_message(message)?;
+        if !cfg!(stdio_bus_interposed) {
+            // Nothing to route with: the kernel's own choice.
+            return self.ingest(message, -1);
         }
-        if cfg!(stdio_bus_interposed) && self.resources.children.alive() == 0 {
+        if self.resources.children.alive() == 0 {
             return Err(Error::NoWorker);
         }
-        workers::check_room(self.resources.children.iter(), message.len())?;
+        let (worker, moved) = self
+            .router
+            .choose(message, target, &self.resources.children)?;
+        if let Some((moved, session)) = moved {
+            self.producer.push_session_moved(
+                moved.from as i32,
+                moved.to as i32,
+                session.as_bytes(),
+            );
+        }
+        self.ingest_to(worker, message)
+    }
+
+    /// Hands `message` to the kernel for `worker`, once its pipe is known to take it.
+    fn ingest_to(&mut self, worker: usize, message: &[u8]) -> Result<(), Error> {
+        let Some(child) = self.resources.children.get(worker) else {
+            return Err(Error::NoSuchWorker { id: worker as i32 });
+        };
+        workers::check_room(child, message.len())?;
+        let stdin = child.stdin;
+        self.ingest(message, stdin)
+    }
+
+    /// `ingest`, its write going to the pipe `stdin` (the kernel's choice when -1).
+    fn ingest(&mut self, message: &[u8], stdin: c_int) -> Result<(), Error> {
         let raw = self.raw.as_ptr();
         // SAFETY: `raw` is live; the kernel reads exactly `len` bytes of `message` during
         // the call and keeps no pointer to it.
-        let rc = self.resources.enter(|| unsafe {
+        let rc = self.resources.enter_routed(stdin, || unsafe {
             sys::stdio_bus_ingest(raw, message.as_ptr().cast(), message.len())
         });
         Error::check(rc).map(drop)
     }
+}
 
+/// What `send` refuses whatever the workers: empty input and NUL bytes.
+fn check_message(message: &[u8]) -> Result<(), Error> {
+    if message.is_empty() {
+        return Err(Error::EmptyMessage);
+    }
+    // `contains` on bytes is a memchr; a byte-by-byte `position` cost about ten per cent of
+    // pipelined throughput (benches/compare). Find the offset only to report.
+    if message.contains(&0) {
+        let offset = message.iter().position(|&byte| byte == 0).unwrap_or(0);
+        return Err(Error::InteriorNul { offset });
+    }
+    Ok(())
+}
+
+impl<'r> Bus<'r, Running> {
     /// Runs one kernel step: waits up to `timeout` for worker output or other I/O, then
     /// delivers what arrived into the ring. Returns the number of events delivered.
     ///
@@ -498,6 +604,8 @@ impl<'r, S: State> Bus<'r, S> {
             resources: unsafe { ptr::read(&this.resources) },
             phase: this.phase,
             reserve: this.reserve,
+            // SAFETY: as for the producer.
+            router: unsafe { ptr::read(&this.router) },
             #[cfg(feature = "embedded-workers")]
             // SAFETY: as for the producer.
             embedded: unsafe { ptr::read(&this.embedded) },

@@ -43,7 +43,8 @@ unsafe extern "C" fn on_message(
         // SAFETY: the kernel passes `len` readable bytes at `msg`, valid for this call.
         unsafe { core::slice::from_raw_parts(msg.cast::<u8>(), len) }
     };
-    writer.push(Kind::Message, 0, payload);
+    let worker = crate::interpose::reading_worker().map_or(-1, |id| id as c_int);
+    writer.push(Kind::Message, worker, payload);
 }
 
 /// The five callbacks that carry an integer and a C string share this body.

@@ -819,6 +819,43 @@ fn check_json(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Calls `each` with every pool's id and instance count, in document order, for a document
+/// [`check_json`] accepted (anything else ends the walk early).
+pub(crate) fn pool_layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) {
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind() != Some(Kind::Object) {
+        return;
+    }
+    sc.enter();
+    let mut first = true;
+    while let Ok(Some((key, _))) = sc.next_key(first) {
+        first = false;
+        if !key.is_key("pools") {
+            if sc.skip_value(1).is_err() {
+                return;
+            }
+            continue;
+        }
+        sc.enter();
+        let mut item = true;
+        while let Ok(true) = sc.next_item(item) {
+            item = false;
+            let Ok(members) = PoolMembers::scan(&mut sc) else {
+                return;
+            };
+            let id = members.id.and_then(|at| string_at(text, at).ok().flatten());
+            let instances = members.instances.and_then(|at| {
+                let mut sc = Scanner::at(text, at);
+                json::parse_u32(sc.number().ok()?)
+            });
+            if let (Some(id), Some(instances)) = (id, instances) {
+                each(PoolIdText::from_chars(id.chars()), instances);
+            }
+        }
+        return;
+    }
+}
+
 /// Offsets of the values of the pool keys the kernel reads.
 #[derive(Default)]
 struct PoolMembers {

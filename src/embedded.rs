@@ -8,9 +8,8 @@
 //!   unregistered, but not when the instance is destroyed;
 //! - given one descriptor for both directions it closes it twice, so the bus hands it two
 //!   (the socket and a duplicate of it), and lets it close each once (`interpose`);
-//! - it accepts any pool name, and in embedded mode it still sends every request to the
-//!   first worker of the configuration, so an embedded worker receives requests only
-//!   through routing the kernel does not do yet.
+//! - it accepts any pool name. The bus routes host messages to spawned workers only (see
+//!   `routing`), so an embedded worker receives none from `send`.
 //!
 //! The bus therefore owns the descriptors from registration on and unregisters every
 //! embedded worker itself before it stops, so none is leaked or closed twice.

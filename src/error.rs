@@ -178,8 +178,41 @@ pub enum Error {
     /// The kernel needed a new file descriptor and no number below 1024, the most it can
     /// serve, was free: close some of the host's descriptors, or open them above 1024.
     NoLowDescriptor,
-    /// `send` found no worker process left to take the message: every worker has exited.
+    /// No worker process is left to take the message: every worker of its pool has
+    /// exited.
     NoWorker,
+    /// With two or more pools, a message must name its pool: a top-level `"pool"` string,
+    /// or [`Bus::send_to_pool`](crate::Bus::send_to_pool).
+    PoolNotNamed,
+    /// The message names a pool the configuration does not have (or one whose id is
+    /// longer than [`PoolIdText::CAPACITY`](crate::config::PoolIdText::CAPACITY) bytes,
+    /// which cannot be named).
+    UnknownPool,
+    /// [`Bus::send_to_worker`](crate::Bus::send_to_worker) named a worker id the bus does
+    /// not have.
+    NoSuchWorker {
+        /// The id asked for.
+        id: i32,
+    },
+    /// [`Bus::send_to_worker`](crate::Bus::send_to_worker) named a worker whose process
+    /// has exited.
+    WorkerGone {
+        /// The worker's id.
+        id: i32,
+    },
+    /// The message's `sessionId` is longer than a session table keeps.
+    SessionIdTooLong {
+        /// Its length, in bytes of decoded text.
+        len: usize,
+        /// The longest kept.
+        max: usize,
+    },
+    /// The message starts a session and the session table has no free slot: end sessions
+    /// with [`Bus::end_session`](crate::Bus::end_session), or give the bus a larger table.
+    SessionTableFull {
+        /// Slots in the table.
+        capacity: usize,
+    },
     /// `poll` did not step the kernel: the ring has less free space than the poll reserve
     /// ([`Options::poll_reserve`](crate::Options::poll_reserve)). Read events, then poll
     /// again. Meanwhile the kernel reads no worker output, so the workers, not the host,
@@ -261,7 +294,13 @@ impl fmt::Display for Error {
             Self::NoLowDescriptor => f.write_str(
                 "no file descriptor number below 1024 is free, and the kernel can use no other",
             ),
-            Self::NoWorker => f.write_str("every worker process has exited: nothing can take the message"),
+            Self::NoWorker => f.write_str("every worker process of the pool has exited: nothing can take the message"),
+            Self::PoolNotNamed => f.write_str("the bus has several pools and the message names none (a top-level \"pool\" string)"),
+            Self::UnknownPool => f.write_str("the message names a pool the configuration does not have"),
+            Self::NoSuchWorker { id } => write!(f, "the bus has no worker {id}"),
+            Self::WorkerGone { id } => write!(f, "worker {id} has exited"),
+            Self::SessionIdTooLong { len, max } => write!(f, "the sessionId is {len} bytes; a session table keeps at most {max}"),
+            Self::SessionTableFull { capacity } => write!(f, "the session table's {capacity} slots are all taken: end sessions, or use a larger table"),
             Self::RingFull { free, reserve } => write!(
                 f,
                 "the event ring has {free} bytes free, less than the {reserve} kept for a poll: read events first"

@@ -12,9 +12,15 @@ use crate::ring::record::Kind;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum Event<'a> {
-    /// One line a worker (or a listener client) wrote, without its newline, unchanged: it
-    /// may be half a JSON object, or not even UTF-8.
-    Message(Bytes<'a>),
+    /// One line a worker wrote, without its newline, unchanged: it may be half a JSON
+    /// object, or not even UTF-8.
+    Message {
+        /// The worker that wrote it (its id, as [`Event::Worker`] reports it); `None` where
+        /// the kernel's reads are not interposed (Apple targets).
+        worker: Option<i32>,
+        /// The line.
+        line: Bytes<'a>,
+    },
     /// The kernel reported an error.
     Error {
         /// What kind of error.
@@ -50,6 +56,17 @@ pub enum Event<'a> {
         /// Why, as the kernel describes it.
         reason: Bytes<'a>,
     },
+    /// Messages of a session went to a new worker because the one that had the session
+    /// is gone (with [`Bus::set_session_table`](crate::Bus::set_session_table)); the new
+    /// worker does not know what the old one did for the session.
+    SessionMoved {
+        /// The `sessionId`, decoded.
+        session: Bytes<'a>,
+        /// The worker that had it.
+        from: i32,
+        /// The worker that has it now.
+        to: i32,
+    },
     /// Events were lost here because the ring was full: everything before this event and
     /// after it arrived intact, in order.
     Overflow(Overflow<'a>),
@@ -59,7 +76,10 @@ impl<'a> Event<'a> {
     pub(crate) fn decode(kind: Kind, value: i32, payload: &'a [u8]) -> Self {
         let bytes = Bytes(payload);
         match kind {
-            Kind::Message | Kind::Padding => Self::Message(bytes),
+            Kind::Message | Kind::Padding => Self::Message {
+                worker: (value >= 0 && kind == Kind::Message).then_some(value),
+                line: bytes,
+            },
             Kind::Error => Self::Error {
                 code: ErrorCode::from_raw(value),
                 text: bytes,
@@ -81,6 +101,14 @@ impl<'a> Event<'a> {
                 reason: bytes,
             },
             Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
+            Kind::SessionMoved => {
+                let (from, session) = payload.split_at(payload.len().min(4));
+                Self::SessionMoved {
+                    session: Bytes(session),
+                    from: from.try_into().map_or(-1, i32::from_ne_bytes),
+                    to: value,
+                }
+            }
             Kind::Exited => Self::Worker {
                 id: value,
                 event: WorkerEvent::Exited(ExitStatus::decode(payload)),

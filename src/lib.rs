@@ -19,6 +19,7 @@ mod json;
 pub mod jsonrpc;
 mod options;
 mod ring;
+mod routing;
 mod shutdown;
 mod sigpipe;
 mod state;
@@ -41,5 +42,6 @@ pub use ring::{
     AlreadySplit, Consumer, EventRef, EventRing, Loss, Overflow, OverflowHandler, Producer,
     RingStats,
 };
+pub use routing::{MAX_SESSION_ID, SessionSlot};
 pub use state::{Created, KernelState, Running, State, Stopped, Stopping};
 pub use stats::Stats;

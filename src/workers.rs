@@ -5,7 +5,7 @@
 //! is cut, and the rest of it silently dropped (observed). The kernel's `fork` (see
 //! `interpose`) makes each worker's pipe as large as the system allows and records it;
 //! before handing over a message that a pipe cannot take atomically (more than `PIPE_BUF`
-//! bytes), the bus checks here that every live worker's pipe has room for it.
+//! bytes), the bus checks here that the pipe of the worker it goes to has room for it.
 
 use crate::Error;
 use crate::interpose::{Child, Life};
@@ -22,17 +22,14 @@ pub(crate) fn max_message_len<'a>(children: impl Iterator<Item = &'a Child>) -> 
     pipes(children).map(|w| w.stdin_capacity - 1).min()
 }
 
-/// Refuses a message that some worker's pipe could not take whole right now.
-pub(crate) fn check_room<'a>(
-    children: impl Iterator<Item = &'a Child>,
-    len: usize,
-) -> Result<(), Error> {
+/// Refuses a message that `worker`'s pipe could not take whole right now.
+pub(crate) fn check_room(worker: &Child, len: usize) -> Result<(), Error> {
     // The kernel writes the message and then a newline.
     let needed = len + 1;
     if needed <= libc::PIPE_BUF {
         return Ok(()); // atomic: written whole or refused by the kernel
     }
-    for worker in pipes(children) {
+    if let Some(worker) = pipes(core::iter::once(worker)).next() {
         if needed > worker.stdin_capacity {
             return Err(Error::TooLarge {
                 len,

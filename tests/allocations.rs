@@ -74,7 +74,7 @@ fn ten_thousand_round_trips_allocate_nothing() {
         while !answered {
             bus.poll(Duration::from_millis(100)).unwrap();
             while let Some(event) = events.read() {
-                if let Event::Message(line) = event.event() {
+                if let Event::Message { line, .. } = event.event() {
                     answered |= line.as_bytes().windows(id.len()).any(|w| w == id);
                 }
             }

@@ -42,11 +42,11 @@ fn an_embedded_worker_is_registered_owned_and_released_by_the_bus() {
     );
     assert!(is_open(fd), "the kernel holds the socket");
 
-    // Observed: requests still go to the first worker, whatever the pool.
+    // The bus routes host messages to spawned workers only.
     let response = call(
         &mut bus,
         &mut events,
-        &json!({"jsonrpc": "2.0", "id": 1, "method": "m", "poolId": "inproc"}),
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m", "pool": "proc"}),
     );
     assert_eq!(response["result"]["worker"], "proc");
 

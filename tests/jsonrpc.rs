@@ -64,7 +64,7 @@ fn run<const N: usize>(
         while let Some(event) = events.read() {
             let fed = table.event(event.event(), |c| done.push(own(&c)));
             if let Fed::Unmatched(_) | Fed::Invalid(_) = fed
-                && let stdiobus_embed::Event::Message(line) = event.event()
+                && let stdiobus_embed::Event::Message { line, .. } = event.event()
             {
                 unmatched.push(line.as_bytes().to_vec());
             }

@@ -87,7 +87,7 @@ fn session_ids_travel_with_requests_and_responses() {
 }
 
 #[test]
-fn two_pools_both_run_and_the_first_answers_requests() {
+fn two_pools_both_run_and_a_message_must_name_its_pool() {
     let (mut bus, mut events) = start(&[
         Pool::new("a", WORKER).args(&["--name", "a", "--announce"]),
         Pool::new("b", WORKER).args(&["--name", "b", "--announce"]),
@@ -108,20 +108,21 @@ fn two_pools_both_run_and_the_first_answers_requests() {
             })
         },
     );
-    // Observed with the 1.1.1 archive: in embedded mode requests go to the first pool,
-    // whatever `poolId` says. Kept as a test so an archive that routes otherwise is noticed.
+    // The member is `pool`, as the 2.2.1 archive reads it; `poolId` names nothing.
     for n in 0..6 {
         let pool = if n % 2 == 0 { "a" } else { "b" };
         let response = call(
             &mut bus,
             &mut events,
-            &json!({"jsonrpc": "2.0", "id": n, "method": "who", "poolId": pool}),
+            &json!({"jsonrpc": "2.0", "id": n, "method": "who", "pool": pool}),
         );
-        assert_eq!(
-            response["result"]["worker"], "a",
-            "request {n} for pool {pool}"
-        );
+        assert_eq!(response["result"]["worker"], pool, "request {n}");
     }
+    let unnamed = json!({"jsonrpc": "2.0", "id": 9, "method": "who", "poolId": "a"});
+    assert_eq!(
+        bus.send(unnamed.to_string().as_bytes()),
+        Err(stdiobus_embed::Error::PoolNotNamed)
+    );
 }
 
 #[test]

@@ -84,7 +84,7 @@ impl Kernel for CrateBus<'_, '_> {
             .map_err(|e| format!("failed: poll: {e}"))?;
         while let Some(event) = self.events.read() {
             match event.event() {
-                Event::Message(line) => {
+                Event::Message { line, .. } => {
                     self.replies += 1;
                     self.last_id = response_id(line.as_bytes()).unwrap_or(u64::MAX);
                 }

@@ -9,10 +9,11 @@
 use core::ffi::CStr;
 use core::ptr;
 
-use super::ConfigError;
+use super::{ConfigError, PoolIdText};
 
-/// Refuses `path` unless it names a regular file holding a configuration the kernel takes.
-pub(crate) fn check(path: &CStr) -> Result<(), ConfigError> {
+/// Refuses `path` unless it names a regular file holding a configuration the kernel takes;
+/// calls `pool` with each pool's id and instance count of one it takes.
+pub(crate) fn check(path: &CStr, pool: impl FnMut(PoolIdText, u32)) -> Result<(), ConfigError> {
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated; the descriptor is closed below.
@@ -22,13 +23,13 @@ pub(crate) fn check(path: &CStr) -> Result<(), ConfigError> {
             errno: crate::interpose::errno(),
         });
     }
-    let checked = check_open(fd);
+    let checked = check_open(fd, pool);
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
     checked
 }
 
-fn check_open(fd: libc::c_int) -> Result<(), ConfigError> {
+fn check_open(fd: libc::c_int, pool: impl FnMut(PoolIdText, u32)) -> Result<(), ConfigError> {
     // SAFETY: a zeroed `stat` is a valid out-parameter; `fd` is open.
     let mut status: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
@@ -73,6 +74,11 @@ fn check_open(fd: libc::c_int) -> Result<(), ConfigError> {
     // meanwhile would fault; the kernel reads the same file an instant later anyway.
     let text = unsafe { core::slice::from_raw_parts(map.cast::<u8>(), len) };
     let checked = super::check_text_document(text);
+    if checked.is_ok()
+        && let Ok(text) = core::str::from_utf8(text)
+    {
+        super::pool_layout(text, pool);
+    }
     // SAFETY: the mapping made above, removed once; `text` is not used after.
     unsafe { libc::munmap(map, len) };
     checked

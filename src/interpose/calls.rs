@@ -100,6 +100,30 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
     unsafe { libc::close(fd) }
 }
 
+/// `ingest`'s write of a message, then of its newline: to the worker the bus chose for it
+/// (see `KernelResources::route`), whichever worker the kernel picked.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
+    let fd = match resources() {
+        Some(resources) if resources.route >= 0 => resources.route,
+        _ => fd,
+    };
+    // SAFETY: the kernel's arguments, forwarded; only the descriptor may differ, and it is
+    // a worker's stdin pipe the kernel holds.
+    unsafe { libc::write(fd, bytes, len) }
+}
+
+/// The transport's read of a connection: every line the kernel delivers from it comes
+/// before its next read, so the worker read from here is the one that wrote them.
+#[unsafe(no_mangle)]
+unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+    if let Some(resources) = resources() {
+        resources.reading = resources.children.by_stdout(fd);
+    }
+    // SAFETY: the kernel's arguments, forwarded.
+    unsafe { libc::read(fd, buf, len) }
+}
+
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_pipe(fds: *mut c_int) -> c_int {
     // SAFETY: the kernel passes room for two descriptors.
@@ -208,7 +232,7 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
     }
     let [stdin, stdout] = fresh_worker_pipes(resources);
     // SAFETY: the kernel forks to exec a worker; the child makes only async-signal-safe
-    // calls here (invariant 5).
+    // calls here (invariant 6).
     let pid = unsafe { libc::fork() };
     if pid > 0 {
         track(resources, pid, stdin, stdout);
@@ -242,6 +266,7 @@ fn track(resources: &mut KernelResources, pid: pid_t, stdin: c_int, stdout: c_in
         exited: false,
         ended_by_bus: false,
         kernel_told: false,
+        generation: 0,
         life: Life::Alive,
     };
     // The worker also does this itself before it execs; whichever comes first wins, and
@@ -293,7 +318,7 @@ unsafe extern "C" fn stdiobus_embed_execvp(
 }
 
 /// In a worker between fork and exec: what `std::process::Command` gives its children, and
-/// death with the parent (invariant 5). Only async-signal-safe calls.
+/// death with the parent (invariant 6). Only async-signal-safe calls.
 fn prepare_worker() {
     // Everything but stdin, stdout and stderr goes: the host's descriptors that are not
     // close-on-exec, and any the kernel made before this module saw them.

@@ -43,6 +43,8 @@ pub(crate) struct Child {
     pub(crate) ended_by_bus: bool,
     /// The kernel's `waitpid` has reported it reaped.
     pub(crate) kernel_told: bool,
+    /// How many processes were started in this worker's place before this one.
+    pub(crate) generation: u32,
     pub(crate) life: Life,
 }
 
@@ -123,6 +125,26 @@ impl Children {
 
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut Child> {
         self.list.iter_mut()
+    }
+
+    /// The worker whose stdout pipe the kernel reads at `fd`.
+    pub(crate) fn by_stdout(&self, fd: c_int) -> Option<usize> {
+        self.list.iter().position(|child| child.stdout == fd)
+    }
+
+    /// Whether worker `id` runs, in start `generation`, and can take messages.
+    pub(crate) fn serves(&self, id: usize, generation: u32) -> bool {
+        self.list.get(id).is_some_and(|child| {
+            child.generation == generation
+                && child.life == Life::Alive
+                && !child.exited
+                && child.stdin >= 0
+        })
+    }
+
+    /// Worker `id`'s start count (0 for an unknown id).
+    pub(crate) fn generation(&self, id: usize) -> u32 {
+        self.list.get(id).map_or(0, |child| child.generation)
     }
 
     /// The entry of the unreaped process `pid`.

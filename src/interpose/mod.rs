@@ -2,9 +2,10 @@
 //!
 //! `build.rs` renames the vendor objects' references to `close`, `pipe`, `socket`, `accept`,
 //! `eventfd`, `epoll_create1`, `epoll_wait`, `fork`, `execvp`, `waitpid` and `kill` to
-//! `stdiobus_embed_<name>`, defined here, and `bus_core.o`'s call to
-//! `stdio_bus_router_destroy` likewise. Nobody else's calls change: the host's, std's and
-//! this crate's own still reach libc directly.
+//! `stdiobus_embed_<name>`, defined here, and so are `bus_core.o`'s calls to `write` (only
+//! `ingest` makes them) and `stdio_bus_router_destroy`, and `transport.o`'s calls to `read`.
+//! Nobody else's calls change: the host's, std's and this crate's own still reach libc
+//! directly.
 //!
 //! # Invariants
 //!
@@ -23,7 +24,9 @@
 //!    by the pidfd taken at its fork. Its `waitpid(-1)` becomes a wait on those processes;
 //!    when the bus lets it reap during a step, only on those whose output it has read to
 //!    the end, since its reap closes the pipe.
-//! 5. The kernel forks only while the bus is in `start`, and every worker it execs starts
+//! 5. `ingest` writes to the worker the bus chose (`routing`), whichever one the kernel
+//!    picked; every line the kernel delivers is attributed to the worker it last read.
+//! 6. The kernel forks only while the bus is in `start`, and every worker it execs starts
 //!    with descriptors 0, 1 and 2 alone, an empty signal mask, SIGPIPE at its default, a
 //!    process group of its own (so that ending it ends what it started), and SIGKILL when
 //!    the thread that started the bus ends.
@@ -40,13 +43,21 @@ mod current;
 mod fd_set;
 mod resources;
 
-pub(crate) use children::{Child, Life, MAX_WORKERS, errno};
+pub(crate) use children::{Child, Children, Life, MAX_WORKERS, errno};
 pub(crate) use resources::KernelResources;
 
 use cty::c_void;
 
 #[cfg(stdio_bus_interposed)]
 mod calls;
+
+/// The worker whose lines the kernel is delivering, while a kernel call of the bus runs and
+/// the kernel's reads are interposed.
+pub(crate) fn reading_worker() -> Option<usize> {
+    // SAFETY: a non-null pointer is the resources `enter` holds for the running kernel call
+    // on this thread; this only reads one field of it between the kernel's own uses.
+    unsafe { current::get().as_ref() }.and_then(|resources| resources.reading)
+}
 
 /// Frees a router the kernel let go of during a call (see `KernelResources::enter`).
 #[cfg(stdio_bus_interposed)]

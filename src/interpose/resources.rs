@@ -34,6 +34,11 @@ pub(crate) struct KernelResources {
     pub(super) exits_seen: bool,
     /// A descriptor was needed below the kernel's limit and none was free.
     pub(super) out_of_low_fds: bool,
+    /// The stdin pipe `ingest` writes to instead of the one the kernel picked, or -1: the
+    /// worker the bus routed the message to.
+    pub(crate) route: c_int,
+    /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
+    pub(super) reading: Option<usize>,
     /// A router the kernel freed during the current call, freed only once the call has
     /// returned (archive A's `destroy` still uses it afterwards).
     pub(super) deferred_router: *mut c_void,
@@ -51,6 +56,8 @@ impl KernelResources {
             epoll: -1,
             exits_seen: false,
             out_of_low_fds: false,
+            route: -1,
+            reading: None,
             deferred_router: ptr::null_mut(),
         }
     }
@@ -63,6 +70,14 @@ impl KernelResources {
         // Still current: whatever the router's destructor does is accounted here too.
         self.free_deferred_router();
         current::replace(outer);
+        result
+    }
+
+    /// [`enter`](Self::enter) with `ingest`'s write going to `stdin`, a worker's pipe.
+    pub(crate) fn enter_routed<R>(&mut self, stdin: c_int, call: impl FnOnce() -> R) -> R {
+        self.route = stdin;
+        let result = self.enter(call);
+        self.route = -1;
         result
     }
 

@@ -442,7 +442,7 @@ impl<const N: usize, const ID_LEN: usize> Pending<N, ID_LEN> {
     /// ```
     pub fn event<'a>(&mut self, event: Event<'a>, mut f: impl FnMut(Completion<'_>)) -> Fed<'a> {
         match event {
-            Event::Message(line) => self.message(line.as_bytes(), f),
+            Event::Message { line, .. } => self.message(line.as_bytes(), f),
             Event::Overflow(overflow) => Fed::Overflow {
                 completed: self.lost(&overflow, &mut f),
             },

@@ -87,7 +87,7 @@ fn push(producer: &mut Producer<'_>, payload: &[u8]) -> bool {
 fn read_one(consumer: &mut Consumer<'_>) -> Option<Seen> {
     let event = consumer.read()?;
     Some(match event.event() {
-        Event::Message(bytes) => Seen::Message(bytes.as_bytes().to_vec()),
+        Event::Message { line, .. } => Seen::Message(line.as_bytes().to_vec()),
         Event::Overflow(overflow) => Seen::Lost {
             loss: overflow.loss(),
             ids: overflow

@@ -360,9 +360,7 @@ mod tests {
         let mut out = Vec::new();
         consumer.drain(|event| {
             out.push(match event {
-                Event::Message(bytes) => {
-                    Event::Message(crate::Bytes::leak(bytes.as_bytes().to_vec()))
-                }
+                Event::Message { line, .. } => message(line.as_bytes()),
                 Event::Overflow(overflow) => {
                     Event::Overflow(lost(overflow.loss().events, overflow.loss().bytes))
                 }
@@ -380,7 +378,10 @@ mod tests {
     }
 
     fn message(bytes: &[u8]) -> Event<'static> {
-        Event::Message(crate::Bytes::leak(bytes.to_vec()))
+        Event::Message {
+            worker: Some(0),
+            line: crate::Bytes::leak(bytes.to_vec()),
+        }
     }
 
     #[test]
@@ -560,8 +561,8 @@ mod tests {
                         next += overflow.loss().events;
                         skipped += overflow.loss().events;
                     }
-                    Event::Message(bytes) => {
-                        let bytes = bytes.as_bytes();
+                    Event::Message { line, .. } => {
+                        let bytes = line.as_bytes();
                         let seq = u64::from_le_bytes(bytes[bytes.len() - 8..].try_into().unwrap());
                         assert!(seq >= next, "event {seq} after {next}: out of order");
                         assert_eq!(seq, next, "events lost without a marker");

@@ -136,6 +136,21 @@ impl<'r> Producer<'r> {
     }
 }
 
+impl Producer<'_> {
+    /// Reports that `session` left worker `from`, gone, for worker `to`.
+    pub(crate) fn push_session_moved(&mut self, from: i32, to: i32, session: &[u8]) {
+        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
+        let mut writer = unsafe { Writer::from_core(self.core) };
+        if writer.wants(EventMask::WORKER) {
+            let mut payload = [0u8; 4 + crate::MAX_SESSION_ID];
+            payload[..4].copy_from_slice(&from.to_ne_bytes());
+            let end = 4 + session.len().min(crate::MAX_SESSION_ID);
+            payload[4..end].copy_from_slice(&session[..end - 4]);
+            writer.push(Kind::SessionMoved, to, &payload[..end]);
+        }
+    }
+}
+
 impl fmt::Debug for Producer<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Producer")

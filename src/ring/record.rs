@@ -26,6 +26,9 @@ pub(crate) enum Kind {
     Overflow = 7,
     /// A worker process was reaped; the payload is its wait status, or empty if unknown.
     Exited = 8,
+    /// A session left a worker that is gone; the value is the new worker, the payload the
+    /// old one (`i32`, native order) and then the session id.
+    SessionMoved = 9,
 }
 
 impl Kind {
@@ -39,6 +42,7 @@ impl Kind {
             6 => Self::ClientDisconnected,
             7 => Self::Overflow,
             8 => Self::Exited,
+            9 => Self::SessionMoved,
             // Only this crate writes headers; anything else is treated as filler.
             _ => Self::Padding,
         }

@@ -75,7 +75,7 @@ pub enum Seen {
 impl Seen {
     pub fn from_event(event: Event<'_>) -> Self {
         match event {
-            Event::Message(line) => Self::Message(line.as_bytes().to_vec()),
+            Event::Message { line, .. } => Self::Message(line.as_bytes().to_vec()),
             Event::Error { code, text } => Self::Error(code, text.to_string()),
             Event::Log { level, text } => Self::Log(level, text.to_string()),
             Event::Worker {

@@ -1,0 +1,149 @@
+//! Which worker a host message goes to.
+//!
+//! The kernel's `ingest` writes every message to the first running worker (archive 1.1.1)
+//! or to the first running worker of the pool a `"pool"` member names, falling back to any
+//! other pool (2.2.1). The bus decides instead, and `interpose` sends the kernel's write
+//! there:
+//! - a message goes to a pool: the one named by the call ([`Bus::send_to_pool`]), else the
+//!   one its top-level `"pool"` string names, else the only pool there is. With two or
+//!   more pools, a message that names none, or names one that does not exist, is refused;
+//! - within the pool, a message with a top-level `"sessionId"` string goes to the worker
+//!   that took the first message of that session, while that worker lives, when the bus
+//!   has a session table ([`Bus::set_session_table`]);
+//! - any other message goes to the next live worker of the pool, round-robin. Round-robin
+//!   needs nothing from the responses, so it costs no parsing of worker output, and it
+//!   spreads requests evenly over workers that serve at the same speed.
+//!
+//! [`Bus::send_to_pool`]: crate::Bus::send_to_pool
+//! [`Bus::set_session_table`]: crate::Bus::set_session_table
+
+mod fields;
+mod pools;
+mod sessions;
+
+pub use sessions::{MAX_SESSION_ID, SessionSlot};
+
+pub(crate) use pools::Pools;
+
+use crate::Error;
+use crate::interpose::Children;
+use fields::destination;
+use sessions::{Binding, SessionKey, Sessions};
+
+/// What a caller asked for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Target<'a> {
+    /// Whatever the message says.
+    Message,
+    /// A pool, by id.
+    Pool(&'a str),
+}
+
+/// A session that had to leave its worker, which is gone: the host learns of it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Moved {
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+}
+
+/// The bus's routing state.
+pub(crate) struct Router<'r> {
+    pub(crate) pools: Pools,
+    sessions: Option<Sessions<'r>>,
+}
+
+impl<'r> Router<'r> {
+    pub(crate) fn new(pools: Pools, sessions: Option<&'r mut [SessionSlot]>) -> Self {
+        Self {
+            pools,
+            sessions: sessions.map(Sessions::new),
+        }
+    }
+
+    /// Whether `send` must read the message to route it.
+    fn reads_messages(&self) -> bool {
+        self.pools.len() > 1 || self.sessions.is_some()
+    }
+
+    /// The worker `message` goes to, and the session that moved to it if one had to.
+    pub(crate) fn choose(
+        &mut self,
+        message: &[u8],
+        target: Target<'_>,
+        children: &Children,
+    ) -> Result<(usize, Option<(Moved, SessionKey)>), Error> {
+        let found = if self.reads_messages() {
+            destination(message)
+        } else {
+            Default::default()
+        };
+        let pool = match target {
+            Target::Pool(name) => self.pools.find(name.chars()).ok_or(Error::UnknownPool)?,
+            Target::Message => match found.pool {
+                Some(name) => self.pools.find(name.chars()).ok_or(Error::UnknownPool)?,
+                None if self.pools.len() == 1 => 0,
+                None => return Err(Error::PoolNotNamed),
+            },
+        };
+        let (Some(session), Some(sessions)) = (found.session, self.sessions.as_mut()) else {
+            return Ok((next_live(&mut self.pools, pool, children)?, None));
+        };
+        let key = SessionKey::decode(session.chars()).map_err(|len| Error::SessionIdTooLong {
+            len,
+            max: MAX_SESSION_ID,
+        })?;
+        let bound = sessions.get(pool, key.as_bytes());
+        if let Some(binding) = bound
+            && children.serves(binding.worker, binding.generation)
+        {
+            return Ok((binding.worker, None));
+        }
+        let worker = next_live(&mut self.pools, pool, children)?;
+        let binding = Binding {
+            worker,
+            generation: children.generation(worker),
+        };
+        if !sessions.bind(pool, key.as_bytes(), binding) {
+            return Err(Error::SessionTableFull {
+                capacity: sessions.capacity(),
+            });
+        }
+        let moved = bound.map(|old| Moved {
+            from: old.worker,
+            to: worker,
+        });
+        Ok((worker, moved.map(|moved| (moved, key))))
+    }
+
+    /// Forgets a session; whether the table had it.
+    pub(crate) fn end_session(&mut self, pool: Option<&str>, id: &str) -> Result<bool, Error> {
+        let pool = match pool {
+            Some(name) => self.pools.find(name.chars()).ok_or(Error::UnknownPool)?,
+            None if self.pools.len() == 1 => 0,
+            None => return Err(Error::PoolNotNamed),
+        };
+        Ok(self
+            .sessions
+            .as_mut()
+            .is_some_and(|sessions| sessions.remove(pool, id.as_bytes())))
+    }
+
+    /// Sessions in the table.
+    pub(crate) fn session_count(&self) -> usize {
+        self.sessions.as_ref().map_or(0, Sessions::len)
+    }
+}
+
+/// The next worker of `pool` that serves, round-robin.
+fn next_live(pools: &mut Pools, pool: usize, children: &Children) -> Result<usize, Error> {
+    let range = pools.get_mut(pool).ok_or(Error::UnknownPool)?;
+    for step in 0..range.count {
+        let offset = (range.next + step) % range.count;
+        let worker = range.first + offset;
+        if children.serves(worker, children.generation(worker)) {
+            range.next = (offset + 1) % range.count;
+            return Ok(worker);
+        }
+    }
+    Err(Error::NoWorker)
+}
