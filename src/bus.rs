@@ -14,9 +14,9 @@ use cty::c_int;
 
 use crate::clock::{Deadline, whole_units};
 use crate::config::Config;
-use crate::interpose::KernelResources;
+use crate::interpose::{KernelResources, LineHook};
 use crate::ring::{OverflowHandler, Producer};
-use crate::routing::{Pools, Router, SessionSlot, Target};
+use crate::routing::{Binding, Pools, RequestSlot, Router, SessionSlot, Target};
 use crate::shutdown::{KILL_LIMIT, Phase};
 use crate::state::{Created, Running, State, Stopped, Stopping};
 use crate::{Error, KernelState, Options, Stats, callbacks, sigpipe, sys, workers};
@@ -205,7 +205,7 @@ impl<'r> Bus<'r, Created> {
                 resources,
                 phase: Phase::Running,
                 reserve,
-                router: Router::new(pools, None),
+                router: Router::new(pools),
                 #[cfg(feature = "embedded-workers")]
                 embedded: crate::embedded::Registered::new(),
                 state: PhantomData,
@@ -227,8 +227,17 @@ impl<'r> Bus<'r, Created> {
     /// table holds `slots.len()` sessions at once; a new session when it is full is
     /// refused with [`Error::SessionTableFull`]. Without a table, `sessionId` is not read.
     pub fn set_session_table(&mut self, slots: &'r mut [SessionSlot]) {
-        let pools = core::mem::take(&mut self.router.pools);
-        self.router = Router::new(pools, Some(slots));
+        self.router.set_sessions(slots);
+    }
+
+    /// Gives the bus a request table: from now on it remembers which worker each request
+    /// (a message with `id` and `method`) went to until that worker answers it, and when a
+    /// worker's process ends first, reports each such request as
+    /// [`Event::Unanswered`](crate::Event::Unanswered) with its id. The table holds
+    /// `slots.len()` requests at once; a request when it is full is refused with
+    /// [`Error::RequestTableFull`] (retryable). Without a table, responses are not read.
+    pub fn set_request_table(&mut self, slots: &'r mut [RequestSlot]) {
+        self.router.set_requests(slots);
     }
 
     /// Spawns every worker. On failure the created bus comes back with the error;
@@ -251,7 +260,10 @@ impl<'r> Bus<'r, Created> {
         this.producer.flush_loss();
         let result = Error::check(rc).and_then(|_| this.check_spawned());
         match result {
-            Ok(()) => Ok(this.into_state()),
+            Ok(()) => {
+                this.resources.restarts_allowed = true;
+                Ok(this.into_state())
+            }
             Err(error) => Err(Failed { error, value: this }),
         }
     }
@@ -333,6 +345,11 @@ impl<'r> Bus<'r, Running> {
         self.router.session_count()
     }
 
+    /// Requests in the request table: sent and not answered yet.
+    pub fn requests_in_flight(&self) -> usize {
+        self.router.requests_in_flight()
+    }
+
     fn route_and_send(&mut self, message: &[u8], target: Target<'_>) -> Result<(), Error> {
         check_message(message)?;
         if !cfg!(stdio_bus_interposed) {
@@ -361,8 +378,14 @@ impl<'r> Bus<'r, Running> {
             return Err(Error::NoSuchWorker { id: worker as i32 });
         };
         workers::check_room(child, message.len())?;
-        let stdin = child.stdin;
-        self.ingest(message, stdin)
+        let (stdin, generation) = (child.stdin, child.generation);
+        self.router
+            .sending(message, Binding { worker, generation })?;
+        let sent = self.ingest(message, stdin);
+        if sent.is_err() {
+            self.router.unsent(message);
+        }
+        sent
     }
 
     /// `ingest`, its write going to the pipe `stdin` (the kernel's choice when -1).
@@ -627,32 +650,74 @@ impl<'r, S: State> Bus<'r, S> {
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
         let before = self.producer.delivered();
         let raw = self.raw.as_ptr();
+        if self.router.tracks_requests() {
+            self.resources.line_hook = Some(LineHook {
+                call: note_line,
+                data: (&raw mut self.router).cast(),
+            });
+        }
         // SAFETY: `raw` is live; callbacks reach the ring through `user_data`, and
         // `&mut self` keeps every other access to the producer out meanwhile.
         let mut rc = self
             .resources
             .enter(|| unsafe { sys::stdio_bus_step(raw, step_timeout(timeout)) });
-        if rc >= 0 && self.resources.take_exits_seen() && self.resources.has_drained_exit() {
-            // A worker exited and its last output has been read. The kernel reaps only
-            // when told that SIGCHLD arrived, a signal this crate leaves to the host: tell
-            // it now, so that it stops choosing that worker before the next `send`.
-            // SAFETY: as above; notify only sets a flag that the step reads.
-            rc = self.resources.enter_reaping(|| unsafe {
-                sys::stdio_bus_notify_sigchld(raw);
-                sys::stdio_bus_step(raw, sys::STDIO_BUS_NO_WAIT)
-            });
+        if rc >= 0 && self.resources.take_exits_seen() {
+            rc = self.settle_ended(raw);
         }
-        let producer = &mut self.producer;
-        self.resources
-            .children
-            .take_reaped(|id, status| producer.push_exited(id as i32, status));
+        self.report_reaped();
+        self.resources.line_hook = None;
         self.producer.flush_loss();
         Error::check(rc)?;
         Ok(self.producer.delivered().wrapping_sub(before) as usize)
     }
 
+    /// Reports each worker reaped since the last report, and the requests it left
+    /// unanswered.
+    fn report_reaped(&mut self) {
+        let (producer, router) = (&mut self.producer, &mut self.router);
+        self.resources
+            .children
+            .take_reaped(|id, status, generation| {
+                producer.push_exited(id as i32, status);
+                router.abandon(id, generation, |request| {
+                    producer.push_unanswered(id as i32, request);
+                });
+            });
+    }
+
+    /// After a step that saw a worker exit: reaps the workers whose output has been read
+    /// to the end and reports them, then, once each one's restart backoff has passed,
+    /// tells the kernel (which reaps only when told that SIGCHLD arrived, a signal this
+    /// crate leaves to the host), so that it stops choosing that worker and restarts it
+    /// within its `max_restarts`. Returns the kernel's code.
+    fn settle_ended(&mut self, raw: *mut sys::stdio_bus_t) -> c_int {
+        let mut rc = 0;
+        self.resources.collect_ended();
+        self.report_reaped();
+        if self.resources.has_due_report() {
+            // SAFETY: `raw` is live; notify only sets a flag that the step reads.
+            rc = self.resources.enter_reaping(|| unsafe {
+                sys::stdio_bus_notify_sigchld(raw);
+                sys::stdio_bus_step(raw, sys::STDIO_BUS_NO_WAIT)
+            });
+            let producer = &mut self.producer;
+            self.resources.settle_restarts(|id, restarted| {
+                let id = id as i32;
+                if restarted {
+                    producer.push_worker_word(id, b"restarting");
+                    producer.push_worker_word(id, b"started");
+                } else {
+                    producer.push_worker_word(id, b"failed: the restart limit was reached");
+                }
+            });
+        }
+        self.resources.arm_restart_timer();
+        rc
+    }
+
     /// Ends the workers if they still run, frees the instance and collects the processes.
     fn release(&mut self) {
+        self.resources.restarts_allowed = false;
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
         self.resources.signal_workers(libc::SIGKILL);
@@ -688,6 +753,18 @@ impl<S: State> fmt::Debug for Bus<'_, S> {
             .field("workers", &self.worker_count())
             .finish_non_exhaustive()
     }
+}
+
+/// The line hook of a bus with a request table: frees the request a response answers.
+///
+/// # Safety
+///
+/// `router` is the `Router` of the bus whose kernel call is running, which holds `&mut`
+/// to the bus for the call and touches the router nowhere else meanwhile.
+unsafe fn note_line(router: *mut core::ffi::c_void, worker: usize, line: &[u8]) {
+    // SAFETY: see above.
+    let router = unsafe { &mut *router.cast::<Router<'_>>() };
+    router.received(worker, line);
 }
 
 /// Builds the kernel's options struct; every pointer in it borrows from the arguments.

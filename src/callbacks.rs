@@ -32,19 +32,21 @@ unsafe extern "C" fn on_message(
     len: size_t,
     user_data: *mut c_void,
 ) {
-    // SAFETY: `user_data` is the ring of the bus whose call is running (see `install`).
-    let mut writer = unsafe { Writer::from_user_data(user_data) };
-    if !writer.wants(EventMask::MESSAGE) {
-        return;
-    }
     let payload = if msg.is_null() {
         &[][..]
     } else {
         // SAFETY: the kernel passes `len` readable bytes at `msg`, valid for this call.
         unsafe { core::slice::from_raw_parts(msg.cast::<u8>(), len) }
     };
-    let worker = crate::interpose::reading_worker().map_or(-1, |id| id as c_int);
-    writer.push(Kind::Message, worker, payload);
+    let worker = crate::interpose::reading_worker();
+    if let Some(worker) = worker {
+        crate::interpose::note_line(worker, payload);
+    }
+    // SAFETY: `user_data` is the ring of the bus whose call is running (see `install`).
+    let mut writer = unsafe { Writer::from_user_data(user_data) };
+    if writer.wants(EventMask::MESSAGE) {
+        writer.push(Kind::Message, worker.map_or(-1, |id| id as c_int), payload);
+    }
 }
 
 /// The five callbacks that carry an integer and a C string share this body.

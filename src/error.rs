@@ -207,6 +207,19 @@ pub enum Error {
         /// The longest kept.
         max: usize,
     },
+    /// The request's `id` is longer than the request table keeps.
+    RequestIdTooLong {
+        /// Its length, in bytes of raw JSON.
+        len: usize,
+        /// The longest kept.
+        max: usize,
+    },
+    /// The request table has no free slot: every slot holds a request not answered yet.
+    /// Poll (responses free their slots), then retry.
+    RequestTableFull {
+        /// Slots in the table.
+        capacity: usize,
+    },
     /// The message starts a session and the session table has no free slot: end sessions
     /// with [`Bus::end_session`](crate::Bus::end_session), or give the bus a larger table.
     SessionTableFull {
@@ -240,7 +253,10 @@ impl Error {
     pub const fn retry(&self) -> Retry {
         match self {
             Self::Kernel(code) => code.retry(),
-            Self::StopTimedOut | Self::PipeFull { .. } | Self::RingFull { .. } => Retry::Yes,
+            Self::StopTimedOut
+            | Self::PipeFull { .. }
+            | Self::RingFull { .. }
+            | Self::RequestTableFull { .. } => Retry::Yes,
             _ => Retry::No,
         }
     }
@@ -300,6 +316,8 @@ impl fmt::Display for Error {
             Self::NoSuchWorker { id } => write!(f, "the bus has no worker {id}"),
             Self::WorkerGone { id } => write!(f, "worker {id} has exited"),
             Self::SessionIdTooLong { len, max } => write!(f, "the sessionId is {len} bytes; a session table keeps at most {max}"),
+            Self::RequestIdTooLong { len, max } => write!(f, "the request id is {len} bytes of JSON; the request table keeps at most {max}"),
+            Self::RequestTableFull { capacity } => write!(f, "the request table's {capacity} slots all await responses: poll, then retry"),
             Self::SessionTableFull { capacity } => write!(f, "the session table's {capacity} slots are all taken: end sessions, or use a larger table"),
             Self::RingFull { free, reserve } => write!(
                 f,

@@ -67,6 +67,14 @@ pub enum Event<'a> {
         /// The worker that has it now.
         to: i32,
     },
+    /// A request the bus handed to `worker` will not be answered: the worker's process
+    /// ended first (with [`Bus::set_request_table`](crate::Bus::set_request_table)).
+    Unanswered {
+        /// The worker it went to.
+        worker: i32,
+        /// The request's `id`, as raw JSON (`"req-1"` with its quotes, or `42`).
+        id: Bytes<'a>,
+    },
     /// Events were lost here because the ring was full: everything before this event and
     /// after it arrived intact, in order.
     Overflow(Overflow<'a>),
@@ -101,6 +109,10 @@ impl<'a> Event<'a> {
                 reason: bytes,
             },
             Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
+            Kind::Unanswered => Self::Unanswered {
+                worker: value,
+                id: bytes,
+            },
             Kind::SessionMoved => {
                 let (from, session) = payload.split_at(payload.len().min(4));
                 Self::SessionMoved {
@@ -204,10 +216,13 @@ pub enum WorkerEvent<'a> {
     Stopping,
     /// The process is gone.
     Stopped,
-    /// The kernel is restarting it.
+    /// Its process ended and another takes its place (a `Started` follows), under the
+    /// same worker id, in its pool; requests it had not answered are not resent.
     Restarting,
-    /// The kernel gave up on it.
-    Failed,
+    /// It will not be restarted: the reason, as text (the bus says `the restart limit was
+    /// reached` when its configuration's `max_restarts` within `restart_window_sec` are
+    /// used up); empty when the kernel said only `failed`.
+    Failed(Bytes<'a>),
     /// The process ended and was reaped; the kernel no longer hands it messages. Reported
     /// by the bus, after the worker's last output.
     Exited(ExitStatus),
@@ -222,7 +237,8 @@ impl<'a> WorkerEvent<'a> {
             b"stopping" => Self::Stopping,
             b"stopped" => Self::Stopped,
             b"restarting" => Self::Restarting,
-            b"failed" => Self::Failed,
+            b"failed" => Self::Failed(Bytes(&[])),
+            bytes if bytes.starts_with(b"failed: ") => Self::Failed(Bytes(&bytes[8..])),
             _ => Self::Other(word),
         }
     }
@@ -236,7 +252,8 @@ impl fmt::Display for WorkerEvent<'_> {
             Self::Stopping => f.write_str("stopping"),
             Self::Stopped => f.write_str("stopped"),
             Self::Restarting => f.write_str("restarting"),
-            Self::Failed => f.write_str("failed"),
+            Self::Failed(reason) if reason.is_empty() => f.write_str("failed"),
+            Self::Failed(reason) => write!(f, "failed: {reason}"),
             Self::Exited(status) => write!(f, "exited ({status})"),
             Self::Other(word) => word.fmt(f),
         }
@@ -342,7 +359,11 @@ mod tests {
         assert_eq!(word(b"stopping"), WorkerEvent::Stopping);
         assert_eq!(word(b"stopped"), WorkerEvent::Stopped);
         assert_eq!(word(b"restarting"), WorkerEvent::Restarting);
-        assert_eq!(word(b"failed"), WorkerEvent::Failed);
+        assert_eq!(word(b"failed"), WorkerEvent::Failed(Bytes(b"")));
+        assert_eq!(
+            word(b"failed: the restart limit was reached"),
+            WorkerEvent::Failed(Bytes(b"the restart limit was reached"))
+        );
         assert_eq!(word(b"paused"), WorkerEvent::Other(Bytes(b"paused")));
     }
 

@@ -42,6 +42,6 @@ pub use ring::{
     AlreadySplit, Consumer, EventRef, EventRing, Loss, Overflow, OverflowHandler, Producer,
     RingStats,
 };
-pub use routing::{MAX_SESSION_ID, SessionSlot};
+pub use routing::{MAX_REQUEST_ID, MAX_SESSION_ID, RequestSlot, SessionSlot, Slot};
 pub use state::{Created, KernelState, Running, State, Stopped, Stopping};
 pub use stats::Stats;

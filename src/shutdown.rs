@@ -37,6 +37,7 @@ impl<S: State> Bus<'_, S> {
     pub(crate) fn begin_shutdown(&mut self, drain: Duration) -> Result<(), Error> {
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
+        self.resources.restarts_allowed = false;
         if self.resources.children.alive() == 0 {
             return self.stop_kernel(drain);
         }

@@ -8,6 +8,22 @@ use common::{DEADLINE, Seen, call, config, options, process_exists, ring};
 use serde_json::json;
 use stdiobus_embed::{Bus, Error, ErrorCode, ExitStatus, Limits, Pool, Running};
 
+/// A started bus whose workers are not restarted when they end.
+fn start_without_restarts(
+    pools: &[Pool<'_>],
+) -> (Bus<'static, Running>, stdiobus_embed::Consumer<'static>) {
+    let (producer, events) = ring();
+    let limits = Limits {
+        max_restarts: Some(0),
+        ..Limits::default()
+    };
+    let bus = Bus::create(config(pools, &limits), options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    (bus, events)
+}
+
 fn messages(seen: &[Seen]) -> Vec<Vec<u8>> {
     seen.iter()
         .filter_map(|s| match s {
@@ -33,8 +49,10 @@ fn garbage_half_lines_and_a_silent_exit_are_delivered_as_written() {
     let lines = messages(&seen);
     assert_eq!(lines[0], b"\xff\x01junk");
     assert_eq!(lines[1], br#"{"jsonrpc":"2.0","#);
-    // Observed: the kernel drops a last line that has no newline when the worker exits.
-    assert_eq!(lines.len(), 2, "{seen:?}");
+    // The kernel alone drops a last line without a newline; the bus, which keeps the end
+    // of a worker's output from it, ends that line for it.
+    assert_eq!(lines[2], b"no newline");
+    assert_eq!(lines.len(), 3, "{seen:?}");
 }
 
 #[test]
@@ -107,17 +125,19 @@ fn answer_pid(
         .unwrap()
 }
 
-/// The kernel sends every request to its first live worker. When that worker dies, the bus
-/// sees the process exit, lets the kernel reap it, and the next request goes to the next
-/// worker; with none left, `send` says so instead of handing the message to a dead pipe.
+/// A worker that dies, and may not be restarted (`max_restarts` 0), is noticed: the bus
+/// sees the process exit, lets the kernel reap it, and every later request goes to the
+/// other worker; with none left, `send` says so instead of handing the message to a dead
+/// pipe.
 #[test]
 fn a_dead_worker_is_noticed_and_the_next_one_serves() {
-    let (mut bus, mut events) = common::start_echo(2);
+    let (mut bus, mut events) =
+        start_without_restarts(&[Pool::new("echo", common::WORKER).instances(2)]);
     let first = answer_pid(&mut bus, &mut events, 0);
     assert_eq!(
         bus.worker_pid(0),
         Some(first as u32),
-        "the kernel's first worker"
+        "round-robin starts at 0"
     );
     let second = i64::from(bus.worker_pid(1).expect("the second worker"));
 
@@ -189,19 +209,14 @@ fn a_send_right_after_a_death_is_refused_or_answered_never_lost() {
     }
 }
 
-/// Each such worker is reported with its exit code and reaped at once; the kernel is not
-/// allowed to restart it (its restarts are never connected, see the README), so there is no
-/// restart storm, and `send` says that no worker is left.
+/// Each such worker is reported with its exit code and reaped at once; with `max_restarts`
+/// 0 none is restarted, each is reported failed, and `send` says that no worker is left.
 #[test]
 fn workers_that_exit_at_once_are_reported_and_collected() {
-    let (producer, mut events) = ring();
     let pools = [Pool::new("quitter", "/bin/sh")
         .args(&["-c", "exit 3"])
         .instances(3)];
-    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
-        .unwrap()
-        .start()
-        .unwrap();
+    let (mut bus, mut events) = start_without_restarts(&pools);
     let pids: Vec<u32> = (0..3).filter_map(|id| bus.worker_pid(id)).collect();
     assert_eq!(pids.len(), 3);
     let mut seen = Vec::new();
@@ -210,7 +225,15 @@ fn workers_that_exit_at_once_are_reported_and_collected() {
         &mut events,
         &mut seen,
         "all three exited",
-        |seen| (0..3).all(|id| seen.contains(&Seen::Exited(id, ExitStatus::Code(3)))),
+        |seen| {
+            (0..3).all(|id| {
+                seen.contains(&Seen::Exited(id, ExitStatus::Code(3)))
+                    && seen.contains(&Seen::Worker(
+                        id,
+                        "failed: the restart limit was reached".into(),
+                    ))
+            })
+        },
     );
     for pid in pids {
         assert!(

@@ -65,8 +65,22 @@ fn start(
     pools: &[Pool<'_>],
     sessions: Option<usize>,
 ) -> (Bus<'static, Running>, Consumer<'static>) {
+    start_with(pools, sessions, &Limits::default())
+}
+
+/// Limits under which a worker that ends is not restarted.
+const NO_RESTARTS: Limits = Limits {
+    max_restarts: Some(0),
+    ..Limits::new()
+};
+
+fn start_with(
+    pools: &[Pool<'_>],
+    sessions: Option<usize>,
+    limits: &Limits,
+) -> (Bus<'static, Running>, Consumer<'static>) {
     let (producer, events) = ring();
-    let mut bus = Bus::create(config(pools, &Limits::default()), options(), producer).unwrap();
+    let mut bus = Bus::create(config(pools, limits), options(), producer).unwrap();
     if let Some(slots) = sessions {
         bus.set_session_table(Vec::leak(vec![SessionSlot::EMPTY; slots]));
     }
@@ -204,7 +218,7 @@ fn a_message_reaches_the_pool_it_names_and_no_other() {
 
 #[test]
 fn a_worker_can_be_addressed_and_a_dead_one_is_skipped() {
-    let (mut bus, mut events) = start(&[echo_pool("echo", &[], 3)], None);
+    let (mut bus, mut events) = start_with(&[echo_pool("echo", &[], 3)], None, &NO_RESTARTS);
     let pids = pids(&bus);
     let mut seen = Seen::default();
     bus.send_to_worker(2, request(0).as_bytes()).unwrap();
@@ -236,7 +250,7 @@ fn a_worker_can_be_addressed_and_a_dead_one_is_skipped() {
 
 #[test]
 fn a_session_whose_worker_died_moves_and_the_host_is_told() {
-    let (mut bus, mut events) = start(&[echo_pool("echo", &[], 2)], Some(8));
+    let (mut bus, mut events) = start_with(&[echo_pool("echo", &[], 2)], Some(8), &NO_RESTARTS);
     let pids = pids(&bus);
     let mut seen = Seen::default();
     let message = |id: usize| {

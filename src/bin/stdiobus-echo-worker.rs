@@ -30,8 +30,9 @@
 //! | `notify`  | params `{"count":N}`: write N notifications `{"jsonrpc":"2.0","method":"worker/tick","params":{"seq":K,"name":NAME}}` (K = 1..=N), then the request `{"jsonrpc":"2.0","id":"worker-1","method":"host/ping","params":{"name":NAME}}` to the host, then the normal response |
 //! | `error`   | respond `{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":"requested error"}}` (plus `sessionId` as above) |
 //! | `sleep`   | params `{"ms":N}`: sleep N milliseconds, then the normal response |
+//! | `burn`    | params `{"us":N}`: compute for N microseconds without sleeping, then the normal response (a CPU-bound server) |
 //!
-//! A missing or invalid `count`/`ms` counts as 0. Notifications (a `method` without `id`)
+//! A missing or invalid `count`/`ms`/`us` counts as 0. Notifications (a `method` without `id`)
 //! get no response. Anything else is ignored without a word: lines that are not exactly
 //! one JSON object (batches, truncated or malformed JSON, binary junk), requests whose `id`
 //! is not a number, string or null, or whose `method` is not a string. The JSON structure is
@@ -254,6 +255,10 @@ impl Worker {
                 let ms = param_u64(fields.params, b"ms", &mut self.stack);
                 std::thread::sleep(Duration::from_millis(ms));
             }
+            b"burn" => {
+                let us = param_u64(fields.params, b"us", &mut self.stack);
+                burn(Duration::from_micros(us));
+            }
             _ => {}
         }
         emit(
@@ -332,6 +337,17 @@ fn scan_message<'a>(line: &'a [u8], stack: &mut Vec<u8>) -> Option<Fields<'a>> {
         _ => {}
     })?;
     (skip_ws(line, end) == line.len()).then_some(fields)
+}
+
+/// Keeps the CPU busy for `time`, as a request that computes does.
+fn burn(time: Duration) {
+    let start = std::time::Instant::now();
+    let mut x = 0u64;
+    while start.elapsed() < time {
+        for _ in 0..64 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
 }
 
 /// Reads `params.<key>` as a non-negative integer; 0 when absent or anything else.

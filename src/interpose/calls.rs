@@ -8,7 +8,7 @@ use libc::{epoll_event, pid_t, sockaddr, socklen_t};
 
 use super::children::{Child, Life, set_errno};
 use super::fd_set::KERNEL_FD_LIMIT;
-use super::{KernelResources, current};
+use super::{KernelResources, TIMER_TAG, current};
 
 /// Marks a worker's pidfd in the kernel's epoll set: the kernel reads an event's data as a
 /// descriptor number (its low 32 bits, on a little-endian target) and skips any outside
@@ -80,9 +80,22 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::close(fd) };
     };
+    // The process manager, reaping a worker whose connection is kept open, closes the
+    // number the transport still reads: it stays open for the replacement.
+    if let Some(child) = resources
+        .children
+        .iter_mut()
+        .find(|c| c.parked && c.stdout == fd && c.pm_stdout == fd)
+    {
+        child.pm_stdout = -1;
+        return 0;
+    }
     if !resources.owned.remove(fd) {
         set_errno(libc::EBADF);
         return -1;
+    }
+    if let Some(child) = resources.children.iter_mut().find(|c| c.pm_stdout == fd) {
+        child.pm_stdout = -1;
     }
     // The transport closes a worker's stdout at end of output: from now on the kernel may
     // reap that worker without losing what it wrote.
@@ -115,13 +128,45 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
 
 /// The transport's read of a connection: every line the kernel delivers from it comes
 /// before its next read, so the worker read from here is the one that wrote them.
+///
+/// The end of a worker's output is kept from the transport while the worker may be
+/// restarted: the transport would close the connection, and the kernel's restart never
+/// opens one for the new process. The descriptor leaves the epoll set instead, until the
+/// replacement's pipe takes its number (`track`) or the bus gives the end back (`unpark`).
+/// A last line without its newline is ended by one, so it is delivered rather than joined
+/// to the replacement's first line.
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
-    if let Some(resources) = resources() {
-        resources.reading = resources.children.by_stdout(fd);
-    }
     // SAFETY: the kernel's arguments, forwarded.
-    unsafe { libc::read(fd, buf, len) }
+    let read = unsafe { libc::read(fd, buf, len) };
+    let Some(resources) = resources() else {
+        return read;
+    };
+    let worker = resources.children.by_stdout(fd);
+    resources.reading = worker;
+    let Some(child) = worker.and_then(|id| resources.children.get_mut(id)) else {
+        return read;
+    };
+    if read > 0 {
+        // SAFETY: the read filled `read` bytes at `buf`.
+        let last = unsafe { *buf.cast::<u8>().add(read as usize - 1) };
+        child.partial_line = last != b'\n';
+        return read;
+    }
+    if read < 0 || !resources.restarts_allowed || child.ended_by_bus || child.life != Life::Alive {
+        return read;
+    }
+    // SAFETY: taking a descriptor the kernel's event loop registered out of its set.
+    unsafe { libc::epoll_ctl(resources.epoll, libc::EPOLL_CTL_DEL, fd, ptr::null_mut()) };
+    child.parked = true;
+    resources.exits_seen = true;
+    if core::mem::take(&mut child.partial_line) && len > 0 {
+        // SAFETY: the kernel passed room for `len` bytes.
+        unsafe { *buf.cast::<u8>() = b'\n' };
+        return 1;
+    }
+    set_errno(libc::EAGAIN);
+    -1
 }
 
 #[unsafe(no_mangle)]
@@ -204,7 +249,9 @@ unsafe extern "C" fn stdiobus_embed_epoll_wait(
         let events = unsafe { core::slice::from_raw_parts(events, ready as usize) };
         for event in events {
             let data = event.u64;
-            if data & PIDFD_TAG != 0 {
+            if data == TIMER_TAG {
+                resources.exits_seen = true;
+            } else if data & PIDFD_TAG != 0 {
                 let id = (data & (PIDFD_TAG - 1)) as usize;
                 if let Some(child) = resources.children.get_mut(id) {
                     child.exited = true;
@@ -224,9 +271,11 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::fork() };
     };
-    if !resources.forks_allowed || resources.children.is_full() {
-        // A restart (from `step`): the kernel logs "Fork failed: Operation canceled" and
-        // marks the worker stopped.
+    // A restart is let through only for the worker the bus just told the kernel about,
+    // whose connection it kept open; any other the kernel logs as "Fork failed: Operation
+    // canceled", marking the worker stopped.
+    let restart = resources.restarting.take();
+    if !(resources.forks_allowed || restart.is_some()) || resources.children.is_full() {
         set_errno(libc::ECANCELED);
         return -1;
     }
@@ -235,7 +284,7 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
     // calls here (invariant 6).
     let pid = unsafe { libc::fork() };
     if pid > 0 {
-        track(resources, pid, stdin, stdout);
+        track(resources, restart, pid, stdin, stdout);
     }
     pid
 }
@@ -253,28 +302,44 @@ fn fresh_worker_pipes(resources: &mut KernelResources) -> [c_int; 2] {
 }
 
 /// Records a worker just forked, with a pidfd in the kernel's epoll set so that its exit
-/// wakes the event loop, and its stdin pipe enlarged.
-fn track(resources: &mut KernelResources, pid: pid_t, stdin: c_int, stdout: c_int) {
+/// wakes the event loop, and its stdin pipe enlarged: a new worker, or the replacement of
+/// worker `restart`'s ended process.
+fn track(
+    resources: &mut KernelResources,
+    restart: Option<usize>,
+    pid: pid_t,
+    stdin: c_int,
+    stdout: c_int,
+) {
     // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
-    let child = Child {
-        pid,
-        pidfd,
-        stdin,
-        stdout,
-        stdin_capacity: enlarge_pipe(stdin),
-        exited: false,
-        ended_by_bus: false,
-        kernel_told: false,
-        generation: 0,
-        life: Life::Alive,
-    };
+    let mut child = Child::new(pid, pidfd, stdin, stdout);
+    child.stdin_capacity = enlarge_pipe(stdin);
     // The worker also does this itself before it execs; whichever comes first wins, and
     // the group exists before anyone can signal it.
     // SAFETY: making our new child the leader of a process group of its own.
     unsafe { libc::setpgid(pid, pid) };
-    let Some(id) = resources.children.push(child) else {
-        return; // cannot happen: `fork` refused when full
+    let id = match restart.and_then(|id| Some((id, *resources.children.get(id)?))) {
+        Some((id, old)) => {
+            // The transport still reads the old process's descriptor number (parked at
+            // its end): the new pipe takes that number, and the kernel's own copy stays
+            // with the process manager, which closes it at the next reap.
+            // SAFETY: both are open pipe ends the kernel holds; dup3 closes what
+            // `old.stdout` was (the ended pipe) and makes it the new pipe's read end.
+            unsafe { libc::dup3(stdout, old.stdout, libc::O_CLOEXEC) };
+            watch(resources.epoll, old.stdout);
+            child.stdout = old.stdout;
+            child.pm_stdout = stdout;
+            child.generation = old.generation.wrapping_add(1);
+            child.quick_restarts = old.quick_restarts;
+            child.respawned = true;
+            resources.children.respawn(id, child);
+            id
+        }
+        None => match resources.children.push(child) {
+            Some(id) => id,
+            None => return, // cannot happen: `fork` refused when full
+        },
     };
     if pidfd >= 0 && resources.epoll >= 0 {
         let mut event = epoll_event {
@@ -284,6 +349,17 @@ fn track(resources: &mut KernelResources, pid: pid_t, stdin: c_int, stdout: c_in
         // SAFETY: both descriptors are open; `event` is valid for the call.
         unsafe { libc::epoll_ctl(resources.epoll, libc::EPOLL_CTL_ADD, pidfd, &mut event) };
     }
+}
+
+/// Puts a worker's stdout back in the kernel's epoll set as its event loop registers
+/// descriptors: readable, level-triggered, the number as data.
+pub(super) fn watch(epoll: c_int, fd: c_int) {
+    let mut event = epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: both descriptors are open; `event` is valid for the call.
+    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
 }
 
 /// Makes a worker's stdin pipe as large as the system allows, so that a message the
@@ -397,12 +473,16 @@ unsafe extern "C" fn stdiobus_embed_waitpid(
     }
 }
 
-/// The kernel's `waitpid(-1, WNOHANG)`: one of its workers that the bus reaped already, or
-/// that exited and whose output the kernel has read to the end (invariant 4).
+/// The kernel's `waitpid(-1, WNOHANG)`: one of its workers that the bus reaped already
+/// and whose restart may start, or, in the kernel's own waits, any that has ended
+/// (invariant 4).
 fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
     (0..resources.children.len()).find_map(|id| {
         let child = resources.children.get(id)?;
-        let ready = (child.life != Life::Alive && !child.kernel_told) || resources.reapable(child);
+        let ready = (child.life != Life::Alive
+            && !child.kernel_told
+            && (!resources.drained_only || child.restart_at.has_passed()))
+            || resources.reapable(child);
         if ready {
             reap(resources, id, libc::WNOHANG)
         } else {
@@ -418,7 +498,21 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
         return None;
     }
     resources.children.get_mut(id)?.kernel_told = true;
-    reaped_status(resources, id)
+    let reaped = reaped_status(resources, id);
+    // A crash (any status but a clean exit) makes the kernel restart the worker: let that
+    // fork through if the transport's connection was kept for it.
+    let parked = resources.children.get(id).is_some_and(|child| child.parked);
+    if let Some((_, status)) = reaped
+        && status != 0
+        && parked
+        && resources.drained_only
+        && resources.restarts_allowed
+        && let Some(child) = resources.children.get_mut(id)
+    {
+        child.restart_pending = true;
+        resources.restarting = Some(id);
+    }
+    reaped
 }
 
 /// The status the kernel is told for worker `id`, just reaped: its own, unless the bus

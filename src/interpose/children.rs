@@ -6,10 +6,23 @@
 //! one that got the same pid. The index of an entry is the kernel's worker id: workers are
 //! forked in configuration order by `start`, and the bus lets the kernel fork nowhere else.
 
+use core::time::Duration;
+
 use cty::c_int;
+
+use crate::clock::Deadline;
 
 /// Worker processes tracked per bus; the configuration writer refuses more.
 pub(crate) const MAX_WORKERS: usize = 256;
+
+/// A process that lives this long before it ends was stable: its replacement starts at
+/// once, and the backoff starts over.
+pub(crate) const STABLE: Duration = Duration::from_secs(5);
+/// The first wait before restarting a process that ended quickly; it doubles with each
+/// quick end in a row, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(25);
+/// The longest wait before a restart.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// How a process ended, as `waitpid` reported it; `None` when someone else reaped it
 /// first (a host that ignores SIGCHLD, say), so its status is unknown.
@@ -45,6 +58,27 @@ pub(crate) struct Child {
     pub(crate) kernel_told: bool,
     /// How many processes were started in this worker's place before this one.
     pub(crate) generation: u32,
+    /// The end of its output was kept from the transport, whose connection stays open for
+    /// a replacement (see `calls::stdiobus_embed_read`); its descriptor is out of the
+    /// kernel's epoll set meanwhile.
+    pub(crate) parked: bool,
+    /// The process manager's own copy of the stdout pipe's read end: `stdout` itself for
+    /// the first process, a later pipe's for a replacement (whose pipe was moved onto
+    /// `stdout`); -1 once closed.
+    pub(crate) pm_stdout: c_int,
+    /// The last byte read from its stdout was not a newline.
+    pub(crate) partial_line: bool,
+    /// The kernel started this process in place of an ended one, and the host has not
+    /// been told yet.
+    pub(crate) respawned: bool,
+    /// The kernel was told this process crashed, and has not restarted it (yet).
+    pub(crate) restart_pending: bool,
+    /// Ended processes in a row that lived shorter than [`STABLE`]: the restart backoff.
+    pub(crate) quick_restarts: u32,
+    /// When this process will have lived [`STABLE`].
+    pub(crate) stable_at: Deadline,
+    /// When the kernel may learn that this process ended, and so restart it.
+    pub(crate) restart_at: Deadline,
     pub(crate) life: Life,
 }
 
@@ -71,6 +105,17 @@ impl Children {
         self.list.is_full()
     }
 
+    /// Records a process the kernel forked in place of worker `id`'s ended one.
+    pub(crate) fn respawn(&mut self, id: usize, child: Child) {
+        if let Some(slot) = self.list.get_mut(id) {
+            let was_alive = slot.life == Life::Alive;
+            *slot = child;
+            if !was_alive {
+                self.alive += 1;
+            }
+        }
+    }
+
     /// Records a process just forked; returns its worker id.
     pub(crate) fn push(&mut self, child: Child) -> Option<usize> {
         self.list.push(child).ok()?;
@@ -93,16 +138,16 @@ impl Children {
         reaped
     }
 
-    /// Calls `report` with `(worker id, status)` for each worker reaped since the last
-    /// call, once each.
-    pub(crate) fn take_reaped(&mut self, mut report: impl FnMut(usize, WaitStatus)) {
+    /// Calls `report` with `(worker id, status, generation)` for each worker reaped since
+    /// the last call, once each.
+    pub(crate) fn take_reaped(&mut self, mut report: impl FnMut(usize, WaitStatus, u32)) {
         if !core::mem::take(&mut self.unreported) {
             return;
         }
         for (id, child) in self.list.iter_mut().enumerate() {
             if let Life::Reaped(status) = child.life {
                 child.life = Life::Reported(status);
-                report(id, status);
+                report(id, status, child.generation);
             }
         }
     }
@@ -161,10 +206,50 @@ impl Children {
 }
 
 impl Child {
+    /// A process just forked, with the kernel's ends of its pipes.
+    pub(crate) fn new(pid: libc::pid_t, pidfd: c_int, stdin: c_int, stdout: c_int) -> Self {
+        Self {
+            pid,
+            pidfd,
+            stdin,
+            stdout,
+            stdin_capacity: 0,
+            exited: false,
+            ended_by_bus: false,
+            kernel_told: false,
+            generation: 0,
+            parked: false,
+            pm_stdout: stdout,
+            partial_line: false,
+            respawned: false,
+            restart_pending: false,
+            quick_restarts: 0,
+            stable_at: Deadline::after(STABLE),
+            restart_at: Deadline::after(Duration::ZERO),
+            life: Life::Alive,
+        }
+    }
+
     /// Whether it has exited and the kernel has read its output to the end (closed its
-    /// stdout pipe).
+    /// stdout pipe, or found its end, kept from the transport).
     pub(crate) fn drained_exit(&self) -> bool {
-        self.life == Life::Alive && self.exited && self.stdout < 0
+        self.life == Life::Alive && self.exited && (self.stdout < 0 || self.parked)
+    }
+
+    /// Notes that the process ended, to decide when its replacement may start: at once
+    /// after a stable run, later after each quick end in a row.
+    pub(crate) fn ended(&mut self) {
+        if self.stable_at.has_passed() {
+            self.quick_restarts = 0;
+        }
+        let backoff = match self.quick_restarts {
+            0 => Duration::ZERO,
+            n => FIRST_BACKOFF
+                .saturating_mul(1 << (n - 1).min(16))
+                .min(MAX_BACKOFF),
+        };
+        self.quick_restarts = self.quick_restarts.saturating_add(1);
+        self.restart_at = Deadline::after(backoff);
     }
 
     /// Sends `signal` to this process, and to its descendants, if it has not been reaped.

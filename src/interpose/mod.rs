@@ -21,15 +21,20 @@
 //!    kernel cannot serve higher numbers, and a worker's pipe at 0, 1 or 2 would be closed
 //!    by the kernel's own child code after moving it there.
 //! 4. The kernel signals and reaps only the processes in its [`Children`], each identified
-//!    by the pidfd taken at its fork. Its `waitpid(-1)` becomes a wait on those processes;
-//!    when the bus lets it reap during a step, only on those whose output it has read to
-//!    the end, since its reap closes the pipe.
+//!    by the pidfd taken at its fork. Its `waitpid(-1)` becomes a wait on those processes.
+//!    While the bus runs, the bus reaps a worker itself once its output has been read to
+//!    the end (the kernel's reap closes the pipe), and tells the kernel only when the
+//!    worker's restart backoff has passed; the kernel's own waits, in its shutdown, take
+//!    any worker that has ended.
 //! 5. `ingest` writes to the worker the bus chose (`routing`), whichever one the kernel
 //!    picked; every line the kernel delivers is attributed to the worker it last read.
-//! 6. The kernel forks only while the bus is in `start`, and every worker it execs starts
-//!    with descriptors 0, 1 and 2 alone, an empty signal mask, SIGPIPE at its default, a
-//!    process group of its own (so that ending it ends what it started), and SIGKILL when
-//!    the thread that started the bus ends.
+//! 6. The kernel forks in `start`, and to restart a worker it was just told crashed, while
+//!    the bus runs. Such a restart is served: the end of the old process's output was kept
+//!    from the transport, whose connection stays open, and the new stdout pipe takes the
+//!    connection's descriptor number (the kernel itself never connects a restarted
+//!    worker). Every worker it execs starts with descriptors 0, 1 and 2 alone, an empty
+//!    signal mask, SIGPIPE at its default, a process group of its own (so that ending it
+//!    ends what it started), and SIGKILL when the thread that started the bus ends.
 //!
 //! Each function here is entered from C: none may unwind, block beyond the call it wraps,
 //! or allocate. Between `fork` and `exec` only async-signal-safe calls are made.
@@ -44,9 +49,15 @@ mod fd_set;
 mod resources;
 
 pub(crate) use children::{Child, Children, Life, MAX_WORKERS, errno};
-pub(crate) use resources::KernelResources;
+pub(crate) use resources::{KernelResources, LineHook};
+
+use core::ptr;
 
 use cty::c_void;
+
+/// Marks the bus's restart timer in the kernel's epoll set: outside the descriptor numbers
+/// the kernel serves, like a worker's pidfd (see `calls`), and no worker's id.
+const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
 
 #[cfg(stdio_bus_interposed)]
 mod calls;
@@ -57,6 +68,83 @@ pub(crate) fn reading_worker() -> Option<usize> {
     // SAFETY: a non-null pointer is the resources `enter` holds for the running kernel call
     // on this thread; this only reads one field of it between the kernel's own uses.
     unsafe { current::get().as_ref() }.and_then(|resources| resources.reading)
+}
+
+#[cfg(stdio_bus_interposed)]
+use calls::watch;
+
+#[cfg(not(stdio_bus_interposed))]
+fn watch(_epoll: cty::c_int, _fd: cty::c_int) {}
+
+/// A timer descriptor in `epoll`, marked so the kernel ignores its events, or -1.
+fn restart_timer(epoll: cty::c_int) -> cty::c_int {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls; the descriptor is the bus's, added to `epoll`.
+        let timer = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            )
+        };
+        if timer >= 0 && epoll >= 0 {
+            let mut event = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+                u64: TIMER_TAG,
+            };
+            // SAFETY: both descriptors are open; `event` is valid for the call.
+            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, timer, &mut event) };
+        }
+        timer
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = epoll;
+        -1
+    }
+}
+
+/// Makes `timer` (from [`restart_timer`]) wake `epoll` once, `wait` from now.
+fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Duration) {
+    #[cfg(target_os = "linux")]
+    if timer >= 0 {
+        let mut expirations = 0u64;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: wait.as_secs() as libc::time_t,
+                tv_nsec: wait.subsec_nanos().max(1).into(),
+            },
+        };
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: TIMER_TAG,
+        };
+        // SAFETY: `timer` is the bus's open timerfd; reading clears a past expiration
+        // (non-blocking); the spec and event are valid for their calls, which re-arm the
+        // one-shot registration.
+        unsafe {
+            libc::read(timer, (&raw mut expirations).cast(), 8);
+            libc::timerfd_settime(timer, 0, &spec, ptr::null_mut());
+            libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, timer, &mut event);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (epoll, timer, wait);
+}
+
+/// Hands a line the kernel is delivering from `worker` to the running bus's line hook.
+pub(crate) fn note_line(worker: usize, line: &[u8]) {
+    // SAFETY: as in `reading_worker`; the hook is copied out before it is called.
+    let hook = unsafe { current::get().as_ref() }.and_then(|resources| resources.line_hook);
+    if let Some(hook) = hook {
+        // SAFETY: the bus set the hook for the kernel call now running, with data that
+        // stays valid for that call.
+        unsafe { (hook.call)(hook.data, worker, line) };
+    }
 }
 
 /// Frees a router the kernel let go of during a call (see `KernelResources::enter`).

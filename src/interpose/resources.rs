@@ -10,6 +10,15 @@ use super::current;
 use super::fd_set::FdSet;
 use crate::clock::{Deadline, sleep};
 
+/// A function of the bus's and its state, called from the kernel's message callback.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LineHook {
+    /// Called with `data`, the worker and the line. It must not block or unwind.
+    pub(crate) call: unsafe fn(*mut c_void, usize, &[u8]),
+    /// What `call` needs; valid while the hook is set.
+    pub(crate) data: *mut c_void,
+}
+
 /// The descriptors and processes of one kernel instance, and what its calls may do now.
 #[derive(Debug)]
 pub(crate) struct KernelResources {
@@ -39,6 +48,16 @@ pub(crate) struct KernelResources {
     pub(crate) route: c_int,
     /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
     pub(super) reading: Option<usize>,
+    /// Called with every line the kernel delivers from a worker, while set.
+    pub(crate) line_hook: Option<LineHook>,
+    /// Whether ended workers may be restarted: from `start` until the shutdown begins.
+    pub(crate) restarts_allowed: bool,
+    /// The worker whose end the kernel was just told of, and whose restart the kernel may
+    /// fork (see `calls::reap`).
+    pub(super) restarting: Option<usize>,
+    /// A timer in the kernel's epoll set that wakes the event loop when a restart is due,
+    /// or -1 until one is needed.
+    timer: c_int,
     /// A router the kernel freed during the current call, freed only once the call has
     /// returned (archive A's `destroy` still uses it afterwards).
     pub(super) deferred_router: *mut c_void,
@@ -58,6 +77,10 @@ impl KernelResources {
             out_of_low_fds: false,
             route: -1,
             reading: None,
+            line_hook: None,
+            restarts_allowed: false,
+            restarting: None,
+            timer: -1,
             deferred_router: ptr::null_mut(),
         }
     }
@@ -89,8 +112,8 @@ impl KernelResources {
         result
     }
 
-    /// [`enter`](Self::enter) for a step that lets the kernel reap the workers that
-    /// [`has_drained_exit`](Self::has_drained_exit) found.
+    /// [`enter`](Self::enter) for a step that tells the kernel of the workers the bus
+    /// reaped ([`collect_ended`](Self::collect_ended)) whose restart is due.
     pub(crate) fn enter_reaping<R>(&mut self, call: impl FnOnce() -> R) -> R {
         self.drained_only = true;
         let result = self.enter(call);
@@ -125,14 +148,73 @@ impl KernelResources {
         core::mem::take(&mut self.exits_seen)
     }
 
-    /// Whether some worker has exited and its output has been read to the end.
-    pub(crate) fn has_drained_exit(&self) -> bool {
-        self.children.iter().any(Child::drained_exit)
+    /// Reaps every worker that has exited and whose output has been read to the end, and
+    /// sets when the kernel may restart it (see [`Child::ended`]).
+    pub(crate) fn collect_ended(&mut self) {
+        for id in 0..self.children.len() {
+            let drained = self.children.get(id).is_some_and(Child::drained_exit);
+            if drained
+                && self.children.reap(id, libc::WNOHANG)
+                && let Some(child) = self.children.get_mut(id)
+                && !child.ended_by_bus
+            {
+                child.ended();
+            }
+        }
     }
 
-    /// Whether the kernel's `waitpid(-1)` may try to reap `child` now.
+    /// Whether the kernel has a reaped worker to be told of now.
+    pub(crate) fn has_due_report(&self) -> bool {
+        self.children.iter().any(|child| {
+            child.life != Life::Alive && !child.kernel_told && child.restart_at.has_passed()
+        })
+    }
+
+    /// After the kernel was told of reaped workers: calls `restarted(id, true)` for each
+    /// worker it started again, `restarted(id, false)` for one whose restart it refused
+    /// (its limit), and gives back the end of their output to the transport of those it
+    /// will not restart.
+    pub(crate) fn settle_restarts(&mut self, mut restarted: impl FnMut(usize, bool)) {
+        self.restarting = None;
+        for id in 0..self.children.len() {
+            let Some(child) = self.children.get_mut(id) else {
+                continue;
+            };
+            if core::mem::take(&mut child.respawned) {
+                restarted(id, true);
+            } else if core::mem::take(&mut child.restart_pending) {
+                restarted(id, false);
+            }
+            if child.parked && child.kernel_told {
+                child.parked = false;
+                super::watch(self.epoll, child.stdout);
+            }
+        }
+    }
+
+    /// Sets the restart timer to the earliest restart still to come, so that an idle
+    /// event loop wakes for it instead of spinning or sleeping past it.
+    pub(crate) fn arm_restart_timer(&mut self) {
+        let next = self
+            .children
+            .iter()
+            .filter(|child| child.life != Life::Alive && !child.kernel_told)
+            .map(|child| child.restart_at.remaining())
+            .filter(|wait| !wait.is_zero())
+            .min();
+        let Some(wait) = next else {
+            return;
+        };
+        if self.timer < 0 {
+            self.timer = super::restart_timer(self.epoll);
+        }
+        super::set_restart_timer(self.epoll, self.timer, wait);
+    }
+
+    /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits
+    /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
-        child.life == Life::Alive && (!self.drained_only || child.drained_exit())
+        child.life == Life::Alive && !self.drained_only
     }
 
     /// Sends `signal` to every worker not reaped yet, to end it.
@@ -166,6 +248,11 @@ impl KernelResources {
     pub(crate) fn forget_workers(&mut self) {
         for child in self.children.iter_mut() {
             child.close_pidfd();
+        }
+        if self.timer >= 0 {
+            // SAFETY: the timer is the bus's own and closed once.
+            unsafe { libc::close(self.timer) };
+            self.timer = -1;
         }
     }
 

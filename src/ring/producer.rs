@@ -137,6 +137,24 @@ impl<'r> Producer<'r> {
 }
 
 impl Producer<'_> {
+    /// Reports a worker lifecycle word of the bus's own, as the kernel's `on_worker` does.
+    pub(crate) fn push_worker_word(&mut self, id: i32, word: &[u8]) {
+        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
+        let mut writer = unsafe { Writer::from_core(self.core) };
+        if writer.wants(EventMask::WORKER) {
+            writer.push(Kind::Worker, id, word);
+        }
+    }
+
+    /// Reports that request `id` to `worker` will not be answered.
+    pub(crate) fn push_unanswered(&mut self, worker: i32, id: &[u8]) {
+        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
+        let mut writer = unsafe { Writer::from_core(self.core) };
+        if writer.wants(EventMask::WORKER) {
+            writer.push(Kind::Unanswered, worker, id);
+        }
+    }
+
     /// Reports that `session` left worker `from`, gone, for worker `to`.
     pub(crate) fn push_session_moved(&mut self, from: i32, to: i32, session: &[u8]) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).

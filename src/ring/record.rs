@@ -29,6 +29,9 @@ pub(crate) enum Kind {
     /// A session left a worker that is gone; the value is the new worker, the payload the
     /// old one (`i32`, native order) and then the session id.
     SessionMoved = 9,
+    /// A request the bus handed to a worker whose process ended before answering it; the
+    /// value is the worker, the payload the request's raw id.
+    Unanswered = 10,
 }
 
 impl Kind {
@@ -43,6 +46,7 @@ impl Kind {
             7 => Self::Overflow,
             8 => Self::Exited,
             9 => Self::SessionMoved,
+            10 => Self::Unanswered,
             // Only this crate writes headers; anything else is treated as filler.
             _ => Self::Padding,
         }

@@ -10,6 +10,8 @@ pub(crate) struct Destination<'a> {
     pub(crate) pool: Option<JStr<'a>>,
     /// The `sessionId` member, when it is a string.
     pub(crate) session: Option<JStr<'a>>,
+    /// The raw text of the `id` member, when there is a `method` too: a request.
+    pub(crate) request_id: Option<&'a [u8]>,
 }
 
 /// Reads `pool` and `sessionId` from the top level of the first object in `message`. A
@@ -25,9 +27,24 @@ pub(crate) fn destination(message: &[u8]) -> Destination<'_> {
         return found;
     }
     sc.enter();
+    let (mut id, mut method) = (None, false);
     let mut first = true;
     while let Ok(Some((key, _))) = sc.next_key(first) {
         first = false;
+        if key.is_key("id") || key.is_key("method") {
+            method |= key.is_key("method");
+            let _ = sc.peek_kind();
+            let start = sc.offset();
+            if sc.skip_value(1).is_err() {
+                break;
+            }
+            if key.is_key("id") {
+                id = text
+                    .get(start..sc.offset())
+                    .map(|raw| raw.trim_end().as_bytes());
+            }
+            continue;
+        }
         let slot = if key.is_key("pool") {
             Some(&mut found.pool)
         } else if key.is_key("sessionId") {
@@ -52,6 +69,9 @@ pub(crate) fn destination(message: &[u8]) -> Destination<'_> {
                 }
             }
         }
+    }
+    if method {
+        found.request_id = id;
     }
     found
 }
@@ -80,5 +100,21 @@ mod tests {
             read(r#"{"pool":"a"}{"pool":"b"}"#),
             (Some("a".into()), None)
         );
+    }
+
+    #[test]
+    fn finds_the_raw_id_of_requests_only() {
+        let id = |message: &str| {
+            destination(message.as_bytes())
+                .request_id
+                .map(<[u8]>::to_vec)
+        };
+        assert_eq!(
+            id(r#"{"id": "r-1" ,"method":"m"}"#),
+            Some(br#""r-1""#.to_vec())
+        );
+        assert_eq!(id(r#"{"method":"m","id":42}"#), Some(b"42".to_vec()));
+        assert_eq!(id(r#"{"method":"m"}"#), None);
+        assert_eq!(id(r#"{"id":1,"result":{}}"#), None);
     }
 }

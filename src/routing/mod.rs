@@ -19,16 +19,17 @@
 
 mod fields;
 mod pools;
-mod sessions;
+mod table;
 
-pub use sessions::{MAX_SESSION_ID, SessionSlot};
+pub use table::{MAX_REQUEST_ID, MAX_SESSION_ID, RequestSlot, SessionSlot, Slot};
 
 pub(crate) use pools::Pools;
 
 use crate::Error;
 use crate::interpose::Children;
 use fields::destination;
-use sessions::{Binding, SessionKey, Sessions};
+pub(crate) use table::Binding;
+use table::{Requests, SessionKey, Sessions};
 
 /// What a caller asked for.
 #[derive(Clone, Copy, Debug)]
@@ -50,19 +51,111 @@ pub(crate) struct Moved {
 pub(crate) struct Router<'r> {
     pub(crate) pools: Pools,
     sessions: Option<Sessions<'r>>,
+    requests: Option<Requests<'r>>,
 }
 
 impl<'r> Router<'r> {
-    pub(crate) fn new(pools: Pools, sessions: Option<&'r mut [SessionSlot]>) -> Self {
+    pub(crate) fn new(pools: Pools) -> Self {
         Self {
             pools,
-            sessions: sessions.map(Sessions::new),
+            sessions: None,
+            requests: None,
         }
+    }
+
+    pub(crate) fn set_sessions(&mut self, slots: &'r mut [SessionSlot]) {
+        self.sessions = Some(Sessions::new(slots));
+    }
+
+    pub(crate) fn set_requests(&mut self, slots: &'r mut [RequestSlot]) {
+        self.requests = Some(Requests::new(slots));
+    }
+
+    /// Whether responses must be matched to requests, in the kernel's callbacks.
+    pub(crate) fn tracks_requests(&self) -> bool {
+        self.requests.is_some()
     }
 
     /// Whether `send` must read the message to route it.
     fn reads_messages(&self) -> bool {
-        self.pools.len() > 1 || self.sessions.is_some()
+        self.pools.len() > 1 || self.sessions.is_some() || self.requests.is_some()
+    }
+
+    /// Notes that `message`, if it is a request, goes to `to`: its response is awaited
+    /// from there. Call [`Router::unsent`] if it does not go after all.
+    pub(crate) fn sending(&mut self, message: &[u8], to: Binding) -> Result<(), Error> {
+        let Some(requests) = self.requests.as_mut() else {
+            return Ok(());
+        };
+        let Some(id) = destination(message).request_id else {
+            return Ok(());
+        };
+        if id.len() > MAX_REQUEST_ID {
+            return Err(Error::RequestIdTooLong {
+                len: id.len(),
+                max: MAX_REQUEST_ID,
+            });
+        }
+        if !requests.bind(0, id, to) {
+            return Err(Error::RequestTableFull {
+                capacity: requests.capacity(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes back what [`Router::sending`] noted for `message`.
+    pub(crate) fn unsent(&mut self, message: &[u8]) {
+        if let (Some(requests), Some(id)) =
+            (self.requests.as_mut(), destination(message).request_id)
+        {
+            requests.remove(0, id);
+        }
+    }
+
+    /// Notes a line `worker` wrote: if it answers a request in flight to it, that request
+    /// is no longer awaited.
+    pub(crate) fn received(&mut self, worker: usize, line: &[u8]) {
+        let Some(requests) = self.requests.as_mut() else {
+            return;
+        };
+        if let Some(id) = crate::json::response_id(line)
+            && requests.get(0, id).is_some_and(|to| to.worker == worker)
+        {
+            requests.remove(0, id);
+        }
+    }
+
+    /// Calls `lost` with the id of every request in flight to `worker`'s process of
+    /// `generation`, which has ended, and forgets them.
+    pub(crate) fn abandon(&mut self, worker: usize, generation: u32, mut lost: impl FnMut(&[u8])) {
+        let Some(requests) = self.requests.as_mut() else {
+            return;
+        };
+        let mut at = 0;
+        while at < requests.capacity() {
+            let mut id = [0u8; MAX_REQUEST_ID];
+            let found = requests.entry(at).and_then(|(key, to)| {
+                let ours = to.worker == worker && to.generation == generation;
+                ours.then(|| {
+                    id[..key.len()].copy_from_slice(key);
+                    key.len()
+                })
+            });
+            match found {
+                Some(len) => {
+                    lost(&id[..len]);
+                    // Removing shifts later entries up, possibly into `at`: look again.
+                    requests.remove(0, &id[..len]);
+                }
+                None => at += 1,
+            }
+        }
+    }
+
+    /// Requests in flight.
+    pub(crate) fn requests_in_flight(&self) -> usize {
+        self.requests.as_ref().map_or(0, Requests::len)
     }
 
     /// The worker `message` goes to, and the session that moved to it if one had to.

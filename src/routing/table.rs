@@ -1,8 +1,27 @@
-//! Session affinity: which worker took the first message of each `sessionId`, in a table
-//! whose storage the caller provides (no heap), found by hash with linear probing.
+//! Which worker a key belongs to, in a table whose storage the caller provides (no heap),
+//! found by hash with linear probing: the sessions (key: pool and `sessionId`) and the
+//! requests in flight (key: the raw `id`).
 
 /// The longest session id a table keeps, in bytes of its decoded text.
 pub const MAX_SESSION_ID: usize = 64;
+/// The longest request id the request table keeps, in bytes of raw JSON (`"req-42"` with
+/// its quotes, or `42`).
+pub const MAX_REQUEST_ID: usize = 32;
+
+/// Room for one entry of a table the bus keeps in the caller's storage: a
+/// [`SessionSlot`] or a [`RequestSlot`].
+#[derive(Clone, Copy)]
+pub struct Slot<const KEY: usize> {
+    /// Zero while the slot is free.
+    hash: u64,
+    pool: u16,
+    worker: u16,
+    /// The worker's start count when the key was bound to it: a restarted worker is a new
+    /// process, which knows nothing of what the old one was given.
+    generation: u32,
+    len: u8,
+    id: [u8; KEY],
+}
 
 /// Room for one session in a session table: give a bus a slice of these with
 /// [`Bus::set_session_table`](crate::Bus::set_session_table), as many as sessions it
@@ -13,20 +32,14 @@ pub const MAX_SESSION_ID: usize = 64;
 /// let mut sessions = [SessionSlot::EMPTY; 256];
 /// # let _ = &mut sessions;
 /// ```
-#[derive(Clone, Copy)]
-pub struct SessionSlot {
-    /// Zero while the slot is free.
-    hash: u64,
-    pool: u16,
-    worker: u16,
-    /// The worker's start count when the session was bound to it: a restarted worker is a
-    /// new process, which does not know the session.
-    generation: u32,
-    len: u8,
-    id: [u8; MAX_SESSION_ID],
-}
+pub type SessionSlot = Slot<MAX_SESSION_ID>;
 
-impl SessionSlot {
+/// Room for one request in flight: give a bus a slice of these with
+/// [`Bus::set_request_table`](crate::Bus::set_request_table), as many as requests it may
+/// have unanswered at once.
+pub type RequestSlot = Slot<MAX_REQUEST_ID>;
+
+impl<const KEY: usize> Slot<KEY> {
     /// A free slot.
     pub const EMPTY: Self = Self {
         hash: 0,
@@ -34,7 +47,7 @@ impl SessionSlot {
         worker: 0,
         generation: 0,
         len: 0,
-        id: [0; MAX_SESSION_ID],
+        id: [0; KEY],
     };
 
     fn holds(&self, hash: u64, pool: u16, id: &[u8]) -> bool {
@@ -42,9 +55,9 @@ impl SessionSlot {
     }
 }
 
-impl core::fmt::Debug for SessionSlot {
+impl<const KEY: usize> core::fmt::Debug for Slot<KEY> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("SessionSlot")
+        f.debug_struct("Slot")
             .field("free", &(self.hash == 0))
             .finish_non_exhaustive()
     }
@@ -85,22 +98,27 @@ impl SessionKey {
     }
 }
 
-/// Where a session's messages go.
+/// Where a key's messages went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Binding {
     pub(crate) worker: usize,
     pub(crate) generation: u32,
 }
 
-/// The caller's session slots.
-pub(crate) struct Sessions<'r> {
-    slots: &'r mut [SessionSlot],
+/// The caller's slots, as a table.
+pub(crate) struct Table<'r, const KEY: usize> {
+    slots: &'r mut [Slot<KEY>],
     used: usize,
 }
 
-impl<'r> Sessions<'r> {
-    pub(crate) fn new(slots: &'r mut [SessionSlot]) -> Self {
-        slots.fill(SessionSlot::EMPTY);
+/// The sessions, by pool and `sessionId`.
+pub(crate) type Sessions<'r> = Table<'r, MAX_SESSION_ID>;
+/// The requests in flight, by raw `id` (pool 0).
+pub(crate) type Requests<'r> = Table<'r, MAX_REQUEST_ID>;
+
+impl<'r, const KEY: usize> Table<'r, KEY> {
+    pub(crate) fn new(slots: &'r mut [Slot<KEY>]) -> Self {
+        slots.fill(Slot::EMPTY);
         Self { slots, used: 0 }
     }
 
@@ -110,6 +128,16 @@ impl<'r> Sessions<'r> {
 
     pub(crate) fn len(&self) -> usize {
         self.used
+    }
+
+    /// The key in slot `at`, with its binding, if the slot is taken.
+    pub(crate) fn entry(&self, at: usize) -> Option<(&[u8], Binding)> {
+        let slot = self.slots.get(at).filter(|slot| slot.hash != 0)?;
+        let binding = Binding {
+            worker: usize::from(slot.worker),
+            generation: slot.generation,
+        };
+        Some((&slot.id[..usize::from(slot.len)], binding))
     }
 
     /// The worker `id` of `pool` is bound to.
@@ -122,7 +150,8 @@ impl<'r> Sessions<'r> {
         })
     }
 
-    /// Binds `id` of `pool` to `to`, replacing any binding; `false` when the table is full.
+    /// Binds `id` (at most `KEY` bytes) of `pool` to `to`, replacing any binding; `false`
+    /// when the table is full.
     pub(crate) fn bind(&mut self, pool: usize, id: &[u8], to: Binding) -> bool {
         let (hash, pool) = (hash(pool as u16, id), pool as u16);
         let at = match self.find(pool, id) {
@@ -134,7 +163,7 @@ impl<'r> Sessions<'r> {
             Err(None) => return false,
         };
         let slot = &mut self.slots[at];
-        *slot = SessionSlot {
+        *slot = Slot {
             hash,
             pool,
             worker: to.worker as u16,
@@ -168,7 +197,7 @@ impl<'r> Sessions<'r> {
                 hole = at;
             }
         }
-        self.slots[hole] = SessionSlot::EMPTY;
+        self.slots[hole] = Slot::EMPTY;
         self.used -= 1;
         true
     }
