@@ -582,3 +582,77 @@ fn a_socket_file_nobody_listens_on_is_taken_over() {
         !connected(seen).is_empty()
     });
 }
+
+/// Listener clients' lines go through the kernel's own router, not through `send`: it
+/// spreads them round-robin over the running workers of the pool (a `sessionId` sticks to
+/// one), and a worker the bus restarted is among them, because the kernel writes to the
+/// pipes of the process it restarted.
+#[test]
+fn client_requests_reach_every_worker_restarted_ones_included() {
+    let port = free_port();
+    let (producer, mut events) = ring();
+    let options = common::options().listener(Listener::Tcp {
+        host: c"127.0.0.1",
+        port,
+    });
+    let pools = [Pool::new("echo", WORKER).instances(2)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options, producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut answered_by = Answers::new();
+    for i in 0..6 {
+        let request = json!({"jsonrpc": "2.0", "id": format!("a{i}"), "method": "m"});
+        client.write_all(format!("{request}\n").as_bytes()).unwrap();
+    }
+    wait_for(&mut bus, &mut events, 6, &mut answered_by);
+    let workers: std::collections::HashSet<Option<i32>> =
+        answered_by.values().map(|(worker, _)| *worker).collect();
+    assert_eq!(workers, [Some(0), Some(1)].into(), "{answered_by:?}");
+
+    common::signal_worker(&bus, 0, libc::SIGKILL);
+    common::wait_for_worker(&mut bus, &mut events, 0, "started");
+    let restarted = bus.worker_pid(0).unwrap();
+    for i in 0..6 {
+        let request = json!({"jsonrpc": "2.0", "id": format!("b{i}"), "method": "m"});
+        client.write_all(format!("{request}\n").as_bytes()).unwrap();
+    }
+    wait_for(&mut bus, &mut events, 12, &mut answered_by);
+    assert!(
+        answered_by
+            .iter()
+            .any(|(id, answer)| id.starts_with('b') && *answer == (Some(0), u64::from(restarted))),
+        "the restarted worker got no client request: {answered_by:?}"
+    );
+}
+
+/// Who answered each request: the worker the bus says wrote the line, and the pid in it.
+type Answers = std::collections::HashMap<String, (Option<i32>, u64)>;
+
+/// Polls until `count` requests are answered.
+fn wait_for(
+    bus: &mut Bus<'_, Running>,
+    events: &mut Consumer<'_>,
+    count: usize,
+    answers: &mut Answers,
+) {
+    let deadline = Instant::now() + DEADLINE;
+    while answers.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} answers",
+            answers.len()
+        );
+        bus.poll(Duration::from_millis(20)).unwrap();
+        events.drain(|event| {
+            if let stdiobus_embed::Event::Message { worker, line } = event
+                && let Ok(json) = serde_json::from_slice::<serde_json::Value>(line.as_bytes())
+                && let Some(id) = json["id"].as_str()
+            {
+                let pid = json["result"]["pid"].as_u64().unwrap_or(0);
+                answers.insert(id.to_owned(), (worker, pid));
+            }
+        });
+    }
+}
