@@ -14,7 +14,7 @@ use cty::c_int;
 
 use crate::clock::{Deadline, whole_units};
 use crate::config::Config;
-use crate::interpose::{KernelResources, LineHook};
+use crate::interpose::{KernelResources, LineHook, Restart};
 use crate::ring::{OverflowHandler, Producer};
 use crate::routing::{Binding, Pools, RequestSlot, Router, SessionSlot, Target};
 use crate::shutdown::{KILL_LIMIT, Phase};
@@ -328,7 +328,7 @@ impl<'r> Bus<'r, Running> {
             return Err(Error::NoSuchWorker { id });
         };
         let children = &self.resources.children;
-        if !children.serves(worker, children.generation(worker)) {
+        if !children.is_serving(worker) {
             return Err(Error::WorkerGone { id });
         }
         self.ingest_to(worker, message)
@@ -356,12 +356,10 @@ impl<'r> Bus<'r, Running> {
             // Nothing to route with: the kernel's own choice.
             return self.ingest(message, -1);
         }
-        if self.resources.children.alive() == 0 {
-            return Err(Error::NoWorker);
-        }
         let (worker, moved) = self
             .router
             .choose(message, target, &self.resources.children)?;
+        self.ingest_to(worker, message)?;
         if let Some((moved, session)) = moved {
             self.producer.push_session_moved(
                 moved.from as i32,
@@ -369,7 +367,7 @@ impl<'r> Bus<'r, Running> {
                 session.as_bytes(),
             );
         }
-        self.ingest_to(worker, message)
+        Ok(())
     }
 
     /// Hands `message` to the kernel for `worker`, once its pipe is known to take it.
@@ -382,7 +380,9 @@ impl<'r> Bus<'r, Running> {
         self.router
             .sending(message, Binding { worker, generation })?;
         let sent = self.ingest(message, stdin);
-        if sent.is_err() {
+        // The 2.2.1 archive hands a message for an embedded worker to its socket rather
+        // than writing it: then the worker the bus chose did not get it.
+        if sent.is_err() || !self.resources.take_routed() {
             self.router.unsent(message);
         }
         sent
@@ -535,13 +535,15 @@ impl<'r, S: State> Bus<'r, S> {
         alive.then(|| child.pid.unsigned_abs())
     }
 
-    /// Sessions the kernel routes by `sessionId`.
+    /// Sessions the kernel itself routes by `sessionId`: those of listener clients. The
+    /// bus's own, for `send`, are [`Bus::session_table_len`].
     pub fn session_count(&self) -> usize {
         // SAFETY: `self.raw` is live.
         count(unsafe { sys::stdio_bus_session_count(self.raw.as_ptr()) })
     }
 
-    /// Requests waiting for a response, as the kernel tracks them.
+    /// Requests waiting for a response, as the kernel tracks them: listener clients'. The
+    /// bus's own, for `send`, are [`Bus::requests_in_flight`].
     pub fn pending_count(&self) -> usize {
         // SAFETY: `self.raw` is live.
         count(unsafe { sys::stdio_bus_pending_count(self.raw.as_ptr()) })
@@ -649,26 +651,41 @@ impl<'r, S: State> Bus<'r, S> {
 
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
         let before = self.producer.delivered();
-        let raw = self.raw.as_ptr();
-        if self.router.tracks_requests() {
-            self.resources.line_hook = Some(LineHook {
-                call: note_line,
-                data: (&raw mut self.router).cast(),
-            });
-        }
-        // SAFETY: `raw` is live; callbacks reach the ring through `user_data`, and
-        // `&mut self` keeps every other access to the producer out meanwhile.
-        let mut rc = self
-            .resources
-            .enter(|| unsafe { sys::stdio_bus_step(raw, step_timeout(timeout)) });
+        let mut rc = self.kernel_step(step_timeout(timeout), false);
         if rc >= 0 && self.resources.take_exits_seen() {
-            rc = self.settle_ended(raw);
+            rc = self.settle_ended();
         }
         self.report_reaped();
-        self.resources.line_hook = None;
         self.producer.flush_loss();
         Error::check(rc)?;
         Ok(self.producer.delivered().wrapping_sub(before) as usize)
+    }
+
+    /// One kernel step, with `timeout_ms`; `reaping`: first told that SIGCHLD arrived, so
+    /// that it reaps (see [`Bus::settle_ended`]). Lines delivered meanwhile reach the
+    /// router when it tracks requests.
+    fn kernel_step(&mut self, timeout_ms: c_int, reaping: bool) -> c_int {
+        let raw = self.raw.as_ptr();
+        // Made from `&mut self` for this call only: while the kernel runs, the line hook
+        // is the router's only user.
+        self.resources.line_hook = self.router.tracks_requests().then(|| LineHook {
+            call: note_line,
+            data: (&raw mut self.router).cast(),
+        });
+        let rc = if reaping {
+            // SAFETY: `raw` is live; notify only sets a flag that the step reads.
+            self.resources.enter_reaping(|| unsafe {
+                sys::stdio_bus_notify_sigchld(raw);
+                sys::stdio_bus_step(raw, timeout_ms)
+            })
+        } else {
+            // SAFETY: `raw` is live; callbacks reach the ring through `user_data`, and
+            // `&mut self` keeps every other access to the producer out meanwhile.
+            self.resources
+                .enter(|| unsafe { sys::stdio_bus_step(raw, timeout_ms) })
+        };
+        self.resources.line_hook = None;
+        rc
     }
 
     /// Reports each worker reaped since the last report, and the requests it left
@@ -690,24 +707,30 @@ impl<'r, S: State> Bus<'r, S> {
     /// tells the kernel (which reaps only when told that SIGCHLD arrived, a signal this
     /// crate leaves to the host), so that it stops choosing that worker and restarts it
     /// within its `max_restarts`. Returns the kernel's code.
-    fn settle_ended(&mut self, raw: *mut sys::stdio_bus_t) -> c_int {
+    fn settle_ended(&mut self) -> c_int {
         let mut rc = 0;
         self.resources.collect_ended();
         self.report_reaped();
         if self.resources.has_due_report() {
-            // SAFETY: `raw` is live; notify only sets a flag that the step reads.
-            rc = self.resources.enter_reaping(|| unsafe {
-                sys::stdio_bus_notify_sigchld(raw);
-                sys::stdio_bus_step(raw, sys::STDIO_BUS_NO_WAIT)
-            });
+            rc = self.kernel_step(sys::STDIO_BUS_NO_WAIT, true);
             let producer = &mut self.producer;
-            self.resources.settle_restarts(|id, restarted| {
+            self.resources.settle_restarts(|id, outcome| {
                 let id = id as i32;
-                if restarted {
-                    producer.push_worker_word(id, b"restarting");
-                    producer.push_worker_word(id, b"started");
-                } else {
-                    producer.push_worker_word(id, b"failed: the restart limit was reached");
+                match outcome {
+                    Restart::Done => {
+                        producer.push_worker_word(id, b"restarting");
+                        producer.push_worker_word(id, b"started");
+                    }
+                    Restart::Refused(reason) => {
+                        let mut word = [0u8; 96];
+                        let text = [b"failed: ".as_slice(), reason.as_bytes()];
+                        let mut len = 0;
+                        for part in text {
+                            word[len..len + part.len()].copy_from_slice(part);
+                            len += part.len();
+                        }
+                        producer.push_worker_word(id, &word[..len]);
+                    }
                 }
             });
         }
@@ -759,8 +782,8 @@ impl<S: State> fmt::Debug for Bus<'_, S> {
 ///
 /// # Safety
 ///
-/// `router` is the `Router` of the bus whose kernel call is running, which holds `&mut`
-/// to the bus for the call and touches the router nowhere else meanwhile.
+/// `router` is the `Router` of the bus whose kernel call is running, made from the `&mut`
+/// that `Bus::kernel_step` holds for that call, during which nothing else uses it.
 unsafe fn note_line(router: *mut core::ffi::c_void, worker: usize, line: &[u8]) {
     // SAFETY: see above.
     let router = unsafe { &mut *router.cast::<Router<'_>>() };

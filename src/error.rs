@@ -179,7 +179,7 @@ pub enum Error {
     /// serve, was free: close some of the host's descriptors, or open them above 1024.
     NoLowDescriptor,
     /// No worker process is left to take the message: every worker of its pool has
-    /// exited.
+    /// exited. Retrying can succeed once a worker has been restarted.
     NoWorker,
     /// With two or more pools, a message must name its pool: a top-level `"pool"` string,
     /// or [`Bus::send_to_pool`](crate::Bus::send_to_pool).
@@ -214,6 +214,9 @@ pub enum Error {
         /// The longest kept.
         max: usize,
     },
+    /// A request with this `id` is in flight already (in the request table): its
+    /// response could not be told apart. Poll until it is answered, then retry.
+    RequestIdInFlight,
     /// The request table has no free slot: every slot holds a request not answered yet.
     /// Poll (responses free their slots), then retry.
     RequestTableFull {
@@ -256,7 +259,10 @@ impl Error {
             Self::StopTimedOut
             | Self::PipeFull { .. }
             | Self::RingFull { .. }
-            | Self::RequestTableFull { .. } => Retry::Yes,
+            | Self::RequestTableFull { .. }
+            | Self::RequestIdInFlight => Retry::Yes,
+            // A restart may bring a worker back (or not: the limit).
+            Self::NoWorker | Self::WorkerGone { .. } => Retry::Maybe,
             _ => Retry::No,
         }
     }
@@ -317,6 +323,7 @@ impl fmt::Display for Error {
             Self::WorkerGone { id } => write!(f, "worker {id} has exited"),
             Self::SessionIdTooLong { len, max } => write!(f, "the sessionId is {len} bytes; a session table keeps at most {max}"),
             Self::RequestIdTooLong { len, max } => write!(f, "the request id is {len} bytes of JSON; the request table keeps at most {max}"),
+            Self::RequestIdInFlight => f.write_str("a request with this id is in flight already"),
             Self::RequestTableFull { capacity } => write!(f, "the request table's {capacity} slots all await responses: poll, then retry"),
             Self::SessionTableFull { capacity } => write!(f, "the session table's {capacity} slots are all taken: end sessions, or use a larger table"),
             Self::RingFull { free, reserve } => write!(

@@ -15,8 +15,9 @@ pub enum Event<'a> {
     /// One line a worker wrote, without its newline, unchanged: it may be half a JSON
     /// object, or not even UTF-8.
     Message {
-        /// The worker that wrote it (its id, as [`Event::Worker`] reports it); `None` where
-        /// the kernel's reads are not interposed (Apple targets).
+        /// The worker that wrote it (its id, as [`Event::Worker`] reports it); `None` for an
+        /// embedded worker, and where the kernel's reads are not interposed (Apple
+        /// targets).
         worker: Option<i32>,
         /// The line.
         line: Bytes<'a>,
@@ -64,7 +65,8 @@ pub enum Event<'a> {
         session: Bytes<'a>,
         /// The worker that had it.
         from: i32,
-        /// The worker that has it now.
+        /// The worker that has it now: `from` again when that worker was restarted (a
+        /// new process).
         to: i32,
     },
     /// A request the bus handed to `worker` will not be answered: the worker's process

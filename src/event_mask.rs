@@ -11,13 +11,13 @@ bitflags::bitflags! {
     /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct EventMask: u8 {
-        /// Lines from workers and clients.
+        /// Lines from workers.
         const MESSAGE = 1 << 0;
         /// Kernel errors.
         const ERROR = 1 << 1;
         /// Kernel log lines.
         const LOG = 1 << 2;
-        /// Worker lifecycle.
+        /// Worker lifecycle, sessions that moved and requests left unanswered.
         const WORKER = 1 << 3;
         /// Listener clients connecting.
         const CLIENT_CONNECTED = 1 << 4;

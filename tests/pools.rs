@@ -128,13 +128,8 @@ fn requests_spread_evenly_over_the_workers_of_a_pool() {
     for worker in attributed(&pids, &seen) {
         *per_worker.entry(worker).or_insert(0) += 1;
     }
-    assert_eq!(per_worker.len(), 3, "{per_worker:?}");
-    for (worker, count) in per_worker {
-        assert!(
-            (90..=110).contains(&count),
-            "worker {worker}: {count} of 300"
-        );
-    }
+    // Round-robin: exactly a third each (the goal is 90 to 110).
+    assert_eq!(per_worker, HashMap::from([(0, 100), (1, 100), (2, 100)]));
 }
 
 #[test]
@@ -261,7 +256,12 @@ fn a_session_whose_worker_died_moves_and_the_host_is_told() {
     let first = attributed(&pids, &seen)[0];
 
     common::signal_worker(&bus, first, libc::SIGKILL);
+    let deadline = Instant::now() + DEADLINE;
     while !seen.exited.contains(&first) {
+        assert!(
+            Instant::now() < deadline,
+            "worker {first} was not reported gone"
+        );
         bus.poll(Duration::from_millis(20)).unwrap();
         seen.drain(&mut events);
     }

@@ -169,8 +169,13 @@ fn requests_in_flight_to_a_dying_worker_are_reported_by_id() {
     let slow = |id: &str| {
         json!({"jsonrpc": "2.0", "id": id, "method": "sleep", "params": {"ms": 60_000}}).to_string()
     };
-    bus.send_to_worker(1, slow("slow-1").as_bytes()).unwrap();
-    bus.send_to_worker(1, slow("slow-2").as_bytes()).unwrap();
+    // Two requests in one send: both are tracked.
+    let both = format!("{}\n{}", slow("slow-1"), slow("slow-2"));
+    bus.send_to_worker(1, both.as_bytes()).unwrap();
+    assert_eq!(
+        bus.send_to_worker(0, slow("slow-1").as_bytes()),
+        Err(Error::RequestIdInFlight)
+    );
     bus.send_to_worker(0, br#"{"jsonrpc":"2.0","id":7,"method":"m"}"#)
         .unwrap();
     poll_until(
@@ -251,7 +256,8 @@ fn a_restart_after_a_backoff_wakes_the_event_loop_and_then_it_sleeps() {
 }
 
 /// Kill workers at random for 10 s while requests flow: the host lives, every request is
-/// answered or reported unanswered, and every killed worker is back within a second.
+/// answered or reported unanswered, and every killed worker is back (started again) within
+/// a second of the kill.
 #[test]
 fn killing_workers_at_random_under_load_loses_nothing() {
     let limits = Limits {
@@ -285,8 +291,11 @@ fn killing_workers_at_random_under_load_loses_nothing() {
             rng ^= rng >> 7;
             rng ^= rng << 17;
             let id = (rng % 3) as i32;
-            if let Some(pid) = bus.worker_pid(id) {
+            if let Some(pid) = bus.worker_pid(id)
+                && !killed_at.contains_key(&id)
+            {
                 kill(pid);
+                killed_at.insert(id, Instant::now());
                 kills += 1;
             }
             next_kill = Instant::now() + Duration::from_millis(150 + rng % 200);
@@ -296,11 +305,8 @@ fn killing_workers_at_random_under_load_loses_nothing() {
         drain(&mut events, &mut seen);
         for s in &seen[before..] {
             match s {
-                Seen::Exited(id, _) => {
-                    killed_at.insert(*id, Instant::now());
-                }
                 Seen::Word(id, word) if word == "started" => {
-                    let at = killed_at.remove(id).expect("a start follows an exit");
+                    let at = killed_at.remove(id).expect("a start follows a kill");
                     back_within = back_within.max(at.elapsed());
                 }
                 Seen::Word(id, word) if word.starts_with("failed") => panic!("worker {id} {word}"),
@@ -308,14 +314,7 @@ fn killing_workers_at_random_under_load_loses_nothing() {
             }
         }
     }
-    // Let everything in flight come back or be reported.
-    poll_until(
-        &mut bus,
-        &mut events,
-        &mut seen,
-        "every request settled",
-        |_| true,
-    );
+    // Let everything in flight come back or be reported, and the last killed come back.
     let deadline = Instant::now() + DEADLINE;
     while bus.requests_in_flight() > 0 || !killed_at.is_empty() {
         assert!(
@@ -370,4 +369,54 @@ fn killing_workers_at_random_under_load_loses_nothing() {
         "{kills} kills, {} requests, {unanswered} reported unanswered, slowest return {back_within:?}",
         sent.len()
     );
+}
+
+#[test]
+fn a_session_follows_its_worker_through_a_restart_and_the_host_is_told() {
+    let (producer, mut events) = ring();
+    let pools = [Pool::new("echo", WORKER)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer).unwrap();
+    bus.set_session_table(Vec::leak(vec![stdiobus_embed::SessionSlot::EMPTY; 4]));
+    let mut bus = bus.start().unwrap();
+    drain(&mut events, &mut Vec::new());
+    let mut moved = Vec::new();
+    let mut answers = Vec::new();
+    let message = |id: u32| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "m", "sessionId": "s", "pool": "typo"})
+            .to_string()
+    };
+    // One pool: its `pool` member is not read, whatever it says.
+    bus.send(message(0).as_bytes()).unwrap();
+    let first = bus.worker_pid(0).unwrap();
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the first answer",
+        |seen| seen.iter().any(|s| matches!(s, Seen::Answer(..))),
+    );
+    kill(first);
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the restart",
+        restarted(0),
+    );
+    bus.send(message(1).as_bytes()).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while answers.is_empty() {
+        assert!(Instant::now() < deadline, "no answer after the restart");
+        bus.poll(Duration::from_millis(20)).unwrap();
+        events.drain(|event| match event {
+            Event::SessionMoved { session, from, to } => {
+                moved.push((session.to_string(), from, to))
+            }
+            Event::Message { line, .. } => answers.push(line.to_string()),
+            _ => {}
+        });
+    }
+    assert_eq!(moved, [("s".to_owned(), 0, 0)]);
+    assert!(answers[0].contains(&bus.worker_pid(0).unwrap().to_string()));
 }

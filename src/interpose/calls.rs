@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use cty::{c_char, c_int, c_uint, c_void};
 use libc::{epoll_event, pid_t, sockaddr, socklen_t};
 
-use super::children::{Child, Life, set_errno};
+use super::children::{Child, LIMIT_REACHED, Life, OUTPUT_CLOSED, SPAWN_FAILED, set_errno};
 use super::fd_set::KERNEL_FD_LIMIT;
 use super::{KernelResources, TIMER_TAG, current};
 
@@ -118,7 +118,10 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
     let fd = match resources() {
-        Some(resources) if resources.route >= 0 => resources.route,
+        Some(resources) if resources.route >= 0 => {
+            resources.routed = true;
+            resources.route
+        }
         _ => fd,
     };
     // SAFETY: the kernel's arguments, forwarded; only the descriptor may differ, and it is
@@ -132,7 +135,8 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
 /// The end of a worker's output is kept from the transport while the worker may be
 /// restarted: the transport would close the connection, and the kernel's restart never
 /// opens one for the new process. The descriptor leaves the epoll set instead, until the
-/// replacement's pipe takes its number (`track`) or the bus gives the end back (`unpark`).
+/// replacement's pipe takes its number (`track`) or the bus gives the end back
+/// (`KernelResources::settle_restarts`).
 /// A last line without its newline is ended by one, so it is delivered rather than joined
 /// to the replacement's first line.
 #[unsafe(no_mangle)]
@@ -275,7 +279,8 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
     // whose connection it kept open; any other the kernel logs as "Fork failed: Operation
     // canceled", marking the worker stopped.
     let restart = resources.restarting.take();
-    if !(resources.forks_allowed || restart.is_some()) || resources.children.is_full() {
+    let new_worker = resources.forks_allowed && !resources.children.is_full();
+    if restart.is_none() && !new_worker {
         set_errno(libc::ECANCELED);
         return -1;
     }
@@ -285,6 +290,10 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
     let pid = unsafe { libc::fork() };
     if pid > 0 {
         track(resources, restart, pid, stdin, stdout);
+    } else if pid < 0
+        && let Some(child) = restart.and_then(|id| resources.children.get_mut(id))
+    {
+        child.restart = Some(SPAWN_FAILED);
     }
     pid
 }
@@ -326,10 +335,17 @@ fn track(
             // with the process manager, which closes it at the next reap.
             // SAFETY: both are open pipe ends the kernel holds; dup3 closes what
             // `old.stdout` was (the ended pipe) and makes it the new pipe's read end.
-            unsafe { libc::dup3(stdout, old.stdout, libc::O_CLOEXEC) };
-            watch(resources.epoll, old.stdout);
+            let moved = unsafe { libc::dup3(stdout, old.stdout, libc::O_CLOEXEC) };
             child.stdout = old.stdout;
             child.pm_stdout = stdout;
+            if moved == old.stdout {
+                watch(resources.epoll, old.stdout);
+            } else {
+                // Its output cannot reach the transport: end it, and the slot, still
+                // parked at the old end, goes through another restart.
+                child.parked = true;
+                child.signal(libc::SIGKILL);
+            }
             child.generation = old.generation.wrapping_add(1);
             child.quick_restarts = old.quick_restarts;
             child.respawned = true;
@@ -493,6 +509,9 @@ fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
 
 /// Reaps worker `id` as `waitpid` would with `options`, once for the kernel.
 fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(pid_t, c_int)> {
+    // Whatever the kernel was told before, it forks (or not) right after the `waitpid` that
+    // told it: a restart is only ever for the worker of the latest report.
+    resources.restarting = None;
     let told = resources.children.get(id)?.kernel_told;
     if told || !resources.children.reap(id, options) {
         return None;
@@ -501,16 +520,19 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
     let reaped = reaped_status(resources, id);
     // A crash (any status but a clean exit) makes the kernel restart the worker: let that
     // fork through if the transport's connection was kept for it.
-    let parked = resources.children.get(id).is_some_and(|child| child.parked);
+    let restarts = resources.drained_only && resources.restarts_allowed;
     if let Some((_, status)) = reaped
         && status != 0
-        && parked
-        && resources.drained_only
-        && resources.restarts_allowed
+        && restarts
         && let Some(child) = resources.children.get_mut(id)
     {
-        child.restart_pending = true;
-        resources.restarting = Some(id);
+        if child.parked {
+            // Until the fork comes, the kernel is taken to have refused (its limit).
+            child.restart = Some(LIMIT_REACHED);
+            resources.restarting = Some(id);
+        } else {
+            child.restart = Some(OUTPUT_CLOSED);
+        }
     }
     reaped
 }

@@ -4,7 +4,8 @@
 //! Each entry is made by the kernel's `fork` (its pid comes from the fork itself) and keeps a
 //! pidfd taken right after it, so a signal can only reach that very process, never a later
 //! one that got the same pid. The index of an entry is the kernel's worker id: workers are
-//! forked in configuration order by `start`, and the bus lets the kernel fork nowhere else.
+//! forked in configuration order by `start`, and a restart replaces the entry of the worker
+//! it restarts.
 
 use core::time::Duration;
 
@@ -23,6 +24,21 @@ pub(crate) const STABLE: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(25);
 /// The longest wait before a restart.
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// What became of a worker the kernel was told had crashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// A new process took its place.
+    Done,
+    /// It will not be restarted, for this reason.
+    Refused(&'static str),
+}
+
+/// Why a crashed worker was not restarted.
+pub(crate) const LIMIT_REACHED: &str = "the restart limit was reached";
+pub(crate) const SPAWN_FAILED: &str = "its restart could not be spawned";
+pub(crate) const OUTPUT_CLOSED: &str =
+    "the kernel had closed its output, so a new process could not be connected";
 
 /// How a process ended, as `waitpid` reported it; `None` when someone else reaped it
 /// first (a host that ignores SIGCHLD, say), so its status is unknown.
@@ -71,8 +87,9 @@ pub(crate) struct Child {
     /// The kernel started this process in place of an ended one, and the host has not
     /// been told yet.
     pub(crate) respawned: bool,
-    /// The kernel was told this process crashed, and has not restarted it (yet).
-    pub(crate) restart_pending: bool,
+    /// The kernel was told this process crashed: why it will not be restarted, unless
+    /// the kernel restarts it within the same step.
+    pub(crate) restart: Option<&'static str>,
     /// Ended processes in a row that lived shorter than [`STABLE`]: the restart backoff.
     pub(crate) quick_restarts: u32,
     /// When this process will have lived [`STABLE`].
@@ -187,6 +204,11 @@ impl Children {
         })
     }
 
+    /// Whether worker `id`'s current process runs and can take messages.
+    pub(crate) fn is_serving(&self, id: usize) -> bool {
+        self.serves(id, self.generation(id))
+    }
+
     /// Worker `id`'s start count (0 for an unknown id).
     pub(crate) fn generation(&self, id: usize) -> u32 {
         self.list.get(id).map_or(0, |child| child.generation)
@@ -222,7 +244,7 @@ impl Child {
             pm_stdout: stdout,
             partial_line: false,
             respawned: false,
-            restart_pending: false,
+            restart: None,
             quick_restarts: 0,
             stable_at: Deadline::after(STABLE),
             restart_at: Deadline::after(Duration::ZERO),

@@ -48,7 +48,7 @@ mod current;
 mod fd_set;
 mod resources;
 
-pub(crate) use children::{Child, Children, Life, MAX_WORKERS, errno};
+pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno};
 pub(crate) use resources::{KernelResources, LineHook};
 
 use core::ptr;

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use cty::{c_int, c_void};
 
-use super::children::{Child, Children, Life};
+use super::children::{Child, Children, Life, Restart};
 use super::current;
 use super::fd_set::FdSet;
 use crate::clock::{Deadline, sleep};
@@ -46,6 +46,8 @@ pub(crate) struct KernelResources {
     /// The stdin pipe `ingest` writes to instead of the one the kernel picked, or -1: the
     /// worker the bus routed the message to.
     pub(crate) route: c_int,
+    /// `ingest` wrote to `route` since the bus last asked.
+    pub(super) routed: bool,
     /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
     pub(super) reading: Option<usize>,
     /// Called with every line the kernel delivers from a worker, while set.
@@ -76,6 +78,7 @@ impl KernelResources {
             exits_seen: false,
             out_of_low_fds: false,
             route: -1,
+            routed: false,
             reading: None,
             line_hook: None,
             restarts_allowed: false,
@@ -88,6 +91,7 @@ impl KernelResources {
     /// Runs `call`, a call into the kernel, with these resources current on this thread, so
     /// that the kernel's system calls are checked against them.
     pub(crate) fn enter<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        self.reading = None;
         let outer = current::replace(self);
         let result = call();
         // Still current: whatever the router's destructor does is accounted here too.
@@ -119,6 +123,11 @@ impl KernelResources {
         let result = self.enter(call);
         self.drained_only = false;
         result
+    }
+
+    /// Whether `ingest` wrote to the routed pipe since the last call, and clears it.
+    pub(crate) fn take_routed(&mut self) -> bool {
+        core::mem::take(&mut self.routed)
     }
 
     /// The kernel's event loop descriptor, once `create` made it.
@@ -170,20 +179,19 @@ impl KernelResources {
         })
     }
 
-    /// After the kernel was told of reaped workers: calls `restarted(id, true)` for each
-    /// worker it started again, `restarted(id, false)` for one whose restart it refused
-    /// (its limit), and gives back the end of their output to the transport of those it
-    /// will not restart.
-    pub(crate) fn settle_restarts(&mut self, mut restarted: impl FnMut(usize, bool)) {
+    /// After the kernel was told of reaped workers: calls `restarted` with each worker it
+    /// was asked to restart and how that went, and gives back the end of their output to
+    /// the transport of those it will not restart.
+    pub(crate) fn settle_restarts(&mut self, mut restarted: impl FnMut(usize, Restart)) {
         self.restarting = None;
         for id in 0..self.children.len() {
             let Some(child) = self.children.get_mut(id) else {
                 continue;
             };
             if core::mem::take(&mut child.respawned) {
-                restarted(id, true);
-            } else if core::mem::take(&mut child.restart_pending) {
-                restarted(id, false);
+                restarted(id, Restart::Done);
+            } else if let Some(reason) = child.restart.take() {
+                restarted(id, Restart::Refused(reason));
             }
             if child.parked && child.kernel_told {
                 child.parked = false;
@@ -200,7 +208,6 @@ impl KernelResources {
             .iter()
             .filter(|child| child.life != Life::Alive && !child.kernel_told)
             .map(|child| child.restart_at.remaining())
-            .filter(|wait| !wait.is_zero())
             .min();
         let Some(wait) = next else {
             return;
@@ -208,7 +215,13 @@ impl KernelResources {
         if self.timer < 0 {
             self.timer = super::restart_timer(self.epoll);
         }
-        super::set_restart_timer(self.epoll, self.timer, wait);
+        if self.timer < 0 {
+            // No timer: the next step looks again.
+            self.exits_seen = true;
+            return;
+        }
+        // A restart due by now still needs a wake-up: the timer fires at once.
+        super::set_restart_timer(self.epoll, self.timer, wait.max(Duration::from_micros(1)));
     }
 
     /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits

@@ -5,7 +5,7 @@
 //! other pool (2.2.1). The bus decides instead, and `interpose` sends the kernel's write
 //! there:
 //! - a message goes to a pool: the one named by the call ([`Bus::send_to_pool`]), else the
-//!   one its top-level `"pool"` string names, else the only pool there is. With two or
+//!   only pool there is, else the one its top-level `"pool"` string names. With two or
 //!   more pools, a message that names none, or names one that does not exist, is refused;
 //! - within the pool, a message with a top-level `"sessionId"` string goes to the worker
 //!   that took the first message of that session, while that worker lives, when the bus
@@ -81,35 +81,44 @@ impl<'r> Router<'r> {
         self.pools.len() > 1 || self.sessions.is_some() || self.requests.is_some()
     }
 
-    /// Notes that `message`, if it is a request, goes to `to`: its response is awaited
-    /// from there. Call [`Router::unsent`] if it does not go after all.
+    /// Notes that the requests in `message` (each of its lines with an `id` and a
+    /// `method`) go to `to`: their responses are awaited from there. Refuses them all if
+    /// one cannot be noted. Call [`Router::unsent`] if they do not go after all.
     pub(crate) fn sending(&mut self, message: &[u8], to: Binding) -> Result<(), Error> {
         let Some(requests) = self.requests.as_mut() else {
             return Ok(());
         };
-        let Some(id) = destination(message).request_id else {
-            return Ok(());
-        };
-        if id.len() > MAX_REQUEST_ID {
-            return Err(Error::RequestIdTooLong {
-                len: id.len(),
-                max: MAX_REQUEST_ID,
-            });
-        }
-        if !requests.bind(0, id, to) {
-            return Err(Error::RequestTableFull {
-                capacity: requests.capacity(),
-            });
+        for (noted, id) in request_ids(message).enumerate() {
+            let refused = if id.len() > MAX_REQUEST_ID {
+                Some(Error::RequestIdTooLong {
+                    len: id.len(),
+                    max: MAX_REQUEST_ID,
+                })
+            } else if requests.get(0, id).is_some() {
+                Some(Error::RequestIdInFlight)
+            } else if !requests.bind(0, id, to) {
+                Some(Error::RequestTableFull {
+                    capacity: requests.capacity(),
+                })
+            } else {
+                None
+            };
+            if let Some(error) = refused {
+                for id in request_ids(message).take(noted) {
+                    requests.remove(0, id);
+                }
+                return Err(error);
+            }
         }
         Ok(())
     }
 
     /// Takes back what [`Router::sending`] noted for `message`.
     pub(crate) fn unsent(&mut self, message: &[u8]) {
-        if let (Some(requests), Some(id)) =
-            (self.requests.as_mut(), destination(message).request_id)
-        {
-            requests.remove(0, id);
+        if let Some(requests) = self.requests.as_mut() {
+            for id in request_ids(message) {
+                requests.remove(0, id);
+            }
         }
     }
 
@@ -172,9 +181,10 @@ impl<'r> Router<'r> {
         };
         let pool = match target {
             Target::Pool(name) => self.pools.find(name.chars()).ok_or(Error::UnknownPool)?,
+            // With one pool there is nothing to choose: the member is not read.
+            Target::Message if self.pools.len() == 1 => 0,
             Target::Message => match found.pool {
                 Some(name) => self.pools.find(name.chars()).ok_or(Error::UnknownPool)?,
-                None if self.pools.len() == 1 => 0,
                 None => return Err(Error::PoolNotNamed),
             },
         };
@@ -227,13 +237,20 @@ impl<'r> Router<'r> {
     }
 }
 
+/// The raw ids of the requests among the lines of `message`.
+fn request_ids(message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    message
+        .split(|&byte| byte == b'\n')
+        .filter_map(|line| destination(line).request_id)
+}
+
 /// The next worker of `pool` that serves, round-robin.
 fn next_live(pools: &mut Pools, pool: usize, children: &Children) -> Result<usize, Error> {
     let range = pools.get_mut(pool).ok_or(Error::UnknownPool)?;
     for step in 0..range.count {
         let offset = (range.next + step) % range.count;
         let worker = range.first + offset;
-        if children.serves(worker, children.generation(worker)) {
+        if children.is_serving(worker) {
             range.next = (offset + 1) % range.count;
             return Ok(worker);
         }
