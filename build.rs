@@ -73,6 +73,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=HOME");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_unlinked)");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_interposed)");
+    println!("cargo::rustc-check-cfg=cfg(stdio_bus_embedded_api)");
 
     // docs.rs has no archive for every target and needs none to render documentation.
     if env::var_os("DOCS_RS").is_some() {
@@ -163,6 +164,15 @@ fn link(archive: &Path) {
         .unwrap_or_else(|error| fail(&format!("cannot read `{}`: {error}", archive.display())));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let linked = out_dir.join(format!("lib{LINKED_NAME}.a"));
+    // The kernel with the embedded-worker API (2.2.1) has other defaults, among them a
+    // longer worker line (`max_input_buffer`): the bus needs to know which it links.
+    let embedded_api = b"stdio_bus_register_embedded_worker";
+    if data
+        .windows(embedded_api.len())
+        .any(|window| window == embedded_api)
+    {
+        println!("cargo:rustc-cfg=stdio_bus_embedded_api");
+    }
     let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
     let written = if linux {
         let rewritten = rewrite(&data)

@@ -168,16 +168,17 @@ impl<'r> Bus<'r, Created> {
             });
         }
         let mut pools = Pools::new();
+        let mut input_limit = None;
         match (config.json(), config.file()) {
             (Some(json), _) => {
                 // `Config::from_json` checked it, UTF-8 included.
                 let text = json.to_str().unwrap_or_default();
                 crate::config::pool_layout(text, |id, instances| pools.push(id, instances));
+                input_limit = crate::config::input_limit(text);
             }
             (None, Some(path)) => {
-                if let Err(error) =
-                    crate::config::check_file(path, |id, instances| pools.push(id, instances))
-                {
+                let pool = |id, instances| pools.push(id, instances);
+                if let Err(error) = crate::config::check_file(path, pool, &mut input_limit) {
                     return Err(Failed {
                         error: Error::Config(error),
                         value: producer,
@@ -193,6 +194,8 @@ impl<'r> Bus<'r, Created> {
             .min(producer.free_bytes());
         let raw_options = raw_options(&config, &options, &producer);
         let mut resources = KernelResources::new();
+        resources.line_limit =
+            input_limit.unwrap_or(crate::config::DEFAULT_MAX_INPUT_BUFFER) as usize;
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
         // the instance ('r) and is reached only through `producer` (ring invariant 3).
@@ -656,6 +659,12 @@ impl<'r, S: State> Bus<'r, S> {
             rc = self.settle_ended();
         }
         self.report_reaped();
+        let (producer, limit) = (&mut self.producer, self.resources.line_limit);
+        self.resources.take_dropped_lines(|id, lines| {
+            for _ in 0..lines {
+                producer.push_line_too_long(id as i32, limit);
+            }
+        });
         self.producer.flush_loss();
         Error::check(rc)?;
         Ok(self.producer.delivered().wrapping_sub(before) as usize)

@@ -40,6 +40,9 @@ unsafe extern "C" fn on_message(
     };
     let worker = crate::interpose::reading_worker();
     if let Some(worker) = worker {
+        if crate::interpose::take_dropped_line(worker) {
+            return;
+        }
         crate::interpose::note_line(worker, payload);
     }
     // SAFETY: `user_data` is the ring of the bus whose call is running (see `install`).

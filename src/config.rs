@@ -819,6 +819,42 @@ fn check_json(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// The `limits.max_input_buffer` of a document [`check_json`] accepted, if set.
+pub(crate) fn input_limit(text: &str) -> Option<u32> {
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind() != Some(Kind::Object) {
+        return None;
+    }
+    sc.enter();
+    let mut first = true;
+    while let Ok(Some((key, _))) = sc.next_key(first) {
+        first = false;
+        if !key.is_key("limits") {
+            sc.skip_value(1).ok()?;
+            continue;
+        }
+        sc.enter();
+        let mut first = true;
+        while let Ok(Some((key, _))) = sc.next_key(first) {
+            first = false;
+            if key.is_key("max_input_buffer") {
+                return json::parse_u32(sc.number().ok()?);
+            }
+            sc.skip_value(2).ok()?;
+        }
+        return None;
+    }
+    None
+}
+
+/// The longest worker line the kernel takes, newline included, when the configuration
+/// leaves `max_input_buffer` unset: the archive's default (observed).
+pub(crate) const DEFAULT_MAX_INPUT_BUFFER: u32 = if cfg!(stdio_bus_embedded_api) {
+    10 << 20
+} else {
+    1 << 20
+};
+
 /// Calls `each` with every pool's id and instance count, in document order, for a document
 /// [`check_json`] accepted (anything else ends the walk early).
 pub(crate) fn pool_layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) {

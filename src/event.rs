@@ -69,6 +69,16 @@ pub enum Event<'a> {
         /// new process).
         to: i32,
     },
+    /// A line `worker` wrote was longer than the kernel takes (`limit` bytes, its newline
+    /// included: the configuration's `max_input_buffer`, or the archive's default), and
+    /// was dropped whole. Without the bus the kernel would close the worker's output. The
+    /// worker's other lines come through; recorded under `EventMask::MESSAGE`.
+    LineTooLong {
+        /// The worker that wrote it.
+        worker: i32,
+        /// The longest line taken.
+        limit: usize,
+    },
     /// A request the bus handed to `worker` will not be answered: the worker's process
     /// ended first (with [`Bus::set_request_table`](crate::Bus::set_request_table)).
     Unanswered {
@@ -111,6 +121,12 @@ impl<'a> Event<'a> {
                 reason: bytes,
             },
             Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
+            Kind::LineTooLong => Self::LineTooLong {
+                worker: value,
+                limit: payload
+                    .try_into()
+                    .map_or(0, |limit| u64::from_ne_bytes(limit) as usize),
+            },
             Kind::Unanswered => Self::Unanswered {
                 worker: value,
                 id: bytes,

@@ -290,3 +290,58 @@ fn stopping_under_load_delivers_or_accounts_for_every_response() {
         "{stats:?}"
     );
 }
+
+/// A line longer than `max_input_buffer` made the kernel close the worker's output, losing
+/// everything the worker wrote afterwards. The bus drops that line alone and says so.
+#[test]
+fn a_worker_line_longer_than_the_kernel_takes_is_dropped_and_reported() {
+    for (limit, long) in [(65_536usize, 102_400usize), (100, 200)] {
+        let script = format!(
+            "for i in $(seq 50); do echo short; done; head -c {long} /dev/zero | tr '\\0' x; \
+             echo; echo after; exec cat"
+        );
+        let args: &'static [&'static str] =
+            Box::leak(Box::new(["-c", Box::leak(script.into_boxed_str())]));
+        let (producer, mut events) = ring();
+        let limits = Limits {
+            max_input_buffer: Some(limit as u32),
+            ..Limits::default()
+        };
+        let pools = [Pool::new("long", "/bin/sh").args(args)];
+        let mut bus = Bus::create(config(&pools, &limits), options(), producer)
+            .unwrap()
+            .start()
+            .unwrap();
+        let mut lines = Vec::new();
+        let mut too_long = Vec::new();
+        let deadline = Instant::now() + DEADLINE;
+        let mut asked = false;
+        while !lines.iter().any(|line: &String| line.contains("\"id\":7")) {
+            assert!(
+                Instant::now() < deadline,
+                "limit {limit}: saw {lines:?}, {too_long:?}"
+            );
+            bus.poll(Duration::from_millis(20)).unwrap();
+            events.drain(|event| match event {
+                stdiobus_embed::Event::Message { line, .. } => lines.push(line.to_string()),
+                stdiobus_embed::Event::LineTooLong { worker, limit } => {
+                    too_long.push((worker, limit))
+                }
+                _ => {}
+            });
+            if !asked && lines.iter().any(|line| line == "after") {
+                // The worker's output is still connected: what it writes now arrives too.
+                bus.send(br#"{"jsonrpc":"2.0","id":7,"method":"m"}"#)
+                    .unwrap();
+                asked = true;
+            }
+        }
+        assert_eq!(too_long, [(0, limit)], "limit {limit}");
+        assert_eq!(
+            lines.iter().filter(|line| *line == "short").count(),
+            50,
+            "limit {limit}"
+        );
+        assert!(lines.iter().all(|line| line.len() < limit), "limit {limit}");
+    }
+}

@@ -148,7 +148,8 @@ fn several_messages_in_one_send_all_arrive() {
 #[test]
 fn a_one_mebibyte_message_round_trips_intact() {
     // The response is a little over 1 MiB: more than the kernel's default line limit
-    // (`max_input_buffer`, 1 MiB), past which it drops a worker's line without a word.
+    // (`max_input_buffer`, 1 MiB with the 1.1.1 archive), past which the line would be
+    // dropped (`Event::LineTooLong`).
     let (producer, mut events) = common::ring();
     let limits = Limits {
         max_input_buffer: Some(4 << 20),

@@ -12,8 +12,13 @@ use core::ptr;
 use super::{ConfigError, PoolIdText};
 
 /// Refuses `path` unless it names a regular file holding a configuration the kernel takes;
-/// calls `pool` with each pool's id and instance count of one it takes.
-pub(crate) fn check(path: &CStr, pool: impl FnMut(PoolIdText, u32)) -> Result<(), ConfigError> {
+/// calls `pool` with each pool's id and instance count of one it takes, and sets
+/// `input_limit` to its `max_input_buffer`.
+pub(crate) fn check(
+    path: &CStr,
+    pool: impl FnMut(PoolIdText, u32),
+    input_limit: &mut Option<u32>,
+) -> Result<(), ConfigError> {
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated; the descriptor is closed below.
@@ -23,13 +28,17 @@ pub(crate) fn check(path: &CStr, pool: impl FnMut(PoolIdText, u32)) -> Result<()
             errno: crate::interpose::errno(),
         });
     }
-    let checked = check_open(fd, pool);
+    let checked = check_open(fd, pool, input_limit);
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
     checked
 }
 
-fn check_open(fd: libc::c_int, pool: impl FnMut(PoolIdText, u32)) -> Result<(), ConfigError> {
+fn check_open(
+    fd: libc::c_int,
+    pool: impl FnMut(PoolIdText, u32),
+    input_limit: &mut Option<u32>,
+) -> Result<(), ConfigError> {
     // SAFETY: a zeroed `stat` is a valid out-parameter; `fd` is open.
     let mut status: libc::stat = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
@@ -78,6 +87,7 @@ fn check_open(fd: libc::c_int, pool: impl FnMut(PoolIdText, u32)) -> Result<(), 
         && let Ok(text) = core::str::from_utf8(text)
     {
         super::pool_layout(text, pool);
+        *input_limit = super::input_limit(text);
     }
     // SAFETY: the mapping made above, removed once; `text` is not used after.
     unsafe { libc::munmap(map, len) };

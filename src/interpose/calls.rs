@@ -132,30 +132,43 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
 /// The transport's read of a connection: every line the kernel delivers from it comes
 /// before its next read, so the worker read from here is the one that wrote them.
 ///
+/// A line longer than the kernel takes is taken out of what it reads (see `lines`).
+///
 /// The end of a worker's output is kept from the transport while the worker may be
 /// restarted: the transport would close the connection, and the kernel's restart never
 /// opens one for the new process. The descriptor leaves the epoll set instead, until the
 /// replacement's pipe takes its number (`track`) or the bus gives the end back
-/// (`KernelResources::settle_restarts`).
-/// A last line without its newline is ended by one, so it is delivered rather than joined
-/// to the replacement's first line.
+/// (`KernelResources::settle_restarts`). A last line without its newline is ended by
+/// one, so it is delivered rather than joined to the replacement's first line.
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
-    // SAFETY: the kernel's arguments, forwarded.
-    let read = unsafe { libc::read(fd, buf, len) };
     let Some(resources) = resources() else {
-        return read;
+        // SAFETY: the kernel's arguments, forwarded.
+        return unsafe { libc::read(fd, buf, len) };
     };
     let worker = resources.children.by_stdout(fd);
     resources.reading = worker;
+    let limit = resources.line_limit;
     let Some(child) = worker.and_then(|id| resources.children.get_mut(id)) else {
-        return read;
+        // SAFETY: the kernel's arguments, forwarded.
+        return unsafe { libc::read(fd, buf, len) };
     };
+    let len = child.lines.room(len, limit);
+    // SAFETY: the kernel's buffer has room for its `len`, which is at least this one.
+    let read = unsafe { libc::read(fd, buf, len) };
     if read > 0 {
-        // SAFETY: the read filled `read` bytes at `buf`.
-        let last = unsafe { *buf.cast::<u8>().add(read as usize - 1) };
-        child.partial_line = last != b'\n';
-        return read;
+        // SAFETY: the read filled `read` bytes at `buf`, which nothing else uses now.
+        let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), read as usize) };
+        let kept = child.lines.filter(data, limit);
+        if child.lines.dropped > 0 {
+            resources.lines_dropped = true;
+        }
+        if kept == 0 {
+            // All of it was a line too long: nothing for the kernel this time.
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
+        return kept as isize;
     }
     if read < 0 || !resources.restarts_allowed || child.ended_by_bus || child.life != Life::Alive {
         return read;
@@ -164,7 +177,7 @@ unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize
     unsafe { libc::epoll_ctl(resources.epoll, libc::EPOLL_CTL_DEL, fd, ptr::null_mut()) };
     child.parked = true;
     resources.exits_seen = true;
-    if core::mem::take(&mut child.partial_line) && len > 0 {
+    if core::mem::take(&mut child.lines.len) > 0 && len > 0 {
         // SAFETY: the kernel passed room for `len` bytes.
         unsafe { *buf.cast::<u8>() = b'\n' };
         return 1;

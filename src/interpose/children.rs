@@ -11,6 +11,7 @@ use core::time::Duration;
 
 use cty::c_int;
 
+use super::lines::Lines;
 use crate::clock::Deadline;
 
 /// Worker processes tracked per bus; the configuration writer refuses more.
@@ -82,8 +83,8 @@ pub(crate) struct Child {
     /// the first process, a later pipe's for a replacement (whose pipe was moved onto
     /// `stdout`); -1 once closed.
     pub(crate) pm_stdout: c_int,
-    /// The last byte read from its stdout was not a newline.
-    pub(crate) partial_line: bool,
+    /// Its output, line by line, as the kernel reads it.
+    pub(crate) lines: Lines,
     /// The kernel started this process in place of an ended one, and the host has not
     /// been told yet.
     pub(crate) respawned: bool,
@@ -242,7 +243,7 @@ impl Child {
             generation: 0,
             parked: false,
             pm_stdout: stdout,
-            partial_line: false,
+            lines: Lines::default(),
             respawned: false,
             restart: None,
             quick_restarts: 0,

@@ -46,6 +46,7 @@
 mod children;
 mod current;
 mod fd_set;
+mod lines;
 mod resources;
 
 pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno};
@@ -134,6 +135,18 @@ fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Dur
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (epoll, timer, wait);
+}
+
+/// Whether the line the kernel is delivering from `worker` is the start of a line too
+/// long, which the bus ended itself (see `lines`): it is not delivered. Asked once per
+/// line.
+pub(crate) fn take_dropped_line(worker: usize) -> bool {
+    // SAFETY: as in `reading_worker`; no other reference to the resources is in use
+    // while the kernel runs a callback.
+    let resources = unsafe { current::get().as_mut() };
+    resources
+        .and_then(|resources| resources.children.get_mut(worker))
+        .is_some_and(|child| core::mem::take(&mut child.lines.drop_next))
 }
 
 /// Hands a line the kernel is delivering from `worker` to the running bus's line hook.

@@ -50,6 +50,10 @@ pub(crate) struct KernelResources {
     pub(super) routed: bool,
     /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
     pub(super) reading: Option<usize>,
+    /// The longest worker line the kernel takes, newline included (`max_input_buffer`).
+    pub(crate) line_limit: usize,
+    /// Some worker line was too long since the bus last asked (see `lines`).
+    pub(super) lines_dropped: bool,
     /// Called with every line the kernel delivers from a worker, while set.
     pub(crate) line_hook: Option<LineHook>,
     /// Whether ended workers may be restarted: from `start` until the shutdown begins.
@@ -80,6 +84,8 @@ impl KernelResources {
             route: -1,
             routed: false,
             reading: None,
+            line_limit: crate::config::DEFAULT_MAX_INPUT_BUFFER as usize,
+            lines_dropped: false,
             line_hook: None,
             restarts_allowed: false,
             restarting: None,
@@ -123,6 +129,20 @@ impl KernelResources {
         let result = self.enter(call);
         self.drained_only = false;
         result
+    }
+
+    /// Calls `report` with each worker and the number of its lines dropped as too long
+    /// since the last call.
+    pub(crate) fn take_dropped_lines(&mut self, mut report: impl FnMut(usize, u32)) {
+        if !core::mem::take(&mut self.lines_dropped) {
+            return;
+        }
+        for (id, child) in self.children.iter_mut().enumerate() {
+            let dropped = core::mem::take(&mut child.lines.dropped);
+            if dropped > 0 {
+                report(id, dropped);
+            }
+        }
     }
 
     /// Whether `ingest` wrote to the routed pipe since the last call, and clears it.

@@ -146,6 +146,15 @@ impl Producer<'_> {
         }
     }
 
+    /// Reports that `worker` wrote a line longer than `limit`, which was dropped.
+    pub(crate) fn push_line_too_long(&mut self, worker: i32, limit: usize) {
+        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
+        let mut writer = unsafe { Writer::from_core(self.core) };
+        if writer.wants(EventMask::MESSAGE) {
+            writer.push(Kind::LineTooLong, worker, &(limit as u64).to_ne_bytes());
+        }
+    }
+
     /// Reports that request `id` to `worker` will not be answered.
     pub(crate) fn push_unanswered(&mut self, worker: i32, id: &[u8]) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).

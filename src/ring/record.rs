@@ -32,6 +32,9 @@ pub(crate) enum Kind {
     /// A request the bus handed to a worker whose process ended before answering it; the
     /// value is the worker, the payload the request's raw id.
     Unanswered = 10,
+    /// A worker line longer than the kernel takes was dropped; the value is the worker,
+    /// the payload the limit (`u64`, native order).
+    LineTooLong = 11,
 }
 
 impl Kind {
@@ -47,6 +50,7 @@ impl Kind {
             8 => Self::Exited,
             9 => Self::SessionMoved,
             10 => Self::Unanswered,
+            11 => Self::LineTooLong,
             // Only this crate writes headers; anything else is treated as filler.
             _ => Self::Padding,
         }
