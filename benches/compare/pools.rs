@@ -13,6 +13,9 @@
 //!    table, a request table and a `sessionId` in every message (the routing work that
 //!    reads messages and responses).
 //!
+//! 3. Start time: `create`, `start` and a first answer from every worker, for 1 and 4
+//!    workers, median of `BENCH_ROUNDS`.
+//!
 //! Run without `--bench` (as `cargo test --benches` does), it makes one tiny round.
 
 // The bench package links every bench with the allocation counter's `--wrap` (see
@@ -105,6 +108,41 @@ fn run(
     run
 }
 
+/// Time from `create` until each of `workers` workers answered once.
+fn start_time(workers: u32) -> Duration {
+    let ring = Box::leak(EventRing::<512, 1024>::boxed());
+    let (producer, mut events) = ring.split().expect("a fresh ring");
+    let json = Box::leak(Box::new(ConfigBuffer::<1024>::new()));
+    let config = json
+        .write(
+            &[Pool::new("echo", WORKER).instances(workers)],
+            &Limits::default(),
+        )
+        .expect("a valid configuration");
+    let start = Instant::now();
+    let mut bus = Bus::create(config, Options::new(), producer)
+        .expect("create")
+        .start()
+        .expect("start");
+    for id in 0..workers {
+        let request = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"m"}}"#);
+        bus.send_to_worker(id as i32, request.as_bytes())
+            .expect("send");
+    }
+    let mut answered = 0;
+    while answered < workers {
+        bus.poll(Duration::from_millis(100)).expect("poll");
+        while let Some(event) = events.read() {
+            if let Event::Message { .. } = event.event() {
+                answered += 1;
+            }
+        }
+    }
+    let elapsed = start.elapsed();
+    drop(bus.stop(Duration::from_secs(1)));
+    elapsed
+}
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
@@ -159,4 +197,14 @@ fn main() {
     let [plain, tables] = cpu.map(median);
     println!("  host CPU per pipelined message, plain send:             {plain:.2} µs");
     println!("  host CPU per pipelined message, sessions + request table: {tables:.2} µs");
+
+    let mut starts = [Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        for (which, workers) in [1, 4].into_iter().enumerate() {
+            starts[which].push(start_time(workers).as_secs_f64() * 1e3);
+        }
+    }
+    let [one, four] = starts.map(median);
+    println!("  start until every worker answered, 1 worker : {one:.2} ms");
+    println!("  start until every worker answered, 4 workers: {four:.2} ms");
 }
