@@ -362,7 +362,8 @@ impl<'r> Bus<'r, Running> {
         let (worker, moved) = self
             .router
             .choose(message, target, &self.resources.children)?;
-        self.ingest_to(worker, message)?;
+        let sent = self.ingest_to(worker, message);
+        // The session is bound to its new worker now, whether this message went or not.
         if let Some((moved, session)) = moved {
             self.producer.push_session_moved(
                 moved.from as i32,
@@ -370,7 +371,7 @@ impl<'r> Bus<'r, Running> {
                 session.as_bytes(),
             );
         }
-        Ok(())
+        sent
     }
 
     /// Hands `message` to the kernel for `worker`, once its pipe is known to take it.
@@ -732,7 +733,7 @@ impl<'r, S: State> Bus<'r, S> {
                     }
                     Restart::Refused(reason) => {
                         let mut word = [0u8; 96];
-                        let text = [b"failed: ".as_slice(), reason.as_bytes()];
+                        let text = [b"failed: ".as_slice(), reason.text().as_bytes()];
                         let mut len = 0;
                         for part in text {
                             word[len..len + part.len()].copy_from_slice(part);

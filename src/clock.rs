@@ -2,24 +2,30 @@
 
 use core::time::Duration;
 
-/// A point on the monotonic clock.
+/// A point on the monotonic clock, in nanoseconds: eight bytes, as every worker entry
+/// keeps two.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Duration);
+pub(crate) struct Deadline(u64);
 
 impl Deadline {
     /// `timeout` from now; saturates far in the future.
     pub(crate) fn after(timeout: Duration) -> Self {
-        Self(now().saturating_add(timeout))
+        let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        Self(nanos(now()).saturating_add(timeout))
     }
 
     /// Time left, zero once passed.
     pub(crate) fn remaining(&self) -> Duration {
-        self.0.saturating_sub(now())
+        Duration::from_nanos(self.0.saturating_sub(nanos(now())))
     }
 
     pub(crate) fn has_passed(&self) -> bool {
         self.remaining().is_zero()
     }
+}
+
+fn nanos(time: Duration) -> u64 {
+    u64::try_from(time.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `timeout` in whole `unit`s, rounded up (a kernel timeout never ends early, and a

@@ -69,7 +69,10 @@ impl<'a> Pool<'a> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Limits {
-    /// Largest message the kernel buffers from the host, in bytes.
+    /// The longest line, its newline included, the kernel takes from a worker (or a
+    /// listener client), in bytes; by default 1 MiB with the 1.1.1 archive and 10 MiB with
+    /// 2.2.1. A longer worker line is dropped and reported
+    /// ([`Event::LineTooLong`](crate::Event::LineTooLong)).
     pub max_input_buffer: Option<u32>,
     /// Largest output queue per worker, in bytes.
     pub max_output_queue: Option<u32>,

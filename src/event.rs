@@ -72,7 +72,8 @@ pub enum Event<'a> {
     /// A line `worker` wrote was longer than the kernel takes (`limit` bytes, its newline
     /// included: the configuration's `max_input_buffer`, or the archive's default), and
     /// was dropped whole. Without the bus the kernel would close the worker's output. The
-    /// worker's other lines come through; recorded under `EventMask::MESSAGE`.
+    /// worker's other lines come through; recorded under `EventMask::MESSAGE`. If the line
+    /// was a response, its request stays in the request table until the worker ends.
     LineTooLong {
         /// The worker that wrote it.
         worker: i32,

@@ -11,7 +11,7 @@ bitflags::bitflags! {
     /// ```
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct EventMask: u8 {
-        /// Lines from workers.
+        /// Lines from workers, and lines dropped as too long.
         const MESSAGE = 1 << 0;
         /// Kernel errors.
         const ERROR = 1 << 1;

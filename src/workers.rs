@@ -19,7 +19,7 @@ fn pipes<'a>(children: impl Iterator<Item = &'a Child>) -> impl Iterator<Item = 
 
 /// The longest message every worker's stdin pipe can hold, if the pipes are known.
 pub(crate) fn max_message_len<'a>(children: impl Iterator<Item = &'a Child>) -> Option<usize> {
-    pipes(children).map(|w| w.stdin_capacity - 1).min()
+    pipes(children).map(|w| w.stdin_capacity as usize - 1).min()
 }
 
 /// Refuses a message that `worker`'s pipe could not take whole right now.
@@ -30,16 +30,17 @@ pub(crate) fn check_room(worker: &Child, len: usize) -> Result<(), Error> {
         return Ok(()); // atomic: written whole or refused by the kernel
     }
     if let Some(worker) = pipes(core::iter::once(worker)).next() {
-        if needed > worker.stdin_capacity {
+        let capacity = worker.stdin_capacity as usize;
+        if needed > capacity {
             return Err(Error::TooLarge {
                 len,
-                max: worker.stdin_capacity - 1,
+                max: capacity - 1,
             });
         }
         let mut queued: libc::c_int = 0;
         // SAFETY: `stdin` is an open pipe fd of the live bus; FIONREAD writes an int.
         if unsafe { libc::ioctl(worker.stdin, libc::FIONREAD, &mut queued) } == 0 {
-            let room = guaranteed_room(worker.stdin_capacity, queued.max(0) as usize);
+            let room = guaranteed_room(capacity, queued.max(0) as usize);
             if needed > room {
                 return Err(Error::PipeFull { needed, room });
             }

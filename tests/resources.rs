@@ -40,7 +40,16 @@ fn no_process_zombie_or_fd_is_left_in_any_ending() {
     drop(start_echo(1));
     assert_back_to(&open_fds(), "the warm-up bus");
     let fds = open_fds();
+    // One ending per function: a bus is large, and an unoptimised build keeps every copy
+    // of one in its own stack slot.
+    drop_running(&fds);
+    drop_stopped(&fds);
+    drop_stopping(&fds);
+    take_the_producer(&fds);
+    fail_to_start(20);
+}
 
+fn drop_running(fds: &[String]) {
     let (mut bus, mut events) = start_echo(3);
     call(
         &mut bus,
@@ -49,8 +58,10 @@ fn no_process_zombie_or_fd_is_left_in_any_ending() {
     );
     assert_eq!(child_pids().len(), 3);
     drop(bus);
-    assert_back_to(&fds, "dropping a running bus");
+    assert_back_to(fds, "dropping a running bus");
+}
 
+fn drop_stopped(fds: &[String]) {
     let (mut bus, mut events) = start_echo(2);
     call(
         &mut bus,
@@ -63,35 +74,44 @@ fn no_process_zombie_or_fd_is_left_in_any_ending() {
         "a stopped bus has collected its workers"
     );
     drop(stopped); // the instance, and with it its pipes, goes with the bus
-    assert_back_to(&fds, "dropping a stopped bus");
+    assert_back_to(fds, "dropping a stopped bus");
+}
 
+fn drop_stopping(fds: &[String]) {
     let (bus, _events) = start_echo(2);
     drop(bus.begin_stop(Duration::from_secs(1)).unwrap());
-    assert_back_to(&fds, "dropping a stopping bus");
+    assert_back_to(fds, "dropping a stopping bus");
+}
 
+fn take_the_producer(fds: &[String]) {
     let (bus, _events) = start_echo(1);
     let _producer = bus.into_producer();
-    assert_back_to(&fds, "taking the producer back");
+    assert_back_to(fds, "taking the producer back");
+}
 
-    // A start that fails after spawning its worker (the port is taken): the instance is
-    // destroyed like any other, not leaked.
+/// A start that fails after spawning its worker (the port is taken): the instance is
+/// destroyed like any other, not leaked.
+fn fail_to_start(times: usize) {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let fds = open_fds(); // the listener above included
-    for _ in 0..20 {
-        let (producer, _events) = common::ring();
-        let listener = stdiobus_embed::Listener::Tcp {
-            host: c"127.0.0.1",
-            port,
-        };
-        let pools = [stdiobus_embed::Pool::new("echo", common::WORKER)];
-        let config = common::config(&pools, &stdiobus_embed::Limits::default());
-        let bus =
-            stdiobus_embed::Bus::create(config, common::options().listener(listener), producer)
-                .unwrap();
-        assert!(bus.start().is_err(), "the port is in use");
+    for _ in 0..times {
+        failed_start(port);
     }
     assert_back_to(&fds, "twenty failed starts");
+}
+
+fn failed_start(port: u16) {
+    let (producer, _events) = common::ring();
+    let listener = stdiobus_embed::Listener::Tcp {
+        host: c"127.0.0.1",
+        port,
+    };
+    let pools = [stdiobus_embed::Pool::new("echo", common::WORKER)];
+    let config = common::config(&pools, &stdiobus_embed::Limits::default());
+    let bus = stdiobus_embed::Bus::create(config, common::options().listener(listener), producer)
+        .unwrap();
+    assert!(bus.start().is_err(), "the port is in use");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use cty::{c_char, c_int, c_uint, c_void};
 use libc::{epoll_event, pid_t, sockaddr, socklen_t};
 
-use super::children::{Child, LIMIT_REACHED, Life, OUTPUT_CLOSED, SPAWN_FAILED, set_errno};
+use super::children::{Child, Life, Refusal, set_errno};
 use super::fd_set::KERNEL_FD_LIMIT;
 use super::{KernelResources, TIMER_TAG, current};
 
@@ -153,6 +153,9 @@ unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize
         // SAFETY: the kernel's arguments, forwarded.
         return unsafe { libc::read(fd, buf, len) };
     };
+    // The kernel delivered every line of the last read before this one: a line ended by
+    // the bus and not delivered must not take a later one with it.
+    child.lines.drop_next = false;
     let len = child.lines.room(len, limit);
     // SAFETY: the kernel's buffer has room for its `len`, which is at least this one.
     let read = unsafe { libc::read(fd, buf, len) };
@@ -306,7 +309,7 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
     } else if pid < 0
         && let Some(child) = restart.and_then(|id| resources.children.get_mut(id))
     {
-        child.restart = Some(SPAWN_FAILED);
+        child.restart = Some(Refusal::SpawnFailed);
     }
     pid
 }
@@ -336,7 +339,7 @@ fn track(
     // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
     let mut child = Child::new(pid, pidfd, stdin, stdout);
-    child.stdin_capacity = enlarge_pipe(stdin);
+    child.stdin_capacity = enlarge_pipe(stdin) as u32;
     // The worker also does this itself before it execs; whichever comes first wins, and
     // the group exists before anyone can signal it.
     // SAFETY: making our new child the leader of a process group of its own.
@@ -361,6 +364,8 @@ fn track(
             }
             child.generation = old.generation.wrapping_add(1);
             child.quick_restarts = old.quick_restarts;
+            // Lines the old process wrote too long are still to be reported.
+            child.lines.dropped = old.lines.dropped;
             child.respawned = true;
             resources.children.respawn(id, child);
             id
@@ -541,10 +546,10 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
     {
         if child.parked {
             // Until the fork comes, the kernel is taken to have refused (its limit).
-            child.restart = Some(LIMIT_REACHED);
+            child.restart = Some(Refusal::LimitReached);
             resources.restarting = Some(id);
         } else {
-            child.restart = Some(OUTPUT_CLOSED);
+            child.restart = Some(Refusal::OutputClosed);
         }
     }
     reaped

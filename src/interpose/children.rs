@@ -32,14 +32,33 @@ pub(crate) enum Restart {
     /// A new process took its place.
     Done,
     /// It will not be restarted, for this reason.
-    Refused(&'static str),
+    Refused(Refusal),
 }
 
-/// Why a crashed worker was not restarted.
-pub(crate) const LIMIT_REACHED: &str = "the restart limit was reached";
-pub(crate) const SPAWN_FAILED: &str = "its restart could not be spawned";
-pub(crate) const OUTPUT_CLOSED: &str =
-    "the kernel had closed its output, so a new process could not be connected";
+/// Why a crashed worker is not restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The configuration's `max_restarts` within `restart_window_sec` are used up (the
+    /// kernel did not fork).
+    LimitReached,
+    /// The fork failed.
+    SpawnFailed,
+    /// The transport had closed the worker's output: a new process could not be read.
+    OutputClosed,
+}
+
+impl Refusal {
+    /// The reason, as the `failed` event words it.
+    pub(crate) const fn text(self) -> &'static str {
+        match self {
+            Self::LimitReached => "the restart limit was reached",
+            Self::SpawnFailed => "its restart could not be spawned",
+            Self::OutputClosed => {
+                "the kernel had closed its output, so a new process could not be connected"
+            }
+        }
+    }
+}
 
 /// How a process ended, as `waitpid` reported it; `None` when someone else reaped it
 /// first (a host that ignores SIGCHLD, say), so its status is unknown.
@@ -66,7 +85,7 @@ pub(crate) struct Child {
     /// The kernel's end of the worker's stdout pipe, or -1 once the kernel closed it.
     pub(crate) stdout: c_int,
     /// Bytes the stdin pipe holds; 0 when unknown.
-    pub(crate) stdin_capacity: usize,
+    pub(crate) stdin_capacity: u32,
     /// Its pidfd became readable: the process has exited.
     pub(crate) exited: bool,
     /// The bus itself asked it to end (a stop, a drop): not a crash.
@@ -90,9 +109,9 @@ pub(crate) struct Child {
     pub(crate) respawned: bool,
     /// The kernel was told this process crashed: why it will not be restarted, unless
     /// the kernel restarts it within the same step.
-    pub(crate) restart: Option<&'static str>,
+    pub(crate) restart: Option<Refusal>,
     /// Ended processes in a row that lived shorter than [`STABLE`]: the restart backoff.
-    pub(crate) quick_restarts: u32,
+    pub(crate) quick_restarts: u8,
     /// When this process will have lived [`STABLE`].
     pub(crate) stable_at: Deadline,
     /// When the kernel may learn that this process ended, and so restart it.

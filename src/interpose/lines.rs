@@ -27,7 +27,7 @@ impl Lines {
     /// How many bytes the kernel may read now, of the `wanted` it asks for, so that its
     /// buffer (the current line and what it reads) never exceeds `limit`.
     pub(crate) fn room(&self, wanted: usize, limit: usize) -> usize {
-        wanted.min(limit.saturating_sub(self.len)).max(1)
+        wanted.min(limit.saturating_sub(self.len).max(1))
     }
 
     /// Takes out of `data`, just read for the kernel, every byte of a line longer than

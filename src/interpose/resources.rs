@@ -109,6 +109,7 @@ impl KernelResources {
     /// [`enter`](Self::enter) with `ingest`'s write going to `stdin`, a worker's pipe.
     pub(crate) fn enter_routed<R>(&mut self, stdin: c_int, call: impl FnOnce() -> R) -> R {
         self.route = stdin;
+        self.routed = false;
         let result = self.enter(call);
         self.route = -1;
         result

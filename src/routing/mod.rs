@@ -247,11 +247,12 @@ fn request_ids(message: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// The next worker of `pool` that serves, round-robin.
 fn next_live(pools: &mut Pools, pool: usize, children: &Children) -> Result<usize, Error> {
     let range = pools.get_mut(pool).ok_or(Error::UnknownPool)?;
-    for step in 0..range.count {
-        let offset = (range.next + step) % range.count;
-        let worker = range.first + offset;
+    let (first, count) = (usize::from(range.first), usize::from(range.count));
+    for step in 0..count {
+        let offset = (usize::from(range.next) + step) % count;
+        let worker = first + offset;
         if children.is_serving(worker) {
-            range.next = (offset + 1) % range.count;
+            range.next = ((offset + 1) % count) as u16;
             return Ok(worker);
         }
     }

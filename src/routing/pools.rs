@@ -8,10 +8,10 @@ use crate::workers::MAX_WORKERS;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct PoolRange {
     pub(crate) id: PoolIdText,
-    pub(crate) first: usize,
-    pub(crate) count: usize,
+    pub(crate) first: u16,
+    pub(crate) count: u16,
     /// Where the next round-robin search starts, relative to `first`.
-    pub(crate) next: usize,
+    pub(crate) next: u16,
 }
 
 /// Every pool of one configuration.
@@ -35,8 +35,8 @@ impl Pools {
         let count = instances as usize;
         let range = PoolRange {
             id,
-            first: self.workers,
-            count,
+            first: self.workers as u16,
+            count: count.min(MAX_WORKERS) as u16,
             next: 0,
         };
         if self.workers + count <= MAX_WORKERS && self.list.push(range).is_ok() {
