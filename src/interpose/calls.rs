@@ -327,7 +327,7 @@ fn fresh_worker_pipes(resources: &mut KernelResources) -> [c_int; 2] {
 }
 
 /// Records a worker just forked, with a pidfd in the kernel's epoll set so that its exit
-/// wakes the event loop, and its stdin pipe enlarged: a new worker, or the replacement of
+/// wakes the event loop, and its pipes enlarged: a new worker, or the replacement of
 /// worker `restart`'s ended process.
 fn track(
     resources: &mut KernelResources,
@@ -340,6 +340,9 @@ fn track(
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
     let mut child = Child::new(pid, pidfd, stdin, stdout);
     child.stdin_capacity = enlarge_pipe(stdin) as u32;
+    // A large answer then goes out in one write instead of waiting for the host in 64 KiB
+    // pieces.
+    enlarge_pipe(stdout);
     // The worker also does this itself before it execs; whichever comes first wins, and
     // the group exists before anyone can signal it.
     // SAFETY: making our new child the leader of a process group of its own.
@@ -396,8 +399,8 @@ pub(super) fn watch(epoll: c_int, fd: c_int) {
     unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
 }
 
-/// Makes a worker's stdin pipe as large as the system allows, so that a message the
-/// kernel writes in one non-blocking `write` is cut only when it could never fit; returns
+/// Makes a worker's pipe as large as the system allows: for stdin, so that a message the
+/// kernel writes in one non-blocking `write` is cut only when it could never fit. Returns
 /// the size it has.
 fn enlarge_pipe(fd: c_int) -> usize {
     if fd < 0 {

@@ -8,7 +8,7 @@
 //! watches each read: bytes of a line that would not fit are taken out of what the
 //! kernel reads, up to the line's newline; the part the kernel already holds is ended with
 //! a newline of the bus's, and that line is not delivered. The host hears of each such line
-//! instead (`Event::LineTooLong`). Pure data: no system calls.
+//! instead (`Event::LineTooLong`). No system calls.
 
 /// What the bus knows of one worker's output stream.
 #[derive(Clone, Copy, Debug, Default)]
@@ -34,6 +34,15 @@ impl Lines {
     /// `limit` (its newline included); returns how many bytes the kernel keeps, moved to
     /// the front of `data`.
     pub(crate) fn filter(&mut self, data: &mut [u8], limit: usize) -> usize {
+        if !self.skipping && self.len + data.len() < limit {
+            // The common case: no line here can be too long. Only the length of the line
+            // left open matters, and one backward search finds it.
+            self.len = match last_newline(data) {
+                Some(at) => data.len() - at - 1,
+                None => self.len + data.len(),
+            };
+            return data.len();
+        }
         let (mut read, mut kept) = (0, 0);
         while read < data.len() {
             let newline = data[read..].iter().position(|&b| b == b'\n');
@@ -61,7 +70,9 @@ impl Lines {
                 continue;
             }
             let take = (end + 1).min(data.len()) - read;
-            data.copy_within(read..read + take, kept);
+            if kept != read {
+                data.copy_within(read..read + take, kept);
+            }
             kept += take;
             self.len = if newline.is_some() {
                 0
@@ -72,6 +83,14 @@ impl Lines {
         }
         kept
     }
+}
+
+/// Where the last newline in `data` is: the C library's `memrchr`, which is vectorised,
+/// as a worker's output can come a megabyte at a time.
+fn last_newline(data: &[u8]) -> Option<usize> {
+    // SAFETY: `data` is valid for reads of its length; memrchr only reads it.
+    let found = unsafe { libc::memrchr(data.as_ptr().cast(), i32::from(b'\n'), data.len()) };
+    (!found.is_null()).then(|| found as usize - data.as_ptr() as usize)
 }
 
 #[cfg(test)]
