@@ -52,8 +52,6 @@ mod resources;
 pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno};
 pub(crate) use resources::{KernelResources, LineHook};
 
-use core::ptr;
-
 use cty::c_void;
 
 /// Marks the bus's restart timer in the kernel's epoll set: outside the descriptor numbers
@@ -116,7 +114,7 @@ fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Dur
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: wait.as_secs() as libc::time_t,
+                tv_sec: wait.as_secs().try_into().unwrap_or(libc::c_long::MAX as _),
                 tv_nsec: wait.subsec_nanos().max(1).into(),
             },
         };
@@ -129,7 +127,7 @@ fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Dur
         // one-shot registration.
         unsafe {
             libc::read(timer, (&raw mut expirations).cast(), 8);
-            libc::timerfd_settime(timer, 0, &spec, ptr::null_mut());
+            libc::timerfd_settime(timer, 0, &spec, core::ptr::null_mut());
             libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, timer, &mut event);
         }
     }
