@@ -518,7 +518,7 @@ fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
         let child = resources.children.get(id)?;
         let ready = (child.life != Life::Alive
             && !child.kernel_told
-            && (!resources.drained_only || child.restart_at.has_passed()))
+            && (!resources.bus_reaping || child.restart_at.has_passed()))
             || resources.reapable(child);
         if ready {
             reap(resources, id, libc::WNOHANG)
@@ -541,7 +541,7 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
     let reaped = reaped_status(resources, id);
     // A crash (any status but a clean exit) makes the kernel restart the worker: let that
     // fork through if the transport's connection was kept for it.
-    let restarts = resources.drained_only && resources.restarts_allowed;
+    let restarts = resources.bus_reaping && resources.restarts_allowed;
     if let Some((_, status)) = reaped
         && status != 0
         && restarts

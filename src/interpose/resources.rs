@@ -30,13 +30,13 @@ pub(crate) struct KernelResources {
     /// pipe, then its stdout pipe, then forks.
     pub(super) fresh_pipes: [[c_int; 2]; 2],
     pub(super) fresh_count: usize,
-    /// Whether the kernel may fork now: only while `start` spawns the workers. A restart
-    /// from `step` would spawn a process whose output the kernel never reads.
+    /// Whether the kernel may fork new workers now: only while `start` spawns them. A
+    /// restart from `step` is let through only for [`Self::restarting`].
     pub(super) forks_allowed: bool,
-    /// While the bus has the kernel reap: only workers whose output was read to the end
-    /// may be reaped (the kernel's reap closes the pipe, and with it what is unread). The
-    /// kernel's own waits, in its shutdown paths, take any worker that has ended.
-    pub(super) drained_only: bool,
+    /// While the bus has the kernel reap: the kernel is told only of workers the bus has
+    /// reaped and whose restart backoff has passed. The kernel's own waits, in its
+    /// shutdown paths, take any worker that has ended.
+    pub(super) bus_reaping: bool,
     /// The kernel's event loop (an epoll descriptor), or -1.
     pub(super) epoll: c_int,
     /// Some worker's pidfd became readable since the bus last looked.
@@ -77,7 +77,7 @@ impl KernelResources {
             fresh_pipes: [[-1; 2]; 2],
             fresh_count: 0,
             forks_allowed: false,
-            drained_only: false,
+            bus_reaping: false,
             epoll: -1,
             exits_seen: false,
             out_of_low_fds: false,
@@ -126,9 +126,9 @@ impl KernelResources {
     /// [`enter`](Self::enter) for a step that tells the kernel of the workers the bus
     /// reaped ([`collect_ended`](Self::collect_ended)) whose restart is due.
     pub(crate) fn enter_reaping<R>(&mut self, call: impl FnOnce() -> R) -> R {
-        self.drained_only = true;
+        self.bus_reaping = true;
         let result = self.enter(call);
-        self.drained_only = false;
+        self.bus_reaping = false;
         result
     }
 
@@ -248,7 +248,7 @@ impl KernelResources {
     /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits
     /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
-        child.life == Life::Alive && !self.drained_only
+        child.life == Life::Alive && !self.bus_reaping
     }
 
     /// Sends `signal` to every worker not reaped yet, to end it.
