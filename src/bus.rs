@@ -173,8 +173,8 @@ impl<'r> Bus<'r, Created> {
             (Some(json), _) => {
                 // `Config::from_json` checked it, UTF-8 included.
                 let text = json.to_str().unwrap_or_default();
-                crate::config::pool_layout(text, |id, instances| pools.push(id, instances));
-                input_limit = crate::config::input_limit(text);
+                input_limit =
+                    crate::config::layout(text, |id, instances| pools.push(id, instances));
             }
             (None, Some(path)) => {
                 let pool = |id, instances| pools.push(id, instances);
@@ -732,14 +732,7 @@ impl<'r, S: State> Bus<'r, S> {
                         producer.push_worker_word(id, b"started");
                     }
                     Restart::Refused(reason) => {
-                        let mut word = [0u8; 96];
-                        let text = [b"failed: ".as_slice(), reason.text().as_bytes()];
-                        let mut len = 0;
-                        for part in text {
-                            word[len..len + part.len()].copy_from_slice(part);
-                            len += part.len();
-                        }
-                        producer.push_worker_word(id, &word[..len]);
+                        producer.push_worker_word(id, reason.word().as_bytes());
                     }
                 }
             });

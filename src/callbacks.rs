@@ -38,13 +38,9 @@ unsafe extern "C" fn on_message(
         // SAFETY: the kernel passes `len` readable bytes at `msg`, valid for this call.
         unsafe { core::slice::from_raw_parts(msg.cast::<u8>(), len) }
     };
-    let worker = crate::interpose::reading_worker();
-    if let Some(worker) = worker {
-        if crate::interpose::take_dropped_line(worker) {
-            return;
-        }
-        crate::interpose::note_line(worker, payload);
-    }
+    let crate::interpose::Line::From(worker) = crate::interpose::take_line(payload) else {
+        return;
+    };
     // SAFETY: `user_data` is the ring of the bus whose call is running (see `install`).
     let mut writer = unsafe { Writer::from_user_data(user_data) };
     if writer.wants(EventMask::MESSAGE) {

@@ -822,34 +822,6 @@ fn check_json(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The `limits.max_input_buffer` of a document [`check_json`] accepted, if set.
-pub(crate) fn input_limit(text: &str) -> Option<u32> {
-    let mut sc = Scanner::new(text);
-    if sc.peek_kind() != Some(Kind::Object) {
-        return None;
-    }
-    sc.enter();
-    let mut first = true;
-    while let Ok(Some((key, _))) = sc.next_key(first) {
-        first = false;
-        if !key.is_key("limits") {
-            sc.skip_value(1).ok()?;
-            continue;
-        }
-        sc.enter();
-        let mut first = true;
-        while let Ok(Some((key, _))) = sc.next_key(first) {
-            first = false;
-            if key.is_key("max_input_buffer") {
-                return json::parse_u32(sc.number().ok()?);
-            }
-            sc.skip_value(2).ok()?;
-        }
-        return None;
-    }
-    None
-}
-
 /// The longest worker line the kernel takes, newline included, when the configuration
 /// leaves `max_input_buffer` unset: the archive's default (observed).
 pub(crate) const DEFAULT_MAX_INPUT_BUFFER: u32 = if cfg!(stdio_bus_embedded_api) {
@@ -858,41 +830,50 @@ pub(crate) const DEFAULT_MAX_INPUT_BUFFER: u32 = if cfg!(stdio_bus_embedded_api)
     1 << 20
 };
 
-/// Calls `each` with every pool's id and instance count, in document order, for a document
-/// [`check_json`] accepted (anything else ends the walk early).
-pub(crate) fn pool_layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) {
+/// What the bus needs to know of a document [`check_json`] accepted, read in one walk:
+/// calls `each` with every pool's id and instance count, in document order, and returns
+/// `limits.max_input_buffer` if set (anything unexpected ends the walk early).
+pub(crate) fn layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) -> Option<u32> {
     let mut sc = Scanner::new(text);
     if sc.peek_kind() != Some(Kind::Object) {
-        return;
+        return None;
     }
     sc.enter();
+    let mut input_limit = None;
     let mut first = true;
     while let Ok(Some((key, _))) = sc.next_key(first) {
         first = false;
-        if !key.is_key("pools") {
-            if sc.skip_value(1).is_err() {
-                return;
+        if key.is_key("pools") {
+            sc.enter();
+            let mut item = true;
+            while let Ok(true) = sc.next_item(item) {
+                item = false;
+                let members = PoolMembers::scan(&mut sc).ok()?;
+                let id = members.id.and_then(|at| string_at(text, at).ok().flatten());
+                let instances = members.instances.and_then(|at| {
+                    let mut sc = Scanner::at(text, at);
+                    json::parse_u32(sc.number().ok()?)
+                });
+                if let (Some(id), Some(instances)) = (id, instances) {
+                    each(PoolIdText::from_chars(id.chars()), instances);
+                }
             }
-            continue;
-        }
-        sc.enter();
-        let mut item = true;
-        while let Ok(true) = sc.next_item(item) {
-            item = false;
-            let Ok(members) = PoolMembers::scan(&mut sc) else {
-                return;
-            };
-            let id = members.id.and_then(|at| string_at(text, at).ok().flatten());
-            let instances = members.instances.and_then(|at| {
-                let mut sc = Scanner::at(text, at);
-                json::parse_u32(sc.number().ok()?)
-            });
-            if let (Some(id), Some(instances)) = (id, instances) {
-                each(PoolIdText::from_chars(id.chars()), instances);
+        } else if key.is_key("limits") {
+            sc.enter();
+            let mut first = true;
+            while let Ok(Some((key, _))) = sc.next_key(first) {
+                first = false;
+                if key.is_key("max_input_buffer") {
+                    input_limit = json::parse_u32(sc.number().ok()?);
+                } else {
+                    sc.skip_value(2).ok()?;
+                }
             }
+        } else {
+            sc.skip_value(1).ok()?;
         }
-        return;
     }
+    input_limit
 }
 
 /// Offsets of the values of the pool keys the kernel reads.

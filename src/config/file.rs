@@ -86,8 +86,7 @@ fn check_open(
     if checked.is_ok()
         && let Ok(text) = core::str::from_utf8(text)
     {
-        super::pool_layout(text, pool);
-        *input_limit = super::input_limit(text);
+        *input_limit = super::layout(text, pool);
     }
     // SAFETY: the mapping made above, removed once; `text` is not used after.
     unsafe { libc::munmap(map, len) };

@@ -48,13 +48,14 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// The reason, as the `failed` event words it.
-    pub(crate) const fn text(self) -> &'static str {
+    /// The worker event that reports it: `failed: ` and the reason.
+    pub(crate) const fn word(self) -> &'static str {
         match self {
-            Self::LimitReached => "the restart limit was reached",
-            Self::SpawnFailed => "its restart could not be spawned",
+            Self::LimitReached => "failed: the restart limit was reached",
+            Self::SpawnFailed => "failed: its restart could not be spawned",
             Self::OutputClosed => {
-                "the kernel had closed its output, so a new process could not be connected"
+                "failed: the kernel had closed its output, so a new process could not be \
+                 connected"
             }
         }
     }

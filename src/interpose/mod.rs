@@ -61,14 +61,6 @@ const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
 #[cfg(stdio_bus_interposed)]
 mod calls;
 
-/// The worker whose lines the kernel is delivering, while a kernel call of the bus runs and
-/// the kernel's reads are interposed.
-pub(crate) fn reading_worker() -> Option<usize> {
-    // SAFETY: a non-null pointer is the resources `enter` holds for the running kernel call
-    // on this thread; this only reads one field of it between the kernel's own uses.
-    unsafe { current::get().as_ref() }.and_then(|resources| resources.reading)
-}
-
 #[cfg(stdio_bus_interposed)]
 use calls::watch;
 
@@ -135,27 +127,42 @@ fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Dur
     let _ = (epoll, timer, wait);
 }
 
-/// Whether the line the kernel is delivering from `worker` is the start of a line too
-/// long, which the bus ended itself (see `lines`): it is not delivered. Asked once per
-/// line.
-pub(crate) fn take_dropped_line(worker: usize) -> bool {
-    // SAFETY: as in `reading_worker`; no other reference to the resources is in use
-    // while the kernel runs a callback.
-    let resources = unsafe { current::get().as_mut() };
-    resources
-        .and_then(|resources| resources.children.get_mut(worker))
-        .is_some_and(|child| core::mem::take(&mut child.lines.drop_next))
+/// What becomes of a line the kernel is delivering from a worker's output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Line {
+    /// Deliver it; it came from this worker (`None`: not known, outside an interposed
+    /// read).
+    From(Option<usize>),
+    /// The start of a line too long, which the bus ended itself (see `lines`): not
+    /// delivered.
+    Dropped,
 }
 
-/// Hands a line the kernel is delivering from `worker` to the running bus's line hook.
-pub(crate) fn note_line(worker: usize, line: &[u8]) {
-    // SAFETY: as in `reading_worker`; the hook is copied out before it is called.
-    let hook = unsafe { current::get().as_ref() }.and_then(|resources| resources.line_hook);
-    if let Some(hook) = hook {
+/// Decides about `line`, which the kernel is delivering inside a kernel call of the bus:
+/// which worker wrote it (the one the kernel read last), whether it is to be dropped, and
+/// hands it to the bus's line hook. One look at the running bus's resources per line.
+pub(crate) fn take_line(line: &[u8]) -> Line {
+    // SAFETY: a non-null pointer is the resources `enter` holds for the running kernel call
+    // on this thread; no other reference to them is in use while the kernel runs a
+    // callback.
+    let Some(resources) = (unsafe { current::get().as_mut() }) else {
+        return Line::From(None);
+    };
+    let Some(worker) = resources.reading else {
+        return Line::From(None);
+    };
+    if let Some(child) = resources.children.get_mut(worker)
+        && core::mem::take(&mut child.lines.drop_next)
+    {
+        return Line::Dropped;
+    }
+    if let Some(hook) = resources.line_hook {
         // SAFETY: the bus set the hook for the kernel call now running, with data that
-        // stays valid for that call.
+        // stays valid for that call; the data is the router, which the resources do not
+        // hold.
         unsafe { (hook.call)(hook.data, worker, line) };
     }
+    Line::From(Some(worker))
 }
 
 /// Frees a router the kernel let go of during a call (see `KernelResources::enter`).
