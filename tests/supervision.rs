@@ -49,18 +49,7 @@ fn poll_until(
     what: &str,
     done: impl Fn(&[Seen]) -> bool,
 ) {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        drain(events, seen);
-        if done(seen) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; saw {seen:#?}"
-        );
-        bus.poll(Duration::from_millis(20)).expect("poll");
-    }
+    common::poll_gathering(bus, seen, |seen| drain(events, seen), what, done);
 }
 
 fn start(

@@ -27,7 +27,8 @@ mod alloc_count;
 use std::time::{Duration, Instant};
 
 use stdiobus_embed::{
-    Bus, ConfigBuffer, Event, EventRing, Limits, Options, Pool, RequestSlot, SessionSlot,
+    Bus, Config, ConfigBuffer, Consumer, Event, EventRing, Limits, Options, Pool, Producer,
+    RequestSlot, SessionSlot,
 };
 
 const WORKER: &str = env!("CARGO_BIN_EXE_bench-echo-worker");
@@ -58,6 +59,31 @@ struct Run {
     cpu: Duration,
 }
 
+/// A fresh ring's halves and a configuration of `workers` echo workers.
+fn parts(workers: u32) -> (Producer<'static>, Consumer<'static>, Config<'static>) {
+    let ring = Box::leak(EventRing::<512, 1024>::boxed());
+    let (producer, events) = ring.split().expect("a fresh ring");
+    let json = Box::leak(Box::new(ConfigBuffer::<1024>::new()));
+    let config = json
+        .write(
+            &[Pool::new("echo", WORKER).instances(workers)],
+            &Limits::default(),
+        )
+        .expect("a valid configuration");
+    (producer, events, config)
+}
+
+/// Reads every event waiting in the ring; returns how many were worker lines.
+fn lines_read(events: &mut Consumer<'_>) -> u64 {
+    let mut lines = 0;
+    while let Some(event) = events.read() {
+        if let Event::Message { .. } = event.event() {
+            lines += 1;
+        }
+    }
+    lines
+}
+
 /// Sends `count` requests built by `request`, `window` in flight, and waits for every
 /// response.
 fn run(
@@ -67,15 +93,7 @@ fn run(
     tables: bool,
     request: impl Fn(u64) -> String,
 ) -> Run {
-    let ring = Box::leak(EventRing::<512, 1024>::boxed());
-    let (producer, mut events) = ring.split().expect("a fresh ring");
-    let json = Box::leak(Box::new(ConfigBuffer::<1024>::new()));
-    let config = json
-        .write(
-            &[Pool::new("burn", WORKER).instances(workers)],
-            &Limits::default(),
-        )
-        .expect("a valid configuration");
+    let (producer, mut events, config) = parts(workers);
     let mut bus = Bus::create(config, Options::new(), producer).expect("create");
     if tables {
         bus.set_session_table(Vec::leak(vec![SessionSlot::EMPTY; 256]));
@@ -94,11 +112,7 @@ fn run(
             }
         }
         bus.poll(Duration::from_millis(100)).expect("poll");
-        while let Some(event) = events.read() {
-            if let Event::Message { .. } = event.event() {
-                answered += 1;
-            }
-        }
+        answered += lines_read(&mut events);
     }
     let run = Run {
         elapsed: start.elapsed(),
@@ -110,15 +124,7 @@ fn run(
 
 /// Time from `create` until each of `workers` workers answered once.
 fn start_time(workers: u32) -> Duration {
-    let ring = Box::leak(EventRing::<512, 1024>::boxed());
-    let (producer, mut events) = ring.split().expect("a fresh ring");
-    let json = Box::leak(Box::new(ConfigBuffer::<1024>::new()));
-    let config = json
-        .write(
-            &[Pool::new("echo", WORKER).instances(workers)],
-            &Limits::default(),
-        )
-        .expect("a valid configuration");
+    let (producer, mut events, config) = parts(workers);
     let start = Instant::now();
     let mut bus = Bus::create(config, Options::new(), producer)
         .expect("create")
@@ -130,13 +136,9 @@ fn start_time(workers: u32) -> Duration {
             .expect("send");
     }
     let mut answered = 0;
-    while answered < workers {
+    while answered < u64::from(workers) {
         bus.poll(Duration::from_millis(100)).expect("poll");
-        while let Some(event) = events.read() {
-            if let Event::Message { .. } = event.event() {
-                answered += 1;
-            }
-        }
+        answered += lines_read(&mut events);
     }
     let elapsed = start.elapsed();
     drop(bus.stop(Duration::from_secs(1)));

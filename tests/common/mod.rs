@@ -121,11 +121,23 @@ pub fn poll_until(
     consumer: &mut Consumer<'_>,
     seen: &mut Vec<Seen>,
     what: &str,
-    mut done: impl FnMut(&[Seen]) -> bool,
+    done: impl FnMut(&[Seen]) -> bool,
+) {
+    poll_gathering(bus, seen, |seen| drain(consumer, seen), what, done);
+}
+
+/// [`poll_until`] for tests that keep events their own way: `gather` moves what arrived
+/// into `seen`.
+pub fn poll_gathering<T: std::fmt::Debug>(
+    bus: &mut Bus<'_, Running>,
+    seen: &mut Vec<T>,
+    mut gather: impl FnMut(&mut Vec<T>),
+    what: &str,
+    mut done: impl FnMut(&[T]) -> bool,
 ) {
     let deadline = Instant::now() + DEADLINE;
     loop {
-        drain(consumer, seen);
+        gather(seen);
         if done(seen) {
             return;
         }
