@@ -58,7 +58,7 @@ pub fn start_echo(instances: u32) -> (Bus<'static, Running>, Consumer<'static>) 
 }
 
 /// An event, owned, so tests can keep and compare what they saw.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Seen {
     Message(Vec<u8>),
     Error(ErrorCode, String),
@@ -108,6 +108,48 @@ impl Seen {
         }
     }
 }
+
+/// Messages show as text, cut after [`SHOWN_BYTES`], so a failing test's dump of what it
+/// saw stays readable when the messages are large.
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Message(line) if line.len() > SHOWN_BYTES => write!(
+                f,
+                "Message({:?}… {} bytes)",
+                String::from_utf8_lossy(&line[..SHOWN_BYTES]),
+                line.len()
+            ),
+            Self::Message(line) => write!(f, "Message({:?})", String::from_utf8_lossy(line)),
+            Self::Error(code, text) => f.debug_tuple("Error").field(code).field(text).finish(),
+            Self::Log(level, text) => f.debug_tuple("Log").field(level).field(text).finish(),
+            Self::Worker(id, word) => f.debug_tuple("Worker").field(id).field(word).finish(),
+            Self::Exited(id, status) => f.debug_tuple("Exited").field(id).field(status).finish(),
+            Self::ClientConnected(id, peer) => f
+                .debug_tuple("ClientConnected")
+                .field(id)
+                .field(peer)
+                .finish(),
+            Self::ClientDisconnected(id, reason) => f
+                .debug_tuple("ClientDisconnected")
+                .field(id)
+                .field(reason)
+                .finish(),
+            Self::Overflow(events, bytes, ids, more) => {
+                let ids: Vec<_> = ids.iter().map(|id| String::from_utf8_lossy(id)).collect();
+                f.debug_tuple("Overflow")
+                    .field(events)
+                    .field(bytes)
+                    .field(&ids)
+                    .field(more)
+                    .finish()
+            }
+        }
+    }
+}
+
+/// How much of a message a [`Seen`] dump shows.
+const SHOWN_BYTES: usize = 160;
 
 /// Moves every waiting event out of the ring.
 pub fn drain(consumer: &mut Consumer<'_>, into: &mut Vec<Seen>) {
