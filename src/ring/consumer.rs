@@ -33,7 +33,7 @@ impl<'r> Consumer<'r> {
     ///
     /// The event's slots are released when the returned [`EventRef`] is dropped.
     pub fn read(&mut self) -> Option<EventRef<'_>> {
-        let slots = self.core.slot_count;
+        let slots = self.core.slot_count();
         let storage = self.core.storage.load(Ordering::Acquire);
         loop {
             let tail = self.core.tail.load(Ordering::Relaxed);
@@ -43,7 +43,7 @@ impl<'r> Consumer<'r> {
             let index = tail & (slots - 1);
             // SAFETY: slot `index` is published (`tail != head`, read with Acquire) and
             // belongs to the consumer until `tail` moves past it (invariant 2).
-            let start = unsafe { storage.add(index * self.core.slot_size) };
+            let start = unsafe { storage.add(index * self.core.slot_size()) };
             self.core.access.read(index, HEADER_LEN);
             // SAFETY: every slot is at least HEADER_LEN bytes and starts with a header.
             let header = Header::decode(unsafe { &*start.cast::<[u8; HEADER_LEN]>() });
@@ -57,7 +57,7 @@ impl<'r> Consumer<'r> {
             // SAFETY: the producer wrote `len` payload bytes right after the header, inside
             // the record's contiguous, published slots.
             let payload = unsafe { core::slice::from_raw_parts(start.add(HEADER_LEN), len) };
-            let span = record::slots_for(len, self.core.slot_size);
+            let span = record::slots_for(len, self.core.slot_size());
             self.core.access.read(index, HEADER_LEN + len);
             return Some(EventRef {
                 core: self.core,
@@ -121,8 +121,8 @@ impl Drop for EventRef<'_> {
         #[cfg(all(test, loom))]
         {
             let len = HEADER_LEN + self.payload.len();
-            let span = len.div_ceil(self.core.slot_size);
-            let index = self.release_to.wrapping_sub(span) & (self.core.slot_count - 1);
+            let span = len.div_ceil(self.core.slot_size());
+            let index = self.release_to.wrapping_sub(span) & (self.core.slot_count() - 1);
             self.core.access.read(index, len);
         }
         self.core.tail.store(self.release_to, Ordering::Release);

@@ -126,14 +126,10 @@ impl<const SLOTS: usize, const SLOT_SIZE: usize> EventRing<SLOTS, SLOT_SIZE> {
         if raw.is_null() {
             handle_alloc_error(layout);
         }
-        // SAFETY: all zero bytes is a valid `Self` (atomics at 0, `false` and null, zero
-        // counters, zeroed storage) except for the two size fields, written right here
-        // before the box exists; `raw` came from the global allocator with `Self`'s layout.
-        unsafe {
-            (*raw).core.slot_count = SLOTS;
-            (*raw).core.slot_size = SLOT_SIZE;
-            std::boxed::Box::from_raw(raw)
-        }
+        // SAFETY: all zero bytes is a valid `Self`, the very value `new` builds (atomics at
+        // 0, `false` and null, zero counters, zeroed storage); `raw` came from the global
+        // allocator with `Self`'s layout.
+        unsafe { std::boxed::Box::from_raw(raw) }
     }
 
     /// Splits the ring into its producer half (hand it to [`crate::Bus::create`]) and its
@@ -146,6 +142,9 @@ impl<const SLOTS: usize, const SLOT_SIZE: usize> EventRing<SLOTS, SLOT_SIZE> {
         if self.core.split.swap(true, Ordering::AcqRel) {
             return Err(AlreadySplit);
         }
+        let relaxed = core::sync::atomic::Ordering::Relaxed;
+        self.core.slot_count.store(SLOTS, relaxed);
+        self.core.slot_size.store(SLOT_SIZE, relaxed);
         self.core
             .storage
             .store(self.slots.get().cast::<u8>(), Ordering::Release);
@@ -197,8 +196,12 @@ pub(crate) struct RingCore {
     split: AtomicBool,
     /// Start of the slot storage; set once, by `split`.
     storage: AtomicPtr<u8>,
-    slot_count: usize,
-    slot_size: usize,
+    /// The storage's shape, zero until `split` sets it. An unsplit ring is then all zero
+    /// bytes, so a `static` one lives in `.bss` and costs the executable file nothing.
+    /// Plain atomics, not loom's: `split` stores them before its `Release` store of
+    /// `storage`, and every reader comes after that, so `Relaxed` is enough.
+    slot_count: core::sync::atomic::AtomicUsize,
+    slot_size: core::sync::atomic::AtomicUsize,
     /// Owned by the single producer (invariant 3).
     producer: UnsafeCell<ProducerState>,
     /// The slots' bytes as the loom models see them; nothing in other builds.
@@ -207,18 +210,30 @@ pub(crate) struct RingCore {
 
 impl RingCore {
     const_unless_loom! {
+        /// `slot_count` and `slot_size` reach only the loom models' view of the slots; the
+        /// ring itself learns them at `split`.
         fn new(slot_count: usize, slot_size: usize) -> Self {
             Self {
                 head: AtomicUsize::new(0),
                 tail: AtomicUsize::new(0),
                 split: AtomicBool::new(false),
                 storage: AtomicPtr::new(core::ptr::null_mut()),
-                slot_count,
-                slot_size,
+                slot_count: core::sync::atomic::AtomicUsize::new(0),
+                slot_size: core::sync::atomic::AtomicUsize::new(0),
                 producer: UnsafeCell::new(ProducerState::new()),
                 access: SlotAccess::new(slot_count, slot_size),
             }
         }
+    }
+
+    /// Slots in the storage; set by `split`.
+    fn slot_count(&self) -> usize {
+        self.slot_count.load(core::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes per slot; set by `split`.
+    fn slot_size(&self) -> usize {
+        self.slot_size.load(core::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -87,7 +87,7 @@ impl<'r> Producer<'r> {
             stored: state.stored,
             lost: self.lost(),
             handed_over: state.handed_over,
-            high_water: state.high_water_slots * self.core.slot_size,
+            high_water: state.high_water_slots * self.core.slot_size(),
         }
     }
 
@@ -96,12 +96,12 @@ impl<'r> Producer<'r> {
     pub fn free_bytes(&self) -> usize {
         let head = self.core.head.load(Ordering::Relaxed);
         let used = head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
-        (self.core.slot_count - used).saturating_sub(1) * self.core.slot_size
+        (self.core.slot_count() - used).saturating_sub(1) * self.core.slot_size()
     }
 
     /// Total storage in bytes.
     pub fn capacity(&self) -> usize {
-        self.core.slot_count * self.core.slot_size
+        self.core.slot_count() * self.core.slot_size()
     }
 
     /// The address the kernel passes back to every callback.
@@ -262,8 +262,8 @@ impl<'a> Writer<'a> {
     }
 
     fn try_push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
-        let slots = self.core.slot_count;
-        let need = record::slots_for(payload.len(), self.core.slot_size);
+        let slots = self.core.slot_count();
+        let need = record::slots_for(payload.len(), self.core.slot_size());
         let head = self.core.head.load(Ordering::Relaxed);
         let free = slots - head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
         let marker = usize::from(self.state.unreported_events > 0);
@@ -293,7 +293,7 @@ impl<'a> Writer<'a> {
         }
         let head = self.core.head.load(Ordering::Relaxed);
         let used = head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
-        if used < self.core.slot_count {
+        if used < self.core.slot_count() {
             self.write_marker(head);
             self.core
                 .head
@@ -311,7 +311,7 @@ impl<'a> Writer<'a> {
         let mut marker = [0u8; MARKER_MAX];
         let loss = record::encode_loss(self.state.unreported_events, self.state.unreported_bytes);
         marker[..LOSS_LEN].copy_from_slice(&loss);
-        let room = (self.core.slot_size - HEADER_LEN).min(MARKER_MAX);
+        let room = (self.core.slot_size() - HEADER_LEN).min(MARKER_MAX);
         let ids = self
             .state
             .unreported_ids
@@ -325,9 +325,9 @@ impl<'a> Writer<'a> {
     /// Slots of padding needed before a record of `need` slots at position `at`, so that
     /// the record does not wrap around the end of the storage.
     fn padding_before(&self, at: usize, need: usize) -> usize {
-        let index = at & (self.core.slot_count - 1);
-        if index + need > self.core.slot_count {
-            self.core.slot_count - index
+        let index = at & (self.core.slot_count() - 1);
+        if index + need > self.core.slot_count() {
+            self.core.slot_count() - index
         } else {
             0
         }
@@ -335,7 +335,7 @@ impl<'a> Writer<'a> {
 
     /// Copies one record into the slots starting at position `at`.
     fn write(&mut self, at: usize, kind: Kind, value: i32, payload: &[u8]) {
-        let index = at & (self.core.slot_count - 1);
+        let index = at & (self.core.slot_count() - 1);
         let header = Header {
             kind,
             value,
@@ -347,7 +347,7 @@ impl<'a> Writer<'a> {
         // producer, invariant 2) and contiguous: `index * slot_size + HEADER_LEN +
         // payload.len()` is within `slot_count * slot_size` bytes of storage.
         unsafe {
-            let start = self.storage.add(index * self.core.slot_size);
+            let start = self.storage.add(index * self.core.slot_size());
             ptr::copy_nonoverlapping(header.as_ptr(), start, HEADER_LEN);
             ptr::copy_nonoverlapping(payload.as_ptr(), start.add(HEADER_LEN), payload.len());
         }
