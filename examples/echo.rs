@@ -18,6 +18,7 @@ use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use stdiobus_embed::jsonrpc::{Kind, Message};
 use stdiobus_embed::{
     Bus, ConfigBuffer, Consumer, Event, EventMask, EventRing, Limits, Options, Pool, Running,
     WorkerEvent,
@@ -60,21 +61,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Worker mode: answer every JSON-RPC request on stdin with its params as the result.
+/// Worker mode: answer every JSON-RPC request on stdin with its params as the result. The
+/// crate's own reader takes each line apart in place; one buffer serves every line.
 fn worker() -> io::Result<()> {
-    let mut out = io::stdout().lock();
-    for line in io::stdin().lock().lines() {
-        let line = line?;
-        let Ok(request) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue; // not JSON: nothing to answer
+    let (mut input, mut out) = (io::stdin().lock(), io::stdout().lock());
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let request = match Message::parse(line.trim_ascii_end()) {
+            Ok(message) if message.kind() == Kind::Request => message,
+            _ => continue, // not a request: nothing to answer
         };
-        let (Some(id), Some(_method)) = (request.get("id"), request.get("method")) else {
-            continue; // a notification or a response: nothing to answer
-        };
-        let params = request.get("params").unwrap_or(&serde_json::Value::Null);
-        // `Value` displays as compact JSON.
-        let written = writeln!(out, r#"{{"jsonrpc":"2.0","id":{id},"result":{params}}}"#)
-            .and_then(|()| out.flush());
+        let (id, params) = (request.raw_id().unwrap_or("null"), request.params());
+        let written = writeln!(
+            out,
+            r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#,
+            params.unwrap_or("null")
+        )
+        .and_then(|()| out.flush());
         match written {
             Ok(()) => {}
             // The bus closed our stdout: nobody is left to answer.
@@ -82,7 +89,6 @@ fn worker() -> io::Result<()> {
             Err(error) => return Err(error),
         }
     }
-    Ok(())
 }
 
 fn parse_args(args: &[String]) -> Result<(usize, u32), String> {
