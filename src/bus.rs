@@ -277,6 +277,13 @@ impl<'r> Bus<'r, Created> {
         if self.resources.ran_out_of_low_fds() {
             return Err(Error::NoLowDescriptor);
         }
+        let children = self.resources.children.iter();
+        if let Some((worker, child)) = children.enumerate().find(|(_, c)| c.exec_errno != 0) {
+            return Err(Error::ExecFailed {
+                worker: worker as i32,
+                errno: child.exec_errno.into(),
+            });
+        }
         let spawned = self.resources.children.len();
         let configured = self.worker_count();
         if cfg!(stdio_bus_interposed) && spawned < configured {
@@ -433,6 +440,15 @@ impl<'r> Bus<'r, Running> {
     pub fn poll(&mut self, timeout: Duration) -> Result<usize, Error> {
         self.check_reserve()?;
         self.step(timeout)
+    }
+
+    /// Closes every worker's stdin, so that each sees the end of its input, the first
+    /// step of the MCP stdio shutdown: close the server's input, wait for it to exit, then
+    /// SIGTERM and later SIGKILL ([`Bus::begin_stop`] or [`Bus::stop`]). Poll on to see
+    /// each worker's `exited`. From now on no worker is restarted and `send` refuses with
+    /// [`Error::NoWorker`] ([`Error::WorkerGone`] for [`Bus::send_to_worker`]).
+    pub fn close_worker_stdin(&mut self) {
+        self.resources.close_worker_stdin();
     }
 
     /// Begins a graceful shutdown without waiting: every worker is asked to exit

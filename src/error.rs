@@ -175,6 +175,15 @@ pub enum Error {
         /// Workers the configuration asks for.
         configured: usize,
     },
+    /// Worker `worker` could not execute its command: `execvp` failed with `errno`
+    /// (`ENOENT` for a command that is not there, `EACCES` for one that may not be run).
+    /// The bus ends the other workers when dropped.
+    ExecFailed {
+        /// The kernel's id of the worker, in configuration order.
+        worker: i32,
+        /// The error `execvp` returned.
+        errno: i32,
+    },
     /// The kernel needed a new file descriptor and no number below 1024, the most it can
     /// serve, was free: close some of the host's descriptors, or open them above 1024.
     NoLowDescriptor,
@@ -313,6 +322,11 @@ impl fmt::Display for Error {
                 f,
                 "the kernel spawned {spawned} of {configured} workers (its reason went to stderr)"
             ),
+            Self::ExecFailed { worker, errno } => write!(
+                f,
+                "worker {worker} could not execute its command: {}",
+                ExecErrno(*errno)
+            ),
             Self::NoLowDescriptor => f.write_str(
                 "no file descriptor number below 1024 is free, and the kernel can use no other",
             ),
@@ -347,6 +361,31 @@ impl std::error::Error for Error {
         match self {
             Self::Config(error) => Some(error),
             _ => None,
+        }
+    }
+}
+
+/// An `execvp` errno, worded for the errors an exec can give.
+struct ExecErrno(i32);
+
+impl fmt::Display for ExecErrno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.0 {
+            libc::ENOENT => "no such file or directory on the PATH",
+            libc::EACCES => "permission denied",
+            libc::ENOEXEC => "not an executable format",
+            libc::ENOTDIR => "a path component is not a directory",
+            libc::ELOOP => "too many symbolic links",
+            libc::ENAMETOOLONG => "the name is too long",
+            libc::E2BIG => "the argument list is too long",
+            libc::ENOMEM => "out of memory",
+            libc::ETXTBSY => "the file is open for writing",
+            _ => "",
+        };
+        if what.is_empty() {
+            write!(f, "errno {}", self.0)
+        } else {
+            write!(f, "{what} (errno {})", self.0)
         }
     }
 }

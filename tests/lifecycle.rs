@@ -185,15 +185,86 @@ fn a_refused_configuration_gives_the_producer_back() {
     );
 }
 
+/// The kernel counts a worker whose command cannot be run as started; the bus learns at
+/// the fork that the exec failed, and `start` says which worker and why.
 #[test]
-fn a_worker_command_that_does_not_exist_is_reported_stopped() {
-    let (producer, mut events) = ring();
-    let pools = [Pool::new("ghost", "/nonexistent/stdiobus-embed/worker")];
-    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
-        .unwrap()
-        .start()
-        .expect("the kernel counts an unexecutable worker as started");
-    common::wait_for_worker(&mut bus, &mut events, 0, "stopped");
+fn a_worker_command_that_cannot_be_executed_fails_start() {
+    let not_executable =
+        std::env::temp_dir().join(format!("stdiobus-noexec-{}", std::process::id()));
+    std::fs::write(&not_executable, "#!/bin/sh\n").unwrap();
+    let not_executable: &'static str = Box::leak(not_executable.to_str().unwrap().into());
+    for (command, errno, says) in [
+        (
+            "/nonexistent/stdiobus-embed/worker",
+            libc::ENOENT,
+            "no such file",
+        ),
+        (
+            "stdiobus-embed-no-such-command",
+            libc::ENOENT,
+            "no such file",
+        ),
+        (not_executable, libc::EACCES, "permission denied"),
+    ] {
+        let (producer, _events) = ring();
+        let pools = [Pool::new("echo", WORKER), Pool::new("ghost", command)];
+        let created = Bus::create(config(&pools, &Limits::default()), options(), producer);
+        let Err(failed) = created.unwrap().start() else {
+            panic!("{command}: started");
+        };
+        assert_eq!(
+            failed.error,
+            Error::ExecFailed { worker: 1, errno },
+            "{command}"
+        );
+        let message = failed.error.to_string();
+        assert!(
+            message.contains("worker 1 could not execute its command") && message.contains(says),
+            "{message}"
+        );
+        // The worker that did start ends with the bus.
+        let pid = failed.value.worker_pid(0).expect("worker 0 runs");
+        drop(failed);
+        wait_gone(&[i64::from(pid)]);
+    }
+    std::fs::remove_file(not_executable).unwrap();
+}
+
+/// The MCP stdio shutdown's first step: each worker sees the end of its input and exits
+/// on its own, and none is restarted or sent to after.
+#[test]
+fn closing_the_workers_stdin_lets_them_exit_on_their_own() {
+    let (mut bus, mut events) = start_echo(2);
+    let pids = worker_pids(&mut bus, &mut events);
+    bus.close_worker_stdin();
+    let mut seen = Vec::new();
+    common::poll_until(&mut bus, &mut events, &mut seen, "both exits", |seen| {
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Exited(..)))
+            .count()
+            == 2
+    });
+    for id in 0..2 {
+        // Exited with 0: they read the end of their input; the bus sent no signal.
+        assert!(
+            seen.contains(&Seen::Exited(id, stdiobus_embed::ExitStatus::Code(0))),
+            "{seen:?}"
+        );
+    }
+    wait_gone(&pids);
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "m"}).to_string();
+    assert_eq!(bus.send(request.as_bytes()), Err(Error::NoWorker));
+    assert_eq!(
+        bus.send_to_worker(0, request.as_bytes()),
+        Err(Error::WorkerGone { id: 0 })
+    );
+    bus.poll(Duration::from_millis(50)).unwrap();
+    common::drain(&mut events, &mut seen);
+    assert!(
+        !seen.contains(&Seen::Worker(0, "started".into())),
+        "{seen:?}"
+    );
+    bus.stop(Duration::from_secs(1)).expect("stop");
 }
 
 #[test]

@@ -151,6 +151,62 @@ fn the_restart_limit_ends_the_restarts() {
     assert_eq!(bus.send(request.as_bytes()), Err(Error::NoWorker));
 }
 
+/// A replacement that cannot execute the worker's command ends the restarts at once:
+/// another would fail alike.
+#[test]
+fn a_restart_whose_command_is_gone_fails_and_is_not_retried() {
+    let dir = std::env::temp_dir().join(format!("stdiobus-vanishing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("worker.sh");
+    // Its first run deletes it, then crashes.
+    std::fs::write(&script, "#!/bin/sh\nrm -f \"$0\"\nexit 3\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let command: &'static str = Box::leak(script.to_str().unwrap().into());
+    let (producer, mut events) = ring();
+    let pools = [Pool::new("vanishing", command)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), options(), producer)
+        .unwrap()
+        .start()
+        .expect("the first run starts");
+    let mut seen = Vec::new();
+    let failed = Seen::Word(0, "failed: its command could not be executed".into());
+    poll_until(&mut bus, &mut events, &mut seen, "the give-up", |seen| {
+        seen.contains(&failed)
+    });
+    let crash = seen
+        .iter()
+        .position(|s| *s == Seen::Exited(0, ExitStatus::Code(3)));
+    let after_crash = &seen[crash.expect("the first run's exit") + 1..];
+    assert!(
+        !after_crash.contains(&Seen::Word(0, "started".into())),
+        "{seen:?}"
+    );
+    // The process that could not exec is reaped, and nothing restarts it.
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the second exit",
+        |seen| {
+            seen.iter()
+                .filter(|s| matches!(s, Seen::Exited(0, _)))
+                .count()
+                == 2
+        },
+    );
+    bus.poll(Duration::from_millis(100)).unwrap();
+    drain(&mut events, &mut seen);
+    assert_eq!(
+        seen.iter()
+            .filter(|s| matches!(s, Seen::Exited(0, _)))
+            .count(),
+        2,
+        "{seen:?}"
+    );
+    assert_eq!(bus.worker_pid(0), None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn requests_in_flight_to_a_dying_worker_are_reported_by_id() {
     let (mut bus, mut events) = start(2, &Limits::default(), 16);

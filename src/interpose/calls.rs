@@ -7,6 +7,7 @@ use cty::{c_char, c_int, c_uint, c_void};
 use libc::{epoll_event, pid_t, sockaddr, socklen_t};
 
 use super::children::{Child, Life, Refusal, set_errno};
+use super::exec_report::{self, ExecReport};
 use super::fd_set::KERNEL_FD_LIMIT;
 use super::{KernelResources, TIMER_TAG, current};
 
@@ -301,11 +302,18 @@ extern "C" fn stdiobus_embed_fork() -> pid_t {
         return -1;
     }
     let [stdin, stdout] = fresh_worker_pipes(resources);
+    let report = ExecReport::open();
+    resources.exec_report = report.write_end();
     // SAFETY: the kernel forks to exec a worker; the child makes only async-signal-safe
     // calls here (invariant 6).
     let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        return 0;
+    }
+    resources.exec_report = -1;
+    let exec_errno = report.wait();
     if pid > 0 {
-        track(resources, restart, pid, stdin, stdout);
+        track(resources, restart, pid, stdin, stdout, exec_errno);
     } else if pid < 0
         && let Some(child) = restart.and_then(|id| resources.children.get_mut(id))
     {
@@ -335,10 +343,12 @@ fn track(
     pid: pid_t,
     stdin: c_int,
     stdout: c_int,
+    exec_errno: u16,
 ) {
     // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
     let mut child = Child::new(pid, pidfd, stdin, stdout);
+    child.exec_errno = exec_errno;
     child.stdin_capacity = enlarge_pipe(stdin) as u32;
     // A large answer then goes out in one write instead of waiting for the host in 64 KiB
     // pieces.
@@ -399,6 +409,26 @@ pub(super) fn watch(epoll: c_int, fd: c_int) {
     unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
 }
 
+/// Ends the input of the pipe whose write end is `fd` and keeps the number open: a pipe
+/// with no reader takes its place, so the worker reading the old pipe sees its end while
+/// the kernel's later writes to `fd` fail with EPIPE instead of reaching another file.
+/// Whether it could.
+pub(super) fn end_input(fd: c_int) -> bool {
+    let mut ends = [-1; 2];
+    // SAFETY: `ends` has room for the two descriptors.
+    if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return false;
+    }
+    // SAFETY: both ends were made above; `fd` is a pipe end the kernel holds, and dup3
+    // closes what it was (the worker's pipe) as it takes the reader-less pipe's end.
+    unsafe {
+        libc::close(ends[0]);
+        let moved = libc::dup3(ends[1], fd, libc::O_CLOEXEC) == fd;
+        libc::close(ends[1]);
+        moved
+    }
+}
+
 /// Makes a worker's pipe as large as the system allows: for stdin, so that a message the
 /// kernel writes in one non-blocking `write` is cut only when it could never fit. Returns
 /// the size it has.
@@ -425,18 +455,35 @@ unsafe extern "C" fn stdiobus_embed_execvp(
     file: *const c_char,
     argv: *const *const c_char,
 ) -> c_int {
-    prepare_worker();
+    let report = resources().map_or(-1, |resources| resources.exec_report);
+    prepare_worker(report);
     // SAFETY: the kernel's arguments, forwarded.
-    unsafe { libc::execvp(file, argv) }
+    let failed = unsafe { libc::execvp(file, argv) };
+    exec_report::child_failed(report, super::errno());
+    failed
 }
 
 /// In a worker between fork and exec: what `std::process::Command` gives its children, and
-/// death with the parent (invariant 6). Only async-signal-safe calls.
-fn prepare_worker() {
+/// death with the parent (invariant 6). Only async-signal-safe calls. `report`, the exec
+/// report's write end, stays open.
+fn prepare_worker(report: c_int) {
     // Everything but stdin, stdout and stderr goes: the host's descriptors that are not
-    // close-on-exec, and any the kernel made before this module saw them.
-    // SAFETY: closing a range of descriptors in a process about to exec.
-    let closed = unsafe { libc::syscall(libc::SYS_close_range, 3, c_uint::MAX, 0) };
+    // close-on-exec, and any the kernel made before this module saw them. The exec report
+    // stays until the exec closes it.
+    let close_range = |first: c_int, last: c_uint| {
+        // SAFETY: closing a range of descriptors in a process about to exec.
+        unsafe { libc::syscall(libc::SYS_close_range, first as c_uint, last, 0) }
+    };
+    let closed = if report >= 3 {
+        let below = if report > 3 {
+            close_range(3, (report - 1) as c_uint)
+        } else {
+            0
+        };
+        below.min(close_range(report + 1, c_uint::MAX))
+    } else {
+        close_range(3, c_uint::MAX)
+    };
     if closed != 0 {
         let mut limit = libc::rlimit {
             rlim_cur: 0,
@@ -445,8 +492,8 @@ fn prepare_worker() {
         // SAFETY: `limit` is a valid out-parameter.
         unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
         let highest = limit.rlim_cur.min(1 << 16) as c_int;
-        for fd in 3..highest {
-            // SAFETY: as above.
+        for fd in (3..highest).filter(|&fd| fd != report) {
+            // SAFETY: closing descriptors in a process about to exec.
             unsafe { libc::close(fd) };
         }
     }
@@ -559,12 +606,14 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
 }
 
 /// The status the kernel is told for worker `id`, just reaped: its own, unless the bus
-/// ended it or nobody knows it (the host reaped it first). Then the kernel hears "exited
-/// with 0", which it does not try to restart.
+/// ended it, it could not execute its command, or nobody knows it (the host reaped it
+/// first). Then the kernel hears "exited with 0", which it does not try to restart.
 fn reaped_status(resources: &mut KernelResources, id: usize) -> Option<(pid_t, c_int)> {
     let child = resources.children.get_mut(id)?;
     match child.life {
-        Life::Reaped(Some(status)) | Life::Reported(Some(status)) if !child.ended_by_bus => {
+        Life::Reaped(Some(status)) | Life::Reported(Some(status))
+            if !child.ended_by_bus && child.exec_errno == 0 =>
+        {
             Some((child.pid, status))
         }
         Life::Reaped(_) | Life::Reported(_) => Some((child.pid, 0)),

@@ -45,6 +45,8 @@ pub(crate) enum Refusal {
     SpawnFailed,
     /// The transport had closed the worker's output: a new process could not be read.
     OutputClosed,
+    /// The new process could not execute the worker's command: another would fail alike.
+    ExecFailed,
 }
 
 impl Refusal {
@@ -53,6 +55,7 @@ impl Refusal {
         match self {
             Self::LimitReached => "failed: the restart limit was reached",
             Self::SpawnFailed => "failed: its restart could not be spawned",
+            Self::ExecFailed => "failed: its command could not be executed",
             Self::OutputClosed => {
                 "failed: the kernel had closed its output, so a new process could not be \
                  connected"
@@ -113,6 +116,11 @@ pub(crate) struct Child {
     pub(crate) restart: Option<Refusal>,
     /// Ended processes in a row that lived shorter than [`STABLE`]: the restart backoff.
     pub(crate) quick_restarts: u8,
+    /// The errno its `execvp` failed with, or 0 once it exec'd its command.
+    pub(crate) exec_errno: u16,
+    /// The bus closed its stdin (see `KernelResources::close_worker_stdin`): it takes no
+    /// more messages.
+    pub(crate) input_closed: bool,
     /// When this process will have lived [`STABLE`].
     pub(crate) stable_at: Deadline,
     /// When the kernel may learn that this process ended, and so restart it.
@@ -222,6 +230,7 @@ impl Children {
                 && child.life == Life::Alive
                 && !child.exited
                 && child.stdin >= 0
+                && !child.input_closed
         })
     }
 
@@ -267,6 +276,8 @@ impl Child {
             respawned: false,
             restart: None,
             quick_restarts: 0,
+            exec_errno: 0,
+            input_closed: false,
             stable_at: Deadline::after(STABLE),
             restart_at: Deadline::after(Duration::ZERO),
             life: Life::Alive,

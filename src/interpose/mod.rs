@@ -60,12 +60,19 @@ const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
 
 #[cfg(stdio_bus_interposed)]
 mod calls;
+#[cfg(stdio_bus_interposed)]
+mod exec_report;
 
 #[cfg(stdio_bus_interposed)]
-use calls::watch;
+use calls::{end_input, watch};
 
 #[cfg(not(stdio_bus_interposed))]
 fn watch(_epoll: cty::c_int, _fd: cty::c_int) {}
+
+#[cfg(not(stdio_bus_interposed))]
+fn end_input(_fd: cty::c_int) -> bool {
+    false
+}
 
 /// A timer descriptor in `epoll`, marked so the kernel ignores its events, or -1.
 fn restart_timer(epoll: cty::c_int) -> cty::c_int {

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use cty::{c_int, c_void};
 
-use super::children::{Child, Children, Life, Restart};
+use super::children::{Child, Children, Life, Refusal, Restart};
 use super::current;
 use super::fd_set::FdSet;
 use crate::clock::{Deadline, sleep};
@@ -30,6 +30,8 @@ pub(crate) struct KernelResources {
     /// pipe, then its stdout pipe, then forks.
     pub(super) fresh_pipes: [[c_int; 2]; 2],
     pub(super) fresh_count: usize,
+    /// During a fork, the write end of its exec report (see `exec_report`); else -1.
+    pub(super) exec_report: c_int,
     /// Whether the kernel may fork new workers now: only while `start` spawns them. A
     /// restart from `step` is let through only for [`Self::restarting`].
     pub(super) forks_allowed: bool,
@@ -76,6 +78,7 @@ impl KernelResources {
             children: Children::new(),
             fresh_pipes: [[-1; 2]; 2],
             fresh_count: 0,
+            exec_report: -1,
             forks_allowed: false,
             bus_reaping: false,
             epoll: -1,
@@ -210,7 +213,13 @@ impl KernelResources {
                 continue;
             };
             if core::mem::take(&mut child.respawned) {
-                restarted(id, Restart::Done);
+                restarted(
+                    id,
+                    match child.exec_errno {
+                        0 => Restart::Done,
+                        _ => Restart::Refused(Refusal::ExecFailed),
+                    },
+                );
             } else if let Some(reason) = child.restart.take() {
                 restarted(id, Restart::Refused(reason));
             }
@@ -249,6 +258,18 @@ impl KernelResources {
     /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
         child.life == Life::Alive && !self.bus_reaping
+    }
+
+    /// Closes the stdin of every worker not reaped yet, and restarts no worker from now
+    /// on: each sees the end of its input and can exit on its own.
+    pub(crate) fn close_worker_stdin(&mut self) {
+        self.restarts_allowed = false;
+        for child in self.children.iter_mut() {
+            if child.life == Life::Alive && child.stdin >= 0 && !child.input_closed {
+                child.input_closed = true;
+                super::end_input(child.stdin);
+            }
+        }
     }
 
     /// Sends `signal` to every worker not reaped yet, to end it.
