@@ -53,7 +53,7 @@ mod writer;
 mod tests;
 
 pub use pending::{Completion, Fed, Outcome, Pending, RegisterError};
-pub use scan::{JsonChars, JsonStr, Kind, Message, MessageId, RpcError, ScanError};
+pub use scan::{JsonChars, JsonStr, Kind, Message, MessageId, RpcError, ScanError, member};
 pub use writer::{Request, WriteError};
 
 /// A request id as the host chooses it: an integer or a string.

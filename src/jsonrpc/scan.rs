@@ -547,6 +547,27 @@ impl<'a> Message<'a> {
     }
 }
 
+/// The raw value of member `name` of the JSON object `object`, such as the `params` or
+/// `result` a [`Message`] gives: `member(params, "requestId")` for a cancellation.
+/// `None` when `object` is not an object, has no such member, or is malformed before it.
+/// Names are compared as written, like [`Message::parse`] does.
+pub fn member<'a>(object: &'a str, name: &str) -> Option<&'a str> {
+    let mut sc = Scanner::new(object);
+    if sc.peek_kind() != Some(ValueKind::Object) {
+        return None;
+    }
+    sc.enter();
+    let mut first = true;
+    while let Some((key, _)) = sc.next_key(first).ok()? {
+        first = false;
+        let value = next_value(&mut sc, object).ok()?;
+        if key.is_key(name) {
+            return Some(value);
+        }
+    }
+    None
+}
+
 /// The next member value, validated, as raw text without surrounding whitespace.
 fn next_value<'a>(sc: &mut Scanner<'a>, text: &'a str) -> Result<&'a str, ScanError> {
     if sc.peek_kind().is_none() {

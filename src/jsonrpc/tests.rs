@@ -652,3 +652,19 @@ fn string_ids_compare_by_their_decoded_value() {
     let other = Message::parse(br#"{"jsonrpc":"2.0","id":"b","result":1}"#).unwrap();
     assert_ne!(escaped.id(), other.id());
 }
+
+#[test]
+fn member_reads_one_top_level_member_raw() {
+    let params = r#"{"reason":"user \"quit\"","requestId":"r-7","nested":{"requestId":1}}"#;
+    assert_eq!(super::member(params, "requestId"), Some(r#""r-7""#));
+    assert_eq!(super::member(params, "reason"), Some(r#""user \"quit\"""#));
+    assert_eq!(super::member(params, "nested"), Some(r#"{"requestId":1}"#));
+    assert_eq!(super::member(params, "missing"), None);
+    assert_eq!(
+        super::member(r#"{ "requestId" : 42 }"#, "requestId"),
+        Some("42")
+    );
+    assert_eq!(super::member("[1,2]", "requestId"), None);
+    assert_eq!(super::member(r#"{"requestId":"#, "requestId"), None);
+    assert_eq!(super::member("", "requestId"), None);
+}

@@ -5,8 +5,8 @@
 /// The longest session id a table keeps, in bytes of its decoded text.
 pub const MAX_SESSION_ID: usize = 64;
 /// The longest request id the request table keeps, in bytes of raw JSON (`"req-42"` with
-/// its quotes, or `42`).
-pub const MAX_REQUEST_ID: usize = 32;
+/// its quotes, or `42`): room for a UUID in a string (38).
+pub const MAX_REQUEST_ID: usize = 64;
 
 /// Room for one entry of a table the bus keeps in the caller's storage: a
 /// [`SessionSlot`] or a [`RequestSlot`].
