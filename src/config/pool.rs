@@ -1,0 +1,97 @@
+//! What a configuration is built from: pools of workers and the kernel's limits.
+
+/// One worker pool: `instances` copies of `command args…`, addressed by `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Pool<'a> {
+    /// Unique, non-empty name of the pool.
+    pub id: &'a str,
+    /// Program the kernel executes for each worker; a NUL byte cannot be passed to exec.
+    /// In the id, the command and the arguments, control characters other than `\n`, `\r`
+    /// and `\t` are refused: the kernel cannot carry them (see
+    /// [`ConfigError::UnsupportedCharacter`](super::ConfigError::UnsupportedCharacter)).
+    pub command: &'a str,
+    /// Arguments after the program name.
+    pub args: &'a [&'a str],
+    /// Number of workers, at least 1.
+    pub instances: u32,
+}
+
+impl<'a> Pool<'a> {
+    /// A pool of one worker with no arguments; `const` so pool tables can be constants.
+    pub const fn new(id: &'a str, command: &'a str) -> Self {
+        Self {
+            id,
+            command,
+            args: &[],
+            instances: 1,
+        }
+    }
+
+    /// The same pool with these arguments.
+    pub const fn args(self, args: &'a [&'a str]) -> Self {
+        Self { args, ..self }
+    }
+
+    /// The same pool with this many workers.
+    pub const fn instances(self, instances: u32) -> Self {
+        Self { instances, ..self }
+    }
+}
+
+/// The six optional kernel limits; `None` leaves the kernel's default (the field is left
+/// out of the JSON).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Limits {
+    /// The longest line, its newline included, the kernel takes from a worker (or a
+    /// listener client), in bytes; by default 1 MiB with the 1.1.1 archive and 10 MiB with
+    /// 2.2.1. A longer worker line is dropped and reported
+    /// ([`Event::LineTooLong`](crate::Event::LineTooLong)).
+    pub max_input_buffer: Option<u32>,
+    /// Largest output queue per worker, in bytes.
+    pub max_output_queue: Option<u32>,
+    /// Restarts allowed per worker within `restart_window_sec`.
+    pub max_restarts: Option<u32>,
+    /// Window over which restarts are counted, in seconds.
+    pub restart_window_sec: Option<u32>,
+    /// How long a stop waits for workers to drain, in seconds.
+    pub drain_timeout_sec: Option<u32>,
+    /// How long back-pressure may last before the kernel gives up, in seconds.
+    pub backpressure_timeout_sec: Option<u32>,
+}
+
+/// The limit names in the kernel's JSON, in the order they are written.
+pub(super) const LIMIT_NAMES: [&str; 6] = [
+    "max_input_buffer",
+    "max_output_queue",
+    "max_restarts",
+    "restart_window_sec",
+    "drain_timeout_sec",
+    "backpressure_timeout_sec",
+];
+
+impl Limits {
+    /// All limits at the kernel's defaults; unlike `Default::default`, usable in a `const`.
+    pub const fn new() -> Self {
+        Self {
+            max_input_buffer: None,
+            max_output_queue: None,
+            max_restarts: None,
+            restart_window_sec: None,
+            drain_timeout_sec: None,
+            backpressure_timeout_sec: None,
+        }
+    }
+
+    pub(super) fn values(&self) -> [Option<u32>; 6] {
+        [
+            self.max_input_buffer,
+            self.max_output_queue,
+            self.max_restarts,
+            self.restart_window_sec,
+            self.drain_timeout_sec,
+            self.backpressure_timeout_sec,
+        ]
+    }
+}

@@ -1,0 +1,379 @@
+//! Configuration JSON from elsewhere (a caller's text, a file), checked against the rules
+//! the writer follows, plus JSON syntax and types.
+
+use super::pool::LIMIT_NAMES;
+use super::writer::check_worker_total;
+use super::{ConfigError, PoolField, PoolIdText, Unsupported};
+use crate::json::{self, JStr, Kind, Scanner};
+
+fn syntax(error: json::Error) -> ConfigError {
+    match error {
+        json::Error::Syntax { offset, expected } => ConfigError::InvalidJson { offset, expected },
+        json::Error::TooDeep { offset } => ConfigError::TooDeep {
+            offset,
+            limit: json::MAX_DEPTH,
+        },
+    }
+}
+
+/// Marks a known key as seen; a second sighting is an error.
+fn once(seen: &mut bool, offset: usize, key: &'static str) -> Result<(), ConfigError> {
+    if *seen {
+        return Err(ConfigError::DuplicateKey { offset, key });
+    }
+    *seen = true;
+    Ok(())
+}
+
+/// A whole configuration document as bytes: UTF-8, then [`check_json`].
+pub(super) fn check_text_document(bytes: &[u8]) -> Result<(), ConfigError> {
+    let text = core::str::from_utf8(bytes).map_err(|e| ConfigError::InvalidJson {
+        offset: e.valid_up_to(),
+        expected: "valid UTF-8",
+    })?;
+    check_json(text)
+}
+
+/// Syntax first (so a broken document is reported as such), then the kernel's rules, in
+/// document order.
+fn check_json(text: &str) -> Result<(), ConfigError> {
+    json::validate(text).map_err(syntax)?;
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind() != Some(Kind::Object) {
+        return Err(ConfigError::NotAnObject);
+    }
+    sc.enter();
+    let (mut pools, mut limits) = (false, false);
+    let mut first = true;
+    while let Some((key, at)) = sc.next_key(first).map_err(syntax)? {
+        first = false;
+        if key.is_key("pools") {
+            once(&mut pools, at, "pools")?;
+            check_json_pools(&mut sc, text)?;
+        } else if key.is_key("limits") {
+            once(&mut limits, at, "limits")?;
+            check_json_limits(&mut sc)?;
+        } else {
+            sc.skip_value(1).map_err(syntax)?;
+        }
+    }
+    if !pools {
+        return Err(ConfigError::MissingPools);
+    }
+    Ok(())
+}
+
+/// The longest worker line the kernel takes, newline included, when the configuration
+/// leaves `max_input_buffer` unset: the archive's default (observed).
+pub(crate) const DEFAULT_MAX_INPUT_BUFFER: u32 = if cfg!(stdio_bus_embedded_api) {
+    10 << 20
+} else {
+    1 << 20
+};
+
+/// What the bus needs to know of a document [`check_json`] accepted, read in one walk:
+/// calls `each` with every pool's id and instance count, in document order, and returns
+/// `limits.max_input_buffer` if set (anything unexpected ends the walk early).
+pub(crate) fn layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) -> Option<u32> {
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind() != Some(Kind::Object) {
+        return None;
+    }
+    sc.enter();
+    let mut input_limit = None;
+    let mut first = true;
+    while let Ok(Some((key, _))) = sc.next_key(first) {
+        first = false;
+        if key.is_key("pools") {
+            sc.enter();
+            let mut item = true;
+            while let Ok(true) = sc.next_item(item) {
+                item = false;
+                let members = PoolMembers::scan(&mut sc).ok()?;
+                let id = members.id.and_then(|at| string_at(text, at).ok().flatten());
+                let instances = members.instances.and_then(|at| {
+                    let mut sc = Scanner::at(text, at);
+                    json::parse_u32(sc.number().ok()?)
+                });
+                if let (Some(id), Some(instances)) = (id, instances) {
+                    each(PoolIdText::from_chars(id.chars()), instances);
+                }
+            }
+        } else if key.is_key("limits") {
+            sc.enter();
+            let mut first = true;
+            while let Ok(Some((key, _))) = sc.next_key(first) {
+                first = false;
+                if key.is_key("max_input_buffer") {
+                    input_limit = json::parse_u32(sc.number().ok()?);
+                } else {
+                    sc.skip_value(2).ok()?;
+                }
+            }
+        } else {
+            sc.skip_value(1).ok()?;
+        }
+    }
+    input_limit
+}
+
+/// Offsets of the values of the pool keys the kernel reads.
+#[derive(Default)]
+struct PoolMembers {
+    id: Option<usize>,
+    command: Option<usize>,
+    args: Option<usize>,
+    instances: Option<usize>,
+}
+
+impl PoolMembers {
+    /// Reads one pool object (the scanner is at its `{`), up to and including its `}`.
+    fn scan(sc: &mut Scanner<'_>) -> Result<Self, ConfigError> {
+        let mut members = Self::default();
+        sc.enter();
+        let mut first = true;
+        while let Some((key, at)) = sc.next_key(first).map_err(syntax)? {
+            first = false;
+            let slot = if key.is_key("id") {
+                Some((&mut members.id, "id"))
+            } else if key.is_key("command") {
+                Some((&mut members.command, "command"))
+            } else if key.is_key("args") {
+                Some((&mut members.args, "args"))
+            } else if key.is_key("instances") {
+                Some((&mut members.instances, "instances"))
+            } else {
+                None
+            };
+            if let Some((slot, name)) = slot {
+                if slot.is_some() {
+                    return Err(ConfigError::DuplicateKey {
+                        offset: at,
+                        key: name,
+                    });
+                }
+                sc.peek_kind();
+                *slot = Some(sc.offset());
+            }
+            // Inside the top object, `pools` and this pool: three levels.
+            sc.skip_value(3).map_err(syntax)?;
+        }
+        Ok(members)
+    }
+}
+
+/// The scanner is at the value of `pools`.
+fn check_json_pools(sc: &mut Scanner<'_>, text: &str) -> Result<(), ConfigError> {
+    if sc.peek_kind() != Some(Kind::Array) {
+        return Err(ConfigError::PoolsNotArray);
+    }
+    let pools_at = sc.offset();
+    sc.enter();
+    let mut index = 0;
+    let mut workers = 0u64;
+    while sc.next_item(index == 0).map_err(syntax)? {
+        if sc.peek_kind() != Some(Kind::Object) {
+            return Err(ConfigError::PoolNotObject { pool: index });
+        }
+        let members = PoolMembers::scan(sc)?;
+        workers += u64::from(check_json_pool(text, pools_at, index, &members)?);
+        // Every pool has at least one instance, so this stops within the first 257 pools,
+        // which bounds the duplicate-id rescans of `check_json_pool`.
+        check_worker_total(workers)?;
+        index += 1;
+    }
+    if index == 0 {
+        return Err(ConfigError::NoPools);
+    }
+    Ok(())
+}
+
+/// A string member, or why not.
+fn string_at(text: &str, at: usize) -> Result<Option<JStr<'_>>, ConfigError> {
+    let mut sc = Scanner::at(text, at);
+    if sc.peek_kind() != Some(Kind::String) {
+        return Ok(None);
+    }
+    sc.string().map(Some).map_err(syntax)
+}
+
+/// The JSON counterpart of [`check_text`]: no NUL, then no escape the kernel would pass on
+/// undecoded (raw control characters are not JSON, so the scanner has refused them already).
+fn check_json_text(
+    text: JStr<'_>,
+    pool: usize,
+    id: PoolIdText,
+    field: PoolField,
+) -> Result<(), ConfigError> {
+    if text.has_nul() {
+        return Err(ConfigError::NulByte { pool, id, field });
+    }
+    if let Some((letter, c)) = text.undecoded_escape() {
+        let found = match letter {
+            b'u' => Unsupported::UnicodeEscape(c),
+            _ => Unsupported::Escape(char::from(letter)),
+        };
+        return Err(ConfigError::UnsupportedCharacter {
+            pool,
+            id,
+            field,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// The same checks as [`check_pools`] for one pool of a JSON document.
+/// Returns the pool's instance count.
+fn check_json_pool(
+    text: &str,
+    pools_at: usize,
+    index: usize,
+    members: &PoolMembers,
+) -> Result<u32, ConfigError> {
+    let Some(at) = members.id else {
+        return Err(ConfigError::MissingId { pool: index });
+    };
+    let Some(raw_id) = string_at(text, at)? else {
+        return Err(ConfigError::IdNotString { pool: index });
+    };
+    if raw_id.is_empty() {
+        return Err(ConfigError::EmptyId { pool: index });
+    }
+    let id = PoolIdText::from_chars(raw_id.chars());
+    check_json_text(raw_id, index, id, PoolField::Id)?;
+    // Allocation-free: each earlier id is found again by rescanning, at most 256 of them
+    // (see `check_json_pools`). Every escape left is one the kernel decodes too, so equal
+    // decoded values are equal to it.
+    if let Some(first) = JsonPoolIds::new(text, pools_at)
+        .take(index)
+        .position(|earlier| earlier.same(raw_id))
+    {
+        return Err(ConfigError::DuplicateId {
+            first,
+            second: index,
+            id,
+        });
+    }
+
+    let wrong = |field| ConfigError::WrongType {
+        pool: index,
+        id,
+        field,
+    };
+    let Some(at) = members.command else {
+        return Err(ConfigError::MissingField {
+            pool: index,
+            id,
+            field: PoolField::Command,
+        });
+    };
+    let command = string_at(text, at)?.ok_or(wrong(PoolField::Command))?;
+    if command.is_empty() {
+        return Err(ConfigError::EmptyCommand { pool: index, id });
+    }
+    check_json_text(command, index, id, PoolField::Command)?;
+
+    if let Some(at) = members.args {
+        let mut sc = Scanner::at(text, at);
+        if sc.peek_kind() != Some(Kind::Array) {
+            return Err(wrong(PoolField::Args));
+        }
+        sc.enter();
+        let mut arg = 0;
+        while sc.next_item(arg == 0).map_err(syntax)? {
+            if sc.peek_kind() != Some(Kind::String) {
+                return Err(wrong(PoolField::Arg(arg)));
+            }
+            let text = sc.string().map_err(syntax)?;
+            check_json_text(text, index, id, PoolField::Arg(arg))?;
+            arg += 1;
+        }
+    }
+
+    let Some(at) = members.instances else {
+        return Err(ConfigError::MissingField {
+            pool: index,
+            id,
+            field: PoolField::Instances,
+        });
+    };
+    let mut sc = Scanner::at(text, at);
+    if sc.peek_kind() != Some(Kind::Number) {
+        return Err(wrong(PoolField::Instances));
+    }
+    match json::parse_u32(sc.number().map_err(syntax)?) {
+        None => Err(wrong(PoolField::Instances)),
+        Some(0) => Err(ConfigError::ZeroInstances { pool: index, id }),
+        Some(instances) => Ok(instances),
+    }
+}
+
+/// The `id` string of each pool of a `pools` array already checked; stops at anything else.
+struct JsonPoolIds<'a> {
+    sc: Scanner<'a>,
+    first: bool,
+}
+
+impl<'a> JsonPoolIds<'a> {
+    fn new(text: &'a str, pools_at: usize) -> Self {
+        let mut sc = Scanner::at(text, pools_at);
+        sc.enter();
+        Self { sc, first: true }
+    }
+}
+
+impl<'a> Iterator for JsonPoolIds<'a> {
+    type Item = JStr<'a>;
+
+    fn next(&mut self) -> Option<JStr<'a>> {
+        let sc = &mut self.sc;
+        if !sc.next_item(self.first).ok()? {
+            return None;
+        }
+        self.first = false;
+        if sc.peek_kind() != Some(Kind::Object) {
+            return None;
+        }
+        sc.enter();
+        let mut id = None;
+        let mut first = true;
+        while let Some((key, _)) = sc.next_key(first).ok()? {
+            first = false;
+            if id.is_none() && key.is_key("id") && sc.peek_kind() == Some(Kind::String) {
+                id = Some(sc.string().ok()?);
+            } else {
+                sc.skip_value(3).ok()?;
+            }
+        }
+        id
+    }
+}
+
+/// The scanner is at the value of `limits`.
+fn check_json_limits(sc: &mut Scanner<'_>) -> Result<(), ConfigError> {
+    if sc.peek_kind() != Some(Kind::Object) {
+        return Err(ConfigError::LimitsNotObject);
+    }
+    sc.enter();
+    let mut seen = [false; LIMIT_NAMES.len()];
+    let mut first = true;
+    while let Some((key, at)) = sc.next_key(first).map_err(syntax)? {
+        first = false;
+        let known = LIMIT_NAMES
+            .iter()
+            .zip(seen.iter_mut())
+            .find(|(name, _)| key.is_key(name));
+        let Some((&name, seen)) = known else {
+            sc.skip_value(2).map_err(syntax)?;
+            continue;
+        };
+        once(seen, at, name)?;
+        if sc.peek_kind() != Some(Kind::Number)
+            || json::parse_u32(sc.number().map_err(syntax)?).is_none()
+        {
+            return Err(ConfigError::InvalidLimit { name });
+        }
+    }
+    Ok(())
+}
