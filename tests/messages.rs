@@ -314,3 +314,36 @@ fn large_messages_to_a_slow_worker_arrive_whole_or_are_refused() {
     );
     assert!(pipe_full > 0, "the bus itself pushed back at least once");
 }
+
+/// What Python's `json.dump` writes: every non-ASCII character as a `\u` escape, which the
+/// kernel would hand to exec as literal text. Normalized, the worker gets the characters.
+#[test]
+fn a_configuration_with_unicode_escapes_reaches_the_worker_decoded() {
+    let text = format!(
+        r#"{{"pools":[{{"id":"caf\u00e9","command":{},"args":["--name","\u00e9t\u00e9 \ud83d\ude80"],"instances":1}}]}}"#,
+        json!(WORKER)
+    );
+    let buf = Box::leak(
+        vec![0u8; text.len() + stdiobus_embed::config::NORMALIZE_SLACK].into_boxed_slice(),
+    );
+    let config = stdiobus_embed::Config::normalize(&text, &Limits::default(), buf).unwrap();
+    let (producer, mut events) = common::ring();
+    let mut bus = Bus::create(config, common::options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let response = call(
+        &mut bus,
+        &mut events,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "m"}),
+    );
+    assert_eq!(response["result"]["worker"], "été 🚀");
+    // The same text as it is is refused, not passed on literally.
+    let mut raw = text.into_bytes();
+    raw.push(0);
+    let raw = std::ffi::CStr::from_bytes_with_nul(&raw).unwrap();
+    assert!(matches!(
+        stdiobus_embed::Config::from_json(raw),
+        Err(stdiobus_embed::ConfigError::UnsupportedCharacter { .. })
+    ));
+}

@@ -21,6 +21,7 @@ use core::ffi::CStr;
 
 mod error;
 mod file;
+mod normalize;
 mod pool;
 mod text;
 mod writer;
@@ -30,6 +31,7 @@ mod tests;
 
 pub use error::{ConfigError, PoolField, PoolIdText, Unsupported};
 pub(crate) use file::check as check_file;
+pub use normalize::NORMALIZE_SLACK;
 pub use pool::{Limits, Pool};
 use text::check_text_document;
 pub(crate) use text::{DEFAULT_MAX_INPUT_BUFFER, layout};

@@ -1189,3 +1189,116 @@ fn every_error_has_a_message() {
         assert!(boxed.to_string().contains("no pools"));
     }
 }
+
+/// `Config::normalize` of `text`, as the text the kernel gets.
+fn normalized(text: &str, defaults: &Limits) -> Result<String, ConfigError> {
+    let mut buf = vec![0u8; text.len() + NORMALIZE_SLACK];
+    let config = Config::normalize(text, defaults, &mut buf)?;
+    Ok(config.json().unwrap().to_str().unwrap().to_string())
+}
+
+#[test]
+fn normalize_decodes_the_escapes_the_kernel_does_not() {
+    // What Python's json.dump writes by default: every non-ASCII character escaped, a
+    // character outside the BMP as a surrogate pair; and an escaped key.
+    let text = r#"{"\u0070ools":[{"id":"caf\u00e9","command":"/bin/echo","args":["\ud83d\ude80","a\u0022b","c\u005cd","e\u000af","g\/h"],"instances":1}]}"#;
+    assert_eq!(
+        normalized(text, &Limits::new()).unwrap(),
+        r#"{"pools":[{"id":"café","command":"/bin/echo","args":["🚀","a\"b","c\\d","e\nf","g\/h"],"instances":1}]}"#
+    );
+    // Text with nothing to decode comes out as it went in.
+    let plain = r#"{"pools":[{"id":"é","command":"/bin/cat","instances":1}]}"#;
+    assert_eq!(normalized(plain, &Limits::new()).unwrap(), plain);
+}
+
+#[test]
+fn normalize_still_refuses_what_the_kernel_cannot_carry() {
+    for (escape, what) in [
+        (r"\u0008", Unsupported::UnicodeEscape('\u{8}')),
+        (r"\b", Unsupported::Escape('b')),
+    ] {
+        let text =
+            format!(r#"{{"pools":[{{"id":"p","command":"/bin/x{escape}","instances":1}}]}}"#);
+        match normalized(&text, &Limits::new()) {
+            Err(ConfigError::UnsupportedCharacter { found, .. }) => assert_eq!(found, what),
+            other => panic!("{escape}: {other:?}"),
+        }
+    }
+    // A lone surrogate is not JSON this crate takes.
+    let text = r#"{"pools":[{"id":"p","command":"/bin/x\ud800","instances":1}]}"#;
+    assert!(matches!(
+        normalized(text, &Limits::new()),
+        Err(ConfigError::InvalidJson { .. })
+    ));
+    assert!(matches!(
+        normalized(r#"{"pools":[}"#, &Limits::new()),
+        Err(ConfigError::InvalidJson { .. })
+    ));
+}
+
+#[test]
+fn normalize_adds_the_default_limits_the_text_leaves_out() {
+    let defaults = Limits {
+        max_input_buffer: Some(67_108_865),
+        max_restarts: Some(3),
+        ..Limits::new()
+    };
+    let pools = r#""pools":[{"id":"p","command":"/bin/cat","instances":1}]"#;
+    for (limits, want) in [
+        (
+            "",
+            r#","limits":{"max_input_buffer":67108865,"max_restarts":3}"#,
+        ),
+        (
+            r#","limits":{}"#,
+            r#","limits":{"max_input_buffer":67108865,"max_restarts":3}"#,
+        ),
+        (
+            r#","limits":{"max_restarts":0}"#,
+            r#","limits":{"max_input_buffer":67108865,"max_restarts":0}"#,
+        ),
+        (
+            r#","limits": { "max_input_buffer" : 5 , "max_restarts":1 }"#,
+            r#","limits": { "max_input_buffer" : 5 , "max_restarts":1 }"#,
+        ),
+    ] {
+        let text = format!("{{{pools}{limits}}}");
+        assert_eq!(
+            normalized(&text, &defaults).unwrap(),
+            format!("{{{pools}{want}}}"),
+            "{text}"
+        );
+    }
+    // Whitespace before the closing brace, and limits first.
+    assert_eq!(
+        normalized(&format!("{{ {pools} \n}}"), &defaults).unwrap(),
+        format!("{{ {pools} \n,\"limits\":{{\"max_input_buffer\":67108865,\"max_restarts\":3}}}}"),
+    );
+    let text = format!(r#"{{"limits":{{"drain_timeout_sec":1}},{pools}}}"#);
+    assert_eq!(
+        normalized(&text, &defaults).unwrap(),
+        format!(
+            r#"{{"limits":{{"max_input_buffer":67108865,"max_restarts":3,"drain_timeout_sec":1}},{pools}}}"#
+        ),
+    );
+}
+
+#[test]
+fn normalize_says_how_much_room_it_needs() {
+    let text = r#"{"pools":[{"id":"p","command":"/bin/cat","instances":1}]}"#;
+    let defaults = Limits {
+        max_input_buffer: Some(1 << 20),
+        ..Limits::new()
+    };
+    let want = normalized(text, &defaults).unwrap();
+    let mut small = vec![0u8; want.len()];
+    assert_eq!(
+        Config::normalize(text, &defaults, &mut small).map(|_| ()),
+        Err(ConfigError::BufferTooSmall {
+            needed: want.len() + 1,
+            capacity: want.len(),
+        })
+    );
+    let mut exact = vec![0u8; want.len() + 1];
+    assert!(Config::normalize(text, &defaults, &mut exact).is_ok());
+}

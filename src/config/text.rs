@@ -6,7 +6,7 @@ use super::writer::check_worker_total;
 use super::{ConfigError, PoolField, PoolIdText, Unsupported};
 use crate::json::{self, JStr, Kind, Scanner};
 
-fn syntax(error: json::Error) -> ConfigError {
+pub(super) fn syntax(error: json::Error) -> ConfigError {
     match error {
         json::Error::Syntax { offset, expected } => ConfigError::InvalidJson { offset, expected },
         json::Error::TooDeep { offset } => ConfigError::TooDeep {
