@@ -1,0 +1,399 @@
+//! `stdiobus-relay`: a stdio MCP or ACP server that is a bus of workers.
+//!
+//! ```text
+//! stdiobus-relay CONFIG.json [--max-line BYTES] [--drain-timeout SECONDS]
+//! ```
+//!
+//! Put it where a client expects the command of a stdio server. It serves newline-delimited
+//! JSON-RPC on stdin and stdout, and the workers of `CONFIG.json` (the kernel's
+//! configuration; see the README) do the serving:
+//!
+//! - each line from stdin goes to a worker, each line a worker writes comes out on stdout,
+//!   whole, up to `--max-line` bytes either way; a response to a request a worker sent goes
+//!   back to that worker;
+//! - a request that cannot be delivered, or whose answer can no longer come, is answered
+//!   with a JSON-RPC error (codes in `output::code`);
+//! - when no worker is left, the requests still due are answered with errors, stdout is
+//!   closed and the relay exits with status 1;
+//! - at the end of stdin it waits up to the drain timeout for the answers still due
+//!   (a `notifications/cancelled` takes its request off that list), then stops the workers
+//!   in the MCP stdio order: it closes their stdin, waits for them to exit, then sends
+//!   SIGTERM, then SIGKILL; SIGTERM, SIGINT and SIGHUP start that same stop. It exits with
+//!   status 0.
+//!
+//! Bad arguments exit with status 2; a configuration the bus refuses, or a worker command
+//! that cannot be executed, with status 1 and the reason on stderr. Everything else the
+//! relay has to say goes to stderr, one line each.
+
+mod args;
+mod input;
+mod output;
+mod signals;
+
+use std::fs::File;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use stdiobus_embed::config::NORMALIZE_SLACK;
+use stdiobus_embed::jsonrpc::{self, Kind, Message};
+use stdiobus_embed::{
+    Bus, Config, Error, Event, EventRing, Limits, LogLevel, Options, RequestSlot, Running,
+};
+
+use args::{Args, NotRun, USAGE};
+use input::{Input, Line};
+use output::{Output, code};
+use signals::Signals;
+
+/// The event ring: 4096 slots of 1 KiB, 4 MiB on the heap (touched only as used). A
+/// longer line goes straight to stdout through the overflow handler.
+type Ring = EventRing<4096, 1024>;
+/// Requests in flight at once, remembered so that a worker's end answers them.
+const REQUESTS: usize = 4096;
+/// How long a line refused as "retry later" is retried before the client is told.
+const RETRY_LIMIT: Duration = Duration::from_secs(10);
+/// Each wait in the kernel while a refused line is retried.
+const RETRY_WAIT: Duration = Duration::from_millis(1);
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args_os().skip(1)) {
+        Ok(args) => args,
+        Err(NotRun::Help) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(NotRun::Bad(why)) => {
+            eprintln!("stdiobus-relay: {why}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&args) {
+        Ok(code) => code,
+        Err(why) => {
+            eprintln!("stdiobus-relay: {why}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why serving stopped.
+enum End {
+    InputEnded,
+    Signal(libc::c_int),
+    NoWorker,
+    /// Stdout failed: the client is gone.
+    ClientGone,
+}
+
+fn run(args: &Args) -> Result<ExitCode, String> {
+    let signals = Signals::install().map_err(|e| format!("cannot handle signals: {e}"))?;
+    let path = args.config.display();
+    let text = std::fs::read_to_string(&args.config).map_err(|e| format!("{path}: {e}"))?;
+    // The kernel takes lines up to --max-line from the workers unless the file says
+    // otherwise (its limit counts the newline).
+    let defaults = Limits {
+        max_input_buffer: Some(u32::try_from(args.max_line + 1).unwrap_or(u32::MAX)),
+        ..Limits::new()
+    };
+    // The bus borrows the text, its ring and its tables for as long as the process lives.
+    let buf = vec![0; text.len() + NORMALIZE_SLACK].leak();
+    let config = Config::normalize(&text, &defaults, buf).map_err(|e| format!("{path}: {e}"))?;
+    let (producer, consumer) = Box::leak(Ring::boxed()).split().expect("a new ring splits");
+    let options = Options::new().log_level(LogLevel::Warn);
+    let mut bus = Bus::create(config, options, producer)
+        .map_err(|failed| format!("{path}: the bus refused it: {}", failed.error))?;
+    bus.set_request_table(Box::leak(
+        vec![RequestSlot::EMPTY; REQUESTS].into_boxed_slice(),
+    ));
+    // SAFETY: descriptor 1 is this process's stdout, which nothing else in it writes to;
+    // the relay closes it when it has nothing more to say.
+    let stdout = File::from(unsafe { OwnedFd::from_raw_fd(libc::STDOUT_FILENO) });
+    let output: &'static Mutex<Output<'static>> =
+        Box::leak(Box::new(Mutex::new(Output::new(consumer, stdout))));
+    let mut bus = bus
+        .start()
+        .map_err(|failed| format!("{path}: cannot start the workers: {}", failed.error))?;
+    lock(output).started(bus.worker_count());
+    // What the ring cannot hold comes to this handler, inside the kernel's call, and goes
+    // out at once, after the older lines.
+    let handler = Box::leak(Box::new(move |event: Event<'_>| {
+        lock(output).overflowed(event)
+    }));
+    bus.set_overflow_handler(handler);
+    let mut relay = Relay {
+        bus,
+        output,
+        input: Input::new(libc::STDIN_FILENO, args.max_line),
+        signals,
+    };
+    match relay.serve() {
+        End::NoWorker => {
+            relay.give_up();
+            Err("no worker is left: every one has ended".into())
+        }
+        End::ClientGone => {
+            relay.stop(args.drain_timeout, "the client closed the connection");
+            Err("stdout is closed: the client is gone".into())
+        }
+        End::InputEnded => {
+            let why = match relay.drain(args.drain_timeout) {
+                Some(End::Signal(signal)) => signal_reason(signal),
+                _ => "the relay's input ended".into(),
+            };
+            relay.stop(args.drain_timeout, &why);
+            Ok(ExitCode::SUCCESS)
+        }
+        End::Signal(signal) => {
+            relay.stop(args.drain_timeout, &signal_reason(signal));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn signal_reason(signal: libc::c_int) -> String {
+    let name = match signal {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    };
+    format!("the relay was stopped by {name}")
+}
+
+/// The output, which the overflow handler also reaches, from inside the bus's calls: the
+/// lock is never held across one, so it is never contended.
+fn lock<'a>(output: &'a Mutex<Output<'static>>) -> MutexGuard<'a, Output<'static>> {
+    output.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+struct Relay {
+    bus: Bus<'static, Running>,
+    output: &'static Mutex<Output<'static>>,
+    input: Input,
+    signals: Signals,
+}
+
+impl Relay {
+    /// Relays until stdin ends, a signal comes, no worker is left or the client is gone.
+    fn serve(&mut self) -> End {
+        loop {
+            let readable = self.wait(Some(libc::STDIN_FILENO), None);
+            if let Some(end) = self.signal() {
+                return end;
+            }
+            if readable {
+                if let Err(error) = self.input.fill() {
+                    eprintln!("stdiobus-relay: reading stdin: {error}");
+                }
+                while let Some(line) = self.input.next() {
+                    let line = match line {
+                        Line::Whole(line) => line,
+                        Line::TooLong(len) => {
+                            let message = format!(
+                                "stdiobus-relay: a line of {len} bytes is longer than --max-line"
+                            );
+                            lock(self.output).refuse("null", code::INVALID_REQUEST, &message);
+                            continue;
+                        }
+                    };
+                    forward(&mut self.bus, self.output, line);
+                }
+            }
+            self.pump(Duration::ZERO);
+            if let Some(end) = self.ended() {
+                return end;
+            }
+            if self.input.ended() {
+                return End::InputEnded;
+            }
+        }
+    }
+
+    /// At the end of input: relays the workers' output until every request not cancelled
+    /// is answered, or `timeout` passes, or a signal comes, or nothing is left to wait for.
+    fn drain(&mut self, timeout: Duration) -> Option<End> {
+        let deadline = Instant::now() + timeout;
+        while lock(self.output).awaiting() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.wait(None, Some(left));
+            if let Some(end) = self.signal().or_else(|| self.ended()) {
+                return Some(end);
+            }
+            self.pump(Duration::ZERO);
+        }
+        None
+    }
+
+    /// The MCP stdio shutdown: the workers' stdin closes, then they get `step` to exit,
+    /// then SIGTERM and `step` more, then SIGKILL. What is still due is answered with an
+    /// error saying `why`, and stdout closes.
+    fn stop(mut self, step: Duration, why: &str) {
+        self.bus.close_worker_stdin();
+        let deadline = Instant::now() + step;
+        while !lock(self.output).none_running() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.wait(None, Some(left));
+            if matches!(self.signal(), Some(End::Signal(_))) {
+                break; // a second signal: no more waiting
+            }
+            self.pump(Duration::ZERO);
+        }
+        // Whatever the workers wrote before they ended goes out first.
+        self.pump(Duration::ZERO);
+        let message = format!("stdiobus-relay: {why}");
+        let mut out = lock(self.output);
+        out.refuse_all(code::NO_SERVER, &message);
+        out.flush();
+        drop(out);
+        if let Err(failed) = self.bus.stop(step) {
+            eprintln!("stdiobus-relay: stopping the workers: {}", failed.error);
+        }
+        let mut out = lock(self.output);
+        out.drain();
+        out.close();
+    }
+
+    /// No worker is left: what is due is answered, stdout closes, and the bus stops.
+    fn give_up(self) {
+        let mut out = lock(self.output);
+        out.drain();
+        out.refuse_all(code::NO_SERVER, "stdiobus-relay: no server process is left");
+        out.close();
+        drop(out);
+        let _ = self.bus.stop(Duration::ZERO);
+    }
+
+    /// Waits until the bus, the signal pipe, or `input` if given has something, or
+    /// `timeout` passes (`None`: no limit); whether `input` is readable.
+    fn wait(&mut self, input: Option<libc::c_int>, timeout: Option<Duration>) -> bool {
+        let watch = |fd: libc::c_int| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = [watch(self.signals.fd()), watch(-1), watch(-1)];
+        // Where the bus has no descriptor (Apple targets), it is polled every millisecond.
+        let mut timeout = timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32);
+        match self.bus.poll_fd() {
+            Some(fd) => fds[1] = watch(fd),
+            None => timeout = if timeout < 0 { 1 } else { timeout.min(1) },
+        }
+        if let Some(fd) = input.filter(|_| !self.input.closed()) {
+            fds[2] = watch(fd);
+        }
+        // SAFETY: `fds` is a valid array of three pollfds; negative descriptors are skipped.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), 3, timeout) };
+        ready > 0 && fds[2].revents != 0
+    }
+
+    /// A signal that came, as the end it asks for.
+    fn signal(&mut self) -> Option<End> {
+        match self.signals.take() {
+            0 => None,
+            signal => Some(End::Signal(signal)),
+        }
+    }
+
+    /// Whether the relay must end: no worker left, or the client gone.
+    fn ended(&self) -> Option<End> {
+        let out = lock(self.output);
+        if out.broken() {
+            Some(End::ClientGone)
+        } else if out.no_worker_left() {
+            Some(End::NoWorker)
+        } else {
+            None
+        }
+    }
+
+    /// One step of the bus, and its events out to the client.
+    fn pump(&mut self, timeout: Duration) {
+        pump(&mut self.bus, self.output, timeout);
+    }
+}
+
+/// One step of the bus of at most `timeout`, and its events out to the client.
+fn pump(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, timeout: Duration) {
+    match bus.poll(timeout) {
+        // The ring is drained right below: the next step has room again.
+        Ok(_) | Err(Error::RingFull { .. }) => {}
+        Err(error) => eprintln!("stdiobus-relay: poll: {error}"),
+    }
+    let mut out = lock(output);
+    out.drain();
+    out.flush();
+}
+
+/// Hands one line from the client to a worker: a request to the next worker of its pool,
+/// a response to the worker that asked.
+fn forward(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, line: &[u8]) {
+    if line.trim_ascii().is_empty() {
+        return;
+    }
+    // What the relay cannot read is still the worker's to answer: the kernel takes any
+    // JSON, and a line it refuses gets an error below, as a server gives for bad input.
+    let message = Message::parse(line).ok();
+    let id = message.and_then(|m| m.raw_id()).unwrap_or("null");
+    let mut worker = None;
+    match message.map(|m| m.kind()) {
+        Some(Kind::Request) => lock(output).requested(id),
+        Some(Kind::Notification) => {
+            if let Some(m) = message
+                && m.method()
+                    .is_some_and(|method| method.eq_str("notifications/cancelled"))
+                && let Some(request) = m.params().and_then(|p| jsonrpc::member(p, "requestId"))
+            {
+                lock(output).cancelled(request);
+            }
+        }
+        Some(Kind::Result | Kind::Error) => worker = lock(output).asker(id),
+        None => {}
+    }
+    if let Err(error) = deliver(bus, output, line, worker) {
+        let is_request = matches!(message.map(|m| m.kind()), Some(Kind::Request) | None);
+        let code = match error {
+            Error::Kernel(stdiobus_embed::ErrorCode::Invalid) => code::PARSE_ERROR,
+            _ => code::NOT_DELIVERED,
+        };
+        if is_request {
+            lock(output).refuse(id, code, &format!("stdiobus-relay: not delivered: {error}"));
+        } else {
+            eprintln!("stdiobus-relay: a message from the client was not delivered: {error}");
+        }
+    }
+}
+
+/// Sends `line` (to `worker`, if given), retrying while the bus says "later": polling
+/// lets the workers read their input, and restarts come.
+fn deliver(
+    bus: &mut Bus<'static, Running>,
+    output: &Mutex<Output<'static>>,
+    line: &[u8],
+    worker: Option<i32>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    loop {
+        let sent = match worker {
+            Some(worker) => bus.send_to_worker(worker, line),
+            None => bus.send(line),
+        };
+        match sent {
+            Err(error)
+                if error.is_retryable()
+                    && started.elapsed() < RETRY_LIMIT
+                    && !lock(output).no_worker_left() =>
+            {
+                pump(bus, output, RETRY_WAIT);
+            }
+            sent => return sent,
+        }
+    }
+}

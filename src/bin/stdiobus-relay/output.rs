@@ -1,0 +1,312 @@
+//! Everything that goes to the client: the workers' lines, and an error response for each
+//! request that cannot be answered, with what the relay must remember to tell which.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+
+use stdiobus_embed::jsonrpc::{Kind, Message};
+use stdiobus_embed::{Consumer, Event, WorkerEvent};
+
+/// JSON-RPC error codes of the relay's own answers, in the range the specification leaves
+/// to implementations.
+pub mod code {
+    /// The request could not be handed to a worker.
+    pub const NOT_DELIVERED: i32 = -32000;
+    /// The worker that had the request ended before it answered.
+    pub const WORKER_ENDED: i32 = -32001;
+    /// The answer was lost on its way back.
+    pub const ANSWER_LOST: i32 = -32002;
+    /// The relay is stopping, or no worker is left to serve.
+    pub const NO_SERVER: i32 = -32003;
+    /// JSON-RPC's own: the line is not JSON.
+    pub const PARSE_ERROR: i32 = -32700;
+    /// JSON-RPC's own: the line is JSON but not a request or response.
+    pub const INVALID_REQUEST: i32 = -32600;
+}
+
+/// Where each worker stands, as the bus's events tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Worker {
+    Serving,
+    /// Exited after a crash: a restart may come, or `failed`.
+    Ended,
+    /// Exited cleanly or `failed`: not coming back.
+    Gone,
+}
+
+pub struct Output<'r> {
+    events: Consumer<'r>,
+    stdout: BufWriter<File>,
+    /// Requests from the client not answered yet, by raw id (`1` and `"1"` differ), with
+    /// whether a `notifications/cancelled` came for them.
+    pending: HashMap<Box<str>, bool>,
+    /// Requests the workers sent to the client, by raw id: which worker sent each, so the
+    /// client's response goes back to it.
+    asked: HashMap<Box<str>, i32>,
+    workers: Vec<Worker>,
+    /// Whether anything was written since the last flush.
+    unflushed: bool,
+    /// Writing to stdout failed: the client is gone, and nothing more is written.
+    broken: bool,
+}
+
+impl<'r> Output<'r> {
+    pub fn new(events: Consumer<'r>, stdout: File) -> Self {
+        Self {
+            events,
+            // Large enough for most lines in one write; a larger one goes straight out.
+            stdout: BufWriter::with_capacity(64 << 10, stdout),
+            pending: HashMap::new(),
+            asked: HashMap::new(),
+            workers: Vec::new(),
+            unflushed: false,
+            broken: false,
+        }
+    }
+
+    /// The bus started `count` workers.
+    pub fn started(&mut self, count: usize) {
+        self.workers = vec![Worker::Serving; count];
+    }
+
+    /// Notes a request the client sent, before it goes to a worker.
+    pub fn requested(&mut self, id: &str) {
+        self.pending.insert(id.into(), false);
+    }
+
+    /// The request `id` was not delivered: the client gets `message`, with `code`.
+    pub fn refuse(&mut self, id: &str, code: i32, message: &str) {
+        self.pending.remove(id);
+        self.error(id, code, message);
+    }
+
+    /// A `notifications/cancelled` for request `id`: its answer is no longer waited for.
+    pub fn cancelled(&mut self, id: &str) {
+        if let Some(cancelled) = self.pending.get_mut(id) {
+            *cancelled = true;
+        }
+    }
+
+    /// The worker that sent request `id` to the client, which answers it now.
+    pub fn asker(&mut self, id: &str) -> Option<i32> {
+        self.asked.remove(id)
+    }
+
+    /// Whether an answer is still due to the client for a request it has not cancelled.
+    pub fn awaiting(&self) -> bool {
+        self.pending.values().any(|&cancelled| !cancelled)
+    }
+
+    /// Whether every worker is gone for good.
+    pub fn no_worker_left(&self) -> bool {
+        self.workers.iter().all(|&w| w == Worker::Gone)
+    }
+
+    /// Whether no worker process runs.
+    pub fn none_running(&self) -> bool {
+        self.workers.iter().all(|&w| w != Worker::Serving)
+    }
+
+    /// Whether stdout failed: the client is gone.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Answers every request still due with `code` and `message`; a cancelled one gets
+    /// nothing, as the client expects.
+    pub fn refuse_all(&mut self, code: i32, message: &str) {
+        let mut ids: Vec<Box<str>> = self
+            .pending
+            .drain()
+            .filter_map(|(id, cancelled)| (!cancelled).then_some(id))
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.error(&id, code, message);
+        }
+    }
+
+    /// Writes out every event waiting in the ring.
+    pub fn drain(&mut self) {
+        loop {
+            let handled = match self.events.read() {
+                Some(event) => Self::handle(
+                    &mut self.stdout,
+                    &mut self.pending,
+                    &mut self.asked,
+                    &mut self.workers,
+                    event.event(),
+                ),
+                None => return,
+            };
+            self.wrote(handled);
+        }
+    }
+
+    /// An event that did not fit in the ring, inside the kernel's call: the older ones
+    /// still in the ring go first, so the client sees every line in the order written.
+    pub fn overflowed(&mut self, event: Event<'_>) {
+        self.drain();
+        let handled = Self::handle(
+            &mut self.stdout,
+            &mut self.pending,
+            &mut self.asked,
+            &mut self.workers,
+            event,
+        );
+        self.wrote(handled);
+    }
+
+    pub fn flush(&mut self) {
+        if std::mem::take(&mut self.unflushed) && !self.broken {
+            let flushed = self.stdout.flush();
+            self.wrote(flushed);
+        }
+    }
+
+    /// Flushes and closes stdout: the client sees the end of the stream.
+    pub fn close(&mut self) {
+        self.flush();
+        self.broken = true;
+        // The stream ends now rather than at exit, which the overflow handler's borrow
+        // of `stdout` would hold off: /dev/null takes descriptor 1's place, so the number
+        // `stdout` owns never comes to name another file.
+        // SAFETY: plain calls on descriptors this process owns; `null` is closed once.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if null >= 0 {
+                libc::dup2(null, libc::STDOUT_FILENO);
+                libc::close(null);
+            }
+        }
+    }
+
+    fn error(&mut self, id: &str, code: i32, message: &str) {
+        let written = write_error(&mut self.stdout, id, code, message);
+        self.wrote(written);
+    }
+
+    /// Notes what a write to stdout came to.
+    fn wrote(&mut self, result: io::Result<()>) {
+        match result {
+            Ok(()) => self.unflushed = true,
+            Err(error) if !self.broken => {
+                eprintln!("stdiobus-relay: writing stdout: {error}");
+                self.broken = true;
+            }
+            Err(_) => {}
+        }
+    }
+
+    fn handle(
+        stdout: &mut BufWriter<File>,
+        pending: &mut HashMap<Box<str>, bool>,
+        asked: &mut HashMap<Box<str>, i32>,
+        workers: &mut [Worker],
+        event: Event<'_>,
+    ) -> io::Result<()> {
+        match event {
+            Event::Message { worker, line } => {
+                stdout.write_all(line.as_bytes())?;
+                stdout.write_all(b"\n")?;
+                if let Ok(message) = Message::parse(line.as_bytes())
+                    && let Some(id) = message.raw_id()
+                {
+                    match message.kind() {
+                        Kind::Result | Kind::Error => {
+                            pending.remove(id);
+                        }
+                        Kind::Request => {
+                            if let Some(worker) = worker {
+                                asked.insert(id.into(), worker);
+                            }
+                        }
+                        Kind::Notification => {}
+                    }
+                }
+            }
+            Event::Unanswered { worker, id } => {
+                let id = id.to_str().unwrap_or("null");
+                if pending.remove(id).is_some() {
+                    let message = format!(
+                        "stdiobus-relay: the server process (worker {worker}) ended before it answered"
+                    );
+                    write_error(stdout, id, code::WORKER_ENDED, &message)?;
+                }
+            }
+            Event::Overflow(overflow) => {
+                let loss = overflow.loss();
+                eprintln!(
+                    "stdiobus-relay: {} events ({} bytes) lost: the event ring was full",
+                    loss.events, loss.bytes
+                );
+                for id in overflow.lost_ids() {
+                    let id = id.to_str().unwrap_or("null");
+                    if pending.remove(id).is_some() {
+                        let message =
+                            "stdiobus-relay: the answer was lost: the relay's event ring was full";
+                        write_error(stdout, id, code::ANSWER_LOST, message)?;
+                    }
+                }
+            }
+            Event::LineTooLong { worker, limit } => eprintln!(
+                "stdiobus-relay: worker {worker} wrote a line longer than the kernel's \
+                 max_input_buffer of {limit} bytes: it was dropped"
+            ),
+            Event::Worker { id, event } => {
+                let state = match event {
+                    WorkerEvent::Started => Some(Worker::Serving),
+                    WorkerEvent::Exited(status) if status.success() => Some(Worker::Gone),
+                    WorkerEvent::Exited(_) => Some(Worker::Ended),
+                    WorkerEvent::Failed(_) => Some(Worker::Gone),
+                    _ => None,
+                };
+                if let (Some(state), Some(slot)) = (
+                    state,
+                    usize::try_from(id).ok().and_then(|id| workers.get_mut(id)),
+                ) {
+                    *slot = state;
+                }
+                eprintln!("stdiobus-relay: worker {id} {event}");
+            }
+            Event::Error { code, text } => {
+                eprintln!("stdiobus-relay: kernel error: {text} ({code})")
+            }
+            Event::Log { level, text } => eprintln!("stdiobus-relay: kernel {level:?}: {text}"),
+            other => eprintln!("stdiobus-relay: {other:?}"),
+        }
+        Ok(())
+    }
+}
+
+/// `{"jsonrpc":"2.0","id":ID,"error":{"code":CODE,"message":MESSAGE}}` and a newline.
+fn write_error(out: &mut impl Write, id: &str, code: i32, message: &str) -> io::Result<()> {
+    write!(
+        out,
+        r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":""#
+    )?;
+    for c in message.chars() {
+        match c {
+            '"' => out.write_all(b"\\\"")?,
+            '\\' => out.write_all(b"\\\\")?,
+            c if u32::from(c) < 0x20 => write!(out, "\\u{:04x}", u32::from(c))?,
+            c => write!(out, "{c}")?,
+        }
+    }
+    out.write_all(b"\"}}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_responses_are_json_rpc_with_the_message_escaped() {
+        let mut out = Vec::new();
+        super::write_error(&mut out, r#""a-1""#, -32000, "no \"worker\"\n").unwrap();
+        assert_eq!(
+            out,
+            br#"{"jsonrpc":"2.0","id":"a-1","error":{"code":-32000,"message":"no \"worker\"\u000a"}}
+"#
+        );
+    }
+}

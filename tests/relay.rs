@@ -1,0 +1,331 @@
+//! `stdiobus-relay` as a client sees it: a process on the other end of two pipes, with the
+//! crate's real echo worker behind it. (`.ci/run` also drives it with a real MCP client in
+//! front of real MCP servers: `tests/mcp/relay.mjs`.)
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, WORKER, process_exists};
+use serde_json::{Value, json};
+
+const RELAY: &str = env!("CARGO_BIN_EXE_stdiobus-relay");
+
+/// A relay process, its stdin, and its stdout line by line.
+struct Relay {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Receiver<String>,
+}
+
+impl Relay {
+    /// Starts the relay over a configuration file holding `config`.
+    fn start(config: &str, args: &[&str]) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "stdiobus-relay-test-{}-{}.json",
+            std::process::id(),
+            COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&path, config).unwrap();
+        let mut child = Command::new(RELAY)
+            .arg(&path)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the relay starts");
+        let lines = forward_lines(child.stdout.take().unwrap());
+        let stderr = forward_lines(child.stderr.take().unwrap());
+        Self {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    fn send(&mut self, message: &Value) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next line on stdout, parsed; `None` once stdout has closed.
+    fn next(&self) -> Option<Value> {
+        match self.lines.recv_timeout(DEADLINE) {
+            Ok(line) => Some(serde_json::from_str(&line).expect("JSON on stdout")),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!("no line from the relay within {DEADLINE:?}"),
+        }
+    }
+
+    /// Waits for the relay to exit.
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the relay did not exit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Everything the relay wrote on stderr, once it has exited.
+    fn stderr(&self) -> String {
+        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+    }
+
+    /// The `count` worker processes under the relay, once they all run.
+    fn workers(&self, count: usize) -> Vec<i64> {
+        let pid = self.child.id();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let workers: Vec<i64> =
+                std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(|pid| pid.parse().unwrap())
+                    .collect();
+            if workers.len() == count {
+                return workers;
+            }
+            assert!(Instant::now() < deadline, "workers: {workers:?}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Waits for a line on stderr that contains `text`.
+    fn stderr_line(&self, text: &str) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(error) => panic!("no stderr line with {text:?}: {error}"),
+            }
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn forward_lines(from: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// A configuration of one pool of `instances` echo workers, with `limits`.
+fn echo_config(instances: u32, limits: Value) -> String {
+    json!({
+        "pools": [{"id": "echo", "command": WORKER, "instances": instances}],
+        "limits": limits,
+    })
+    .to_string()
+}
+
+fn request(id: impl Into<Value>, method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id.into(), "method": method, "params": params})
+}
+
+#[test]
+fn requests_are_answered_and_the_end_of_input_stops_the_relay_cleanly() {
+    let mut relay = Relay::start(&echo_config(2, json!({})), &[]);
+    for id in 0..20 {
+        relay.send(&request(id, "hello", json!({"text": "é ✓"})));
+    }
+    let mut ids: Vec<i64> = (0..20)
+        .map(|_| relay.next().unwrap()["id"].as_i64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..20).collect::<Vec<_>>());
+    let workers = relay.workers(2);
+    relay.stdin = None;
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert!(relay.wait().success());
+    // Each worker saw the end of its input and exited by itself.
+    let stderr = relay.stderr();
+    assert_eq!(
+        stderr.matches("exited (exit code 0)").count(),
+        2,
+        "{stderr}"
+    );
+    assert!(workers.iter().all(|&pid| !process_exists(pid)));
+}
+
+#[test]
+fn a_request_whose_worker_dies_gets_an_error_and_a_restarted_worker_serves_on() {
+    let mut relay = Relay::start(&echo_config(1, json!({})), &[]);
+    relay.send(&request("bye", "exit", json!({})));
+    let error = relay.next().unwrap();
+    assert_eq!(error["id"], "bye");
+    assert_eq!(error["error"]["code"], -32001, "{error}");
+    // The worker exited with 0, which the kernel does not restart: none is left.
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert_eq!(relay.wait().code(), Some(1));
+    assert!(
+        relay.stderr().contains("no worker is left"),
+        "{}",
+        relay.stderr()
+    );
+
+    let mut relay = Relay::start(&echo_config(1, json!({"max_restarts": 5})), &[]);
+    let pid = relay.workers(1)[0];
+    relay.send(&request(1, "sleep", json!({"ms": 10_000})));
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: signalling the relay's own worker.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let error = relay.next().unwrap();
+    assert_eq!(
+        (error["id"].clone(), error["error"]["code"].clone()),
+        (json!(1), json!(-32001))
+    );
+    relay.send(&request(2, "hello", json!({})));
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 2);
+    assert_ne!(answer["result"]["pid"], pid, "a new process answers");
+}
+
+#[test]
+fn a_crashed_server_with_no_restarts_ends_the_relay_within_a_second() {
+    let mut relay = Relay::start(&echo_config(1, json!({"max_restarts": 0})), &[]);
+    relay.send(&request(1, "sleep", json!({"ms": 10_000})));
+    std::thread::sleep(Duration::from_millis(50));
+    let killed = Instant::now();
+    // SAFETY: signalling the relay's own worker.
+    unsafe { libc::kill(relay.workers(1)[0] as i32, libc::SIGKILL) };
+    let error = relay.next().unwrap();
+    assert_eq!(error["id"], 1);
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert_eq!(relay.wait().code(), Some(1));
+    assert!(
+        killed.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        killed.elapsed()
+    );
+}
+
+#[test]
+fn a_command_that_cannot_be_executed_stops_the_relay_at_start() {
+    let config =
+        json!({"pools": [{"id": "ghost", "command": "/nonexistent/server", "instances": 1}]});
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    assert_eq!(relay.wait().code(), Some(1));
+    let stderr = relay.stderr();
+    assert!(
+        stderr.contains("could not execute its command: no such file"),
+        "{stderr}"
+    );
+    assert_eq!(relay.next(), None);
+}
+
+#[test]
+fn undeliverable_and_unreadable_lines_are_answered_with_errors() {
+    let mut relay = Relay::start(&echo_config(1, json!({})), &["--max-line", "4096"]);
+    let stdin = relay.stdin.as_mut().unwrap();
+    writeln!(stdin, "this is not json").unwrap();
+    writeln!(stdin, "{}", "x".repeat(5000)).unwrap();
+    stdin.flush().unwrap();
+    let parse = relay.next().unwrap();
+    assert_eq!(
+        (parse["id"].clone(), parse["error"]["code"].clone()),
+        (Value::Null, json!(-32700))
+    );
+    let long = relay.next().unwrap();
+    assert_eq!(long["error"]["code"], -32600, "{long}");
+    // Bigger than the worker's stdin pipe can take in one piece: refused with its id.
+    let big = request(7, "hello", json!({"pad": "p".repeat(8 << 20)}));
+    let mut relay = Relay::start(&echo_config(1, json!({})), &[]);
+    relay.send(&big);
+    let refused = relay.next().unwrap();
+    assert_eq!(refused["id"], 7);
+    assert_eq!(refused["error"]["code"], -32000, "{refused}");
+    relay.send(&request(8, "hello", json!({})));
+    assert_eq!(relay.next().unwrap()["id"], 8, "and the relay serves on");
+}
+
+/// At the end of input the relay waits for the answers still due, but not for a request
+/// the client cancelled: then it closes the workers' stdin at once.
+#[test]
+fn the_drain_waits_for_answers_but_not_for_cancelled_requests() {
+    let mut relay = Relay::start(&echo_config(2, json!({})), &["--drain-timeout", "3"]);
+    relay.workers(2);
+    // Round-robin: worker 0 answers in 300 ms, worker 1 would take a minute.
+    relay.send(&request(1, "sleep", json!({"ms": 300})));
+    relay.send(&request(2, "sleep", json!({"ms": 60_000})));
+    relay.send(
+        &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}),
+    );
+    relay.stdin = None;
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 1, "the answer still due came out");
+    let answered = Instant::now();
+    // Worker 0, idle, exits as soon as its stdin closes: right after that answer, not
+    // after the 3 s drain timeout that waiting for request 2 would take.
+    relay.stderr_line("worker 0 exited (exit code 0)");
+    assert!(
+        answered.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        answered.elapsed()
+    );
+    // Worker 1 sleeps through the end of its input: SIGTERM ends it after 3 s more. The
+    // cancelled request gets no answer, as the client expects.
+    assert_eq!(relay.next(), None);
+    assert!(relay.wait().success());
+}
+
+#[test]
+fn sigterm_stops_the_relay_and_its_workers() {
+    let mut relay = Relay::start(&echo_config(2, json!({})), &[]);
+    relay.send(&request(1, "hello", json!({})));
+    assert_eq!(relay.next().unwrap()["id"], 1);
+    let workers = relay.workers(2);
+    relay.send(&request(2, "sleep", json!({"ms": 60_000})));
+    std::thread::sleep(Duration::from_millis(50));
+    // SAFETY: signalling the relay process this test started.
+    unsafe { libc::kill(relay.child.id() as i32, libc::SIGTERM) };
+    let error = relay.next().unwrap();
+    assert_eq!(error["id"], 2);
+    assert_eq!(error["error"]["code"], -32003, "{error}");
+    assert!(relay.wait().success());
+    let deadline = Instant::now() + DEADLINE;
+    while workers.iter().any(|&pid| process_exists(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "workers {workers:?} outlived the relay"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_configuration_file_with_unicode_escapes_works() {
+    let config = format!(
+        r#"{{"pools":[{{"id":"caf\u00e9","command":{},"args":["--name","\u00e9t\u00e9"],"instances":1}}]}}"#,
+        json!(WORKER)
+    );
+    let mut relay = Relay::start(&config, &[]);
+    relay.send(&request(1, "hello", json!({})));
+    assert_eq!(relay.next().unwrap()["result"]["worker"], "été");
+}
