@@ -110,8 +110,8 @@ pub struct Bus<'r, S: State> {
 
 // SAFETY: the kernel instance has no thread affinity (no threads, no thread-local state;
 // its only globals are the stderr log level and colour, which it never mutates after
-// startup), every call into it goes through `&mut self` or `self`, and the producer is
-// Send.
+// startup), every call into it goes through `&mut self` or `self`, the producer is Send,
+// and the send buffer's pointer stands for an exclusive borrow the bus carries along.
 unsafe impl<S: State> Send for Bus<'_, S> {}
 
 /// A failed transition, handing back the value it would have consumed so that nothing is
@@ -241,6 +241,20 @@ impl<'r> Bus<'r, Created> {
     /// [`Error::RequestTableFull`] (retryable). Without a table, responses are not read.
     pub fn set_request_table(&mut self, slots: &'r mut [RequestSlot]) {
         self.router.set_requests(slots);
+    }
+
+    /// Lends the bus a buffer for messages longer than a worker's stdin pipe can take at
+    /// once: [`Bus::send`] then takes a message of up to `buf.len() - 1` bytes (its
+    /// newline needs one) whatever the pipe's size. What the pipe does not take is kept in
+    /// `buf` and written by each [`Bus::poll`] as the worker reads; meanwhile the bus's
+    /// [`Bus::poll_fd`] wakes when there is room. One message is kept at a time: another
+    /// that would need the buffer, or one for the same worker that does not fit behind it,
+    /// waits with [`Error::PipeFull`] (retryable). A worker that ends first loses the
+    /// rest, as it would lose the message in its pipe. Linux only.
+    pub fn set_send_buffer(&mut self, buf: &'r mut [u8]) {
+        // SAFETY: `buf` is borrowed for 'r, which the bus and its resources cannot
+        // outlive, and mutably, so nothing else uses it.
+        unsafe { self.resources.backlog.lend(buf) };
     }
 
     /// Spawns every worker. On failure the created bus comes back with the error;
@@ -386,7 +400,7 @@ impl<'r> Bus<'r, Running> {
         let Some(child) = self.resources.children.get(worker) else {
             return Err(Error::NoSuchWorker { id: worker as i32 });
         };
-        workers::check_room(child, message.len())?;
+        workers::check_room(worker, child, message.len(), &self.resources.backlog)?;
         let (stdin, generation) = (child.stdin, child.generation);
         self.router
             .sending(message, Binding { worker, generation })?;
@@ -600,11 +614,12 @@ impl<'r, S: State> Bus<'r, S> {
         (fd >= 0).then_some(fd)
     }
 
-    /// The longest message [`Bus::send`] can hand to every worker in one piece: one byte
-    /// less than the smallest worker stdin pipe, once the bus has started (Linux). Longer
-    /// messages are refused with [`Error::TooLarge`].
+    /// The longest message [`Bus::send`] can hand to every worker: one byte less than the
+    /// smallest worker stdin pipe, or than the send buffer ([`Bus::set_send_buffer`]) if
+    /// that is larger, once the bus has started (Linux). Longer messages are refused with
+    /// [`Error::TooLarge`].
     pub fn max_message_len(&self) -> Option<usize> {
-        workers::max_message_len(self.resources.children.iter())
+        workers::max_message_len(self.resources.children.iter(), &self.resources.backlog)
     }
 
     /// Hands every event that does not fit in the ring to `handler`, synchronously inside
@@ -671,7 +686,11 @@ impl<'r, S: State> Bus<'r, S> {
 
     pub(crate) fn step(&mut self, timeout: Duration) -> Result<usize, Error> {
         let before = self.producer.delivered();
+        // A kept message goes on before the wait (the pipe may have room since) and after
+        // it (the wait may have been for that room).
+        self.resources.flush_backlog();
         let mut rc = self.kernel_step(step_timeout(timeout), false);
+        self.resources.flush_backlog();
         if rc >= 0 && self.resources.take_exits_seen() {
             rc = self.settle_ended();
         }

@@ -5,10 +5,11 @@
 //! is cut, and the rest of it silently dropped (observed). The kernel's `fork` (see
 //! `interpose`) makes each worker's pipe as large as the system allows and records it;
 //! before handing over a message that a pipe cannot take atomically (more than `PIPE_BUF`
-//! bytes), the bus checks here that the pipe of the worker it goes to has room for it.
+//! bytes), the bus checks here that the pipe of the worker it goes to has room for it, or
+//! that the host's send buffer can keep what the pipe cannot take yet (`interpose::Backlog`).
 
 use crate::Error;
-use crate::interpose::{Child, Life};
+use crate::interpose::{Backlog, Child, Life};
 
 pub(crate) use crate::interpose::MAX_WORKERS;
 
@@ -17,25 +18,56 @@ fn pipes<'a>(children: impl Iterator<Item = &'a Child>) -> impl Iterator<Item = 
     children.filter(|w| w.life == Life::Alive && w.stdin >= 0 && w.stdin_capacity > 0)
 }
 
-/// The longest message every worker's stdin pipe can hold, if the pipes are known.
-pub(crate) fn max_message_len<'a>(children: impl Iterator<Item = &'a Child>) -> Option<usize> {
-    pipes(children).map(|w| w.stdin_capacity as usize - 1).min()
+/// The longest message every worker's stdin pipe, or the send buffer, can hold, if the
+/// pipes are known.
+pub(crate) fn max_message_len<'a>(
+    children: impl Iterator<Item = &'a Child>,
+    backlog: &Backlog,
+) -> Option<usize> {
+    let pipe = pipes(children)
+        .map(|w| w.stdin_capacity as usize - 1)
+        .min()?;
+    Some(pipe.max(backlog.capacity().saturating_sub(1)))
 }
 
-/// Refuses a message that `worker`'s pipe could not take whole right now.
-pub(crate) fn check_room(worker: &Child, len: usize) -> Result<(), Error> {
+/// Refuses a message that worker `id`'s pipe could not take whole right now, and that
+/// the backlog could not keep either.
+pub(crate) fn check_room(
+    id: usize,
+    worker: &Child,
+    len: usize,
+    backlog: &Backlog,
+) -> Result<(), Error> {
     // The kernel writes the message and then a newline.
     let needed = len + 1;
+    if backlog.holds(id) {
+        // It goes behind what is kept, or waits: never beside it, into the pipe.
+        let room = backlog.room();
+        return if needed <= room {
+            Ok(())
+        } else {
+            Err(Error::PipeFull { needed, room })
+        };
+    }
     if needed <= libc::PIPE_BUF {
         return Ok(()); // atomic: written whole or refused by the kernel
     }
+    // Kept whole in the worst case: the pipe may take nothing of it.
+    let keepable = backlog.is_empty() && needed <= backlog.capacity();
     if let Some(worker) = pipes(core::iter::once(worker)).next() {
         let capacity = worker.stdin_capacity as usize;
-        if needed > capacity {
+        if needed > capacity.max(backlog.capacity()) {
             return Err(Error::TooLarge {
                 len,
-                max: capacity - 1,
+                max: capacity.max(backlog.capacity()) - 1,
             });
+        }
+        if keepable {
+            return Ok(());
+        }
+        if needed > capacity {
+            // Only the send buffer can take it, and it is busy with another worker's.
+            return Err(Error::PipeFull { needed, room: 0 });
         }
         let mut queued: libc::c_int = 0;
         // SAFETY: `stdin` is an open pipe fd of the live bus; FIONREAD writes an int.

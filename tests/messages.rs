@@ -347,3 +347,73 @@ fn a_configuration_with_unicode_escapes_reaches_the_worker_decoded() {
         Err(stdiobus_embed::ConfigError::UnsupportedCharacter { .. })
     ));
 }
+
+/// With a send buffer, a message longer than the worker's stdin pipe goes out whole: what
+/// the pipe cannot take waits in the buffer and follows as the worker reads.
+#[test]
+fn messages_larger_than_the_pipe_go_out_whole_through_the_send_buffer() {
+    // 16 MiB: room for the answers, each as large as its request.
+    let ring = Box::leak(stdiobus_embed::EventRing::<4096, 4096>::boxed());
+    let (producer, mut events) = ring.split().unwrap();
+    let pools = [Pool::new("echo", WORKER).instances(2)];
+    let limits = Limits {
+        max_input_buffer: Some(64 << 20),
+        ..Limits::default()
+    };
+    let mut bus =
+        Bus::create(common::config(&pools, &limits), common::options(), producer).unwrap();
+    bus.set_send_buffer(Box::leak(vec![0u8; 16 << 20].into_boxed_slice()));
+    let mut bus = bus.start().unwrap();
+    let pipe = bus.max_message_len().unwrap();
+    assert!(pipe >= (16 << 20) - 1, "the send buffer counts: {pipe}");
+    // Larger than any pipe (1 MiB without privileges, 4 MiB with), four in a row, so that
+    // some wait for the buffer to be free.
+    let (mut seen, mut waits) = (Vec::new(), 0);
+    for id in 0..4 {
+        let pad: String = (0..(6 << 20))
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": "big", "params": {"pad": pad}})
+            .to_string();
+        let mut waited = 0;
+        loop {
+            match bus.send(request.as_bytes()) {
+                Ok(()) => break,
+                Err(Error::PipeFull { .. }) => {
+                    waited += 1;
+                    bus.poll(std::time::Duration::from_millis(5)).unwrap();
+                    common::drain(&mut events, &mut seen);
+                }
+                Err(error) => panic!("request {id}: {error}"),
+            }
+            assert!(waited < 10_000, "request {id} never went out");
+        }
+        waits += waited;
+    }
+    assert!(waits > 0, "one message waited for the buffer to be free");
+    let (mut parsed, mut answers) = (0, Vec::new());
+    poll_until(&mut bus, &mut events, &mut seen, "four answers", |seen| {
+        for message in seen[parsed..].iter().filter_map(Seen::json) {
+            answers.push(message);
+        }
+        parsed = seen.len();
+        answers.len() >= 4
+    });
+    for answer in &answers {
+        let pad = answer["result"]["params"]["pad"]
+            .as_str()
+            .expect("the whole request came back");
+        assert_eq!(pad.len(), 6 << 20);
+        assert!(
+            pad.bytes()
+                .enumerate()
+                .all(|(i, b)| b == b'a' + (i % 26) as u8)
+        );
+    }
+    let mut ids: Vec<i64> = answers.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [0, 1, 2, 3]);
+    // Longer than the buffer: refused, not cut.
+    let huge = vec![b' '; 16 << 20];
+    assert!(matches!(bus.send(&huge), Err(Error::TooLarge { .. })));
+}

@@ -241,7 +241,7 @@ fn a_command_that_cannot_be_executed_stops_the_relay_at_start() {
 }
 
 #[test]
-fn undeliverable_and_unreadable_lines_are_answered_with_errors() {
+fn unreadable_and_overlong_lines_are_answered_with_errors() {
     let mut relay = Relay::start(&echo_config(1, json!({})), &["--max-line", "4096"]);
     let stdin = relay.stdin.as_mut().unwrap();
     writeln!(stdin, "this is not json").unwrap();
@@ -254,15 +254,29 @@ fn undeliverable_and_unreadable_lines_are_answered_with_errors() {
     );
     let long = relay.next().unwrap();
     assert_eq!(long["error"]["code"], -32600, "{long}");
-    // Bigger than the worker's stdin pipe can take in one piece: refused with its id.
-    let big = request(7, "hello", json!({"pad": "p".repeat(8 << 20)}));
-    let mut relay = Relay::start(&echo_config(1, json!({})), &[]);
-    relay.send(&big);
+    // Over --max-line when the line is read: refused with an error, and nothing is cut.
+    let mut relay = Relay::start(&echo_config(1, json!({})), &["--max-line", "100000"]);
+    relay.send(&request(7, "hello", json!({"pad": "p".repeat(200_000)})));
     let refused = relay.next().unwrap();
-    assert_eq!(refused["id"], 7);
-    assert_eq!(refused["error"]["code"], -32000, "{refused}");
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
     relay.send(&request(8, "hello", json!({})));
     assert_eq!(relay.next().unwrap()["id"], 8, "and the relay serves on");
+}
+
+/// Lines larger than any pipe go both ways whole: the request waits in the send buffer
+/// while the worker reads it, the answer comes through the overflow handler.
+#[test]
+fn lines_of_many_megabytes_go_both_ways_whole() {
+    let mut relay = Relay::start(&echo_config(1, json!({})), &[]);
+    let pad: String = (0..(12 << 20))
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    relay.send(&request(1, "big", json!({"pad": pad})));
+    relay.send(&request(2, "small", json!({})));
+    let big = relay.next().unwrap();
+    assert_eq!(big["id"], 1);
+    assert_eq!(big["result"]["params"]["pad"].as_str(), Some(pad.as_str()));
+    assert_eq!(relay.next().unwrap()["id"], 2, "and in order");
 }
 
 /// At the end of input the relay waits for the answers still due, but not for a request

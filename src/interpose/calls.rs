@@ -6,6 +6,7 @@ use core::sync::atomic::{AtomicI32, Ordering};
 use cty::{c_char, c_int, c_uint, c_void};
 use libc::{epoll_event, pid_t, sockaddr, socklen_t};
 
+use super::backlog::STDIN_TAG;
 use super::children::{Child, Life, Refusal, set_errno};
 use super::exec_report::{self, ExecReport};
 use super::fd_set::KERNEL_FD_LIMIT;
@@ -118,16 +119,21 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
 /// (see `KernelResources::route`), whichever worker the kernel picked.
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
-    let fd = match resources() {
-        Some(resources) if resources.route >= 0 => {
-            resources.routed = true;
-            resources.route
-        }
-        _ => fd,
+    let Some(resources) = resources().filter(|resources| resources.route >= 0) else {
+        // SAFETY: the kernel's arguments, forwarded.
+        return unsafe { libc::write(fd, bytes, len) };
     };
-    // SAFETY: the kernel's arguments, forwarded; only the descriptor may differ, and it is
-    // a worker's stdin pipe the kernel holds.
-    unsafe { libc::write(fd, bytes, len) }
+    resources.routed = true;
+    let fd = resources.route;
+    let Some(worker) = resources.children.by_stdin(fd) else {
+        // SAFETY: as above, to the pipe the bus chose.
+        return unsafe { libc::write(fd, bytes, len) };
+    };
+    let generation = resources.children.generation(worker);
+    // SAFETY: the kernel's buffer of `len` bytes, valid for the call.
+    let bytes = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
+    // What the pipe cannot take now is kept, when the bus said it can be (`check_room`).
+    resources.backlog.write(fd, worker, generation, bytes)
 }
 
 /// The transport's read of a connection: every line the kernel delivers from it comes
@@ -272,6 +278,8 @@ unsafe extern "C" fn stdiobus_embed_epoll_wait(
             let data = event.u64;
             if data == TIMER_TAG {
                 resources.exits_seen = true;
+            } else if data & STDIN_TAG == STDIN_TAG {
+                // Room in a pipe with a backlog: the step writes more of it after this.
             } else if data & PIDFD_TAG != 0 {
                 let id = (data & (PIDFD_TAG - 1)) as usize;
                 if let Some(child) = resources.children.get_mut(id) {

@@ -219,6 +219,10 @@ impl Children {
     }
 
     /// The worker whose stdout pipe the kernel reads at `fd`.
+    pub(crate) fn by_stdin(&self, fd: c_int) -> Option<usize> {
+        self.list.iter().position(|child| child.stdin == fd)
+    }
+
     pub(crate) fn by_stdout(&self, fd: c_int) -> Option<usize> {
         self.list.iter().position(|child| child.stdout == fd)
     }

@@ -43,12 +43,14 @@
 // uses the bookkeeping, and much of it is never filled in.
 #![cfg_attr(not(stdio_bus_interposed), allow(dead_code))]
 
+mod backlog;
 mod children;
 mod current;
 mod fd_set;
 mod lines;
 mod resources;
 
+pub(crate) use backlog::Backlog;
 pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno};
 pub(crate) use resources::{KernelResources, LineHook};
 

@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use cty::{c_int, c_void};
 
+use super::backlog::Backlog;
 use super::children::{Child, Children, Life, Refusal, Restart};
 use super::current;
 use super::fd_set::FdSet;
@@ -32,6 +33,8 @@ pub(crate) struct KernelResources {
     pub(super) fresh_count: usize,
     /// During a fork, the write end of its exec report (see `exec_report`); else -1.
     pub(super) exec_report: c_int,
+    /// What a worker's stdin pipe could not take at once, in the host's lent buffer.
+    pub(crate) backlog: Backlog,
     /// Whether the kernel may fork new workers now: only while `start` spawns them. A
     /// restart from `step` is let through only for [`Self::restarting`].
     pub(super) forks_allowed: bool,
@@ -79,6 +82,7 @@ impl KernelResources {
             fresh_pipes: [[-1; 2]; 2],
             fresh_count: 0,
             exec_report: -1,
+            backlog: Backlog::new(),
             forks_allowed: false,
             bus_reaping: false,
             epoll: -1,
@@ -258,6 +262,14 @@ impl KernelResources {
     /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
         child.life == Life::Alive && !self.bus_reaping
+    }
+
+    /// Writes more of what the backlog keeps, as far as the pipe takes it.
+    pub(crate) fn flush_backlog(&mut self) {
+        let children = &self.children;
+        self.backlog.flush(self.epoll, |worker, generation| {
+            children.serves(worker, generation)
+        });
     }
 
     /// Closes the stdin of every worker not reaped yet, and restarts no worker from now

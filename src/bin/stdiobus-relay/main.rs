@@ -107,6 +107,9 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     bus.set_request_table(Box::leak(
         vec![RequestSlot::EMPTY; REQUESTS].into_boxed_slice(),
     ));
+    // A line longer than a worker's stdin pipe waits here for the worker to read it. Zeroed
+    // pages that are never written cost no memory.
+    bus.set_send_buffer(vec![0; args.max_line + 1].leak());
     // SAFETY: descriptor 1 is this process's stdout, which nothing else in it writes to;
     // the relay closes it when it has nothing more to say.
     let stdout = File::from(unsafe { OwnedFd::from_raw_fd(libc::STDOUT_FILENO) });

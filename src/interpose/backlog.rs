@@ -1,0 +1,213 @@
+//! The part of a message that a worker's stdin pipe could not take at once, kept in a
+//! buffer the host lends (`Bus::set_send_buffer`) and written as the worker reads.
+//!
+//! `ingest` writes a message with one non-blocking `write`, then its newline, and drops
+//! what the pipe does not take. With a lent buffer, the bus takes a message longer than
+//! the pipe's room: the `write` puts into the pipe what fits and keeps the rest here, and
+//! the kernel is told everything was written. Each step then writes more of it; while
+//! some is left, the pipe's write end is watched in the kernel's epoll set, so that a
+//! `poll_fd` loop wakes when the worker has read. One message is kept at a time, for one
+//! worker; a message for that worker waits until it is out (`Error::PipeFull`), so lines
+//! never interleave.
+
+use core::ptr;
+
+use cty::c_int;
+
+/// Marks the watch of a worker's stdin in the kernel's epoll set: outside the descriptor
+/// numbers the kernel serves, unlike any pidfd tag (bit 30) or the timer's; the low bits
+/// carry the worker id.
+pub(super) const STDIN_TAG: u64 = (1 << 31) | (1 << 30);
+
+/// A lent buffer and what it holds.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    buf: *mut u8,
+    capacity: usize,
+    /// The bytes still to write are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// Where they go: the worker, in which start generation, through which pipe.
+    worker: usize,
+    generation: u32,
+    fd: c_int,
+    /// A duplicate of `fd` in the kernel's epoll set, watched for room; -1 when none.
+    watch: c_int,
+}
+
+impl Backlog {
+    pub(crate) const fn new() -> Self {
+        Self {
+            buf: ptr::null_mut(),
+            capacity: 0,
+            start: 0,
+            end: 0,
+            worker: 0,
+            generation: 0,
+            fd: -1,
+            watch: -1,
+        }
+    }
+
+    /// Takes `buf` for what pipes cannot take at once, from now on.
+    ///
+    /// # Safety
+    ///
+    /// `buf` stays valid, and used by nothing else, for as long as this backlog is.
+    pub(crate) unsafe fn lend(&mut self, buf: &mut [u8]) {
+        self.buf = buf.as_mut_ptr();
+        self.capacity = buf.len();
+    }
+
+    /// The most bytes it can keep.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Whether it keeps bytes for anyone.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Whether it keeps bytes for worker `worker`.
+    pub(crate) fn holds(&self, worker: usize) -> bool {
+        !self.is_empty() && self.worker == worker
+    }
+
+    /// Bytes it can still append behind what it keeps.
+    pub(crate) fn room(&self) -> usize {
+        self.capacity - self.end
+    }
+
+    /// `ingest`'s write of `bytes` to worker `worker`'s stdin `fd`: behind what is kept for
+    /// that pipe, or as far as the pipe takes it with the rest kept. Returns what `write`
+    /// would, counting the kept bytes as written.
+    pub(super) fn write(
+        &mut self,
+        fd: c_int,
+        worker: usize,
+        generation: u32,
+        bytes: &[u8],
+    ) -> isize {
+        if !self.is_empty() {
+            if self.fd == fd && self.keep(bytes) {
+                return bytes.len() as isize;
+            }
+            // Another pipe, or no room: what the kernel would have had.
+            return write(fd, bytes);
+        }
+        let written = write(fd, bytes);
+        let taken = if written < 0 {
+            if super::errno() != libc::EAGAIN {
+                return written;
+            }
+            0
+        } else {
+            written as usize
+        };
+        if taken == bytes.len() || self.capacity == 0 {
+            return written;
+        }
+        (self.start, self.end) = (0, 0);
+        (self.worker, self.generation, self.fd) = (worker, generation, fd);
+        if self.keep(&bytes[taken..]) {
+            bytes.len() as isize
+        } else {
+            taken as isize
+        }
+    }
+
+    /// Appends `bytes` to what is kept, if they fit.
+    fn keep(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > self.capacity - self.end {
+            return false;
+        }
+        // SAFETY: `end + len <= capacity`, within the lent buffer (see `lend`), which
+        // `bytes` (the kernel's or the host's message) does not overlap.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf.add(self.end), bytes.len()) };
+        self.end += bytes.len();
+        true
+    }
+
+    /// Writes what it keeps as far as the pipe takes it, if `serving(worker, generation)`
+    /// still holds (otherwise the bytes go: the process they were for is gone). While
+    /// some is left, the pipe is watched in `epoll`.
+    pub(crate) fn flush(&mut self, epoll: c_int, serving: impl Fn(usize, u32) -> bool) {
+        if self.is_empty() {
+            return;
+        }
+        if !serving(self.worker, self.generation) {
+            self.clear(epoll);
+            return;
+        }
+        while !self.is_empty() {
+            // SAFETY: `start..end` lies within the lent buffer.
+            let pending = unsafe {
+                core::slice::from_raw_parts(self.buf.add(self.start), self.end - self.start)
+            };
+            let written = write(self.fd, pending);
+            if written <= 0 {
+                break; // full (EAGAIN), or the worker is gone: the next step sees
+            }
+            self.start += written as usize;
+        }
+        if self.is_empty() {
+            self.clear(epoll);
+        } else if self.watch < 0 {
+            self.watch_pipe(epoll);
+        }
+    }
+
+    /// Drops what it keeps and stops watching.
+    fn clear(&mut self, epoll: c_int) {
+        (self.start, self.end) = (0, 0);
+        if self.watch >= 0 {
+            unwatch(epoll, self.watch);
+            self.watch = -1;
+        }
+    }
+
+    /// Adds a duplicate of the pipe to `epoll`, readable for room: the kernel may have
+    /// the pipe itself in the set already, and a duplicate is an entry of its own.
+    #[cfg(not(target_os = "linux"))]
+    fn watch_pipe(&mut self, _epoll: c_int) {}
+
+    #[cfg(target_os = "linux")]
+    fn watch_pipe(&mut self, epoll: c_int) {
+        // Above the numbers the kernel serves, so none of them is used up.
+        // SAFETY: duplicating a pipe end the kernel holds.
+        let watch = unsafe { libc::fcntl(self.fd, libc::F_DUPFD_CLOEXEC, 1024) };
+        if watch < 0 {
+            return; // the next step tries again
+        }
+        let mut event = libc::epoll_event {
+            events: (libc::EPOLLOUT | libc::EPOLLERR) as u32,
+            u64: STDIN_TAG | self.worker as u64,
+        };
+        // SAFETY: both descriptors are open; `event` is valid for the call.
+        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, watch, &mut event) } == 0 {
+            self.watch = watch;
+        } else {
+            // SAFETY: the duplicate made above.
+            unsafe { libc::close(watch) };
+        }
+    }
+}
+
+/// Takes the duplicate `watch` out of `epoll` and closes it.
+#[cfg(target_os = "linux")]
+fn unwatch(epoll: c_int, watch: c_int) {
+    // SAFETY: `watch` is the backlog's own duplicate, in `epoll`; removed and closed once.
+    unsafe {
+        libc::epoll_ctl(epoll, libc::EPOLL_CTL_DEL, watch, ptr::null_mut());
+        libc::close(watch);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unwatch(_epoll: c_int, _watch: c_int) {}
+
+fn write(fd: c_int, bytes: &[u8]) -> isize {
+    // SAFETY: writing `bytes` to a pipe end the kernel holds; it is non-blocking.
+    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
+}
