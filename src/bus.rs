@@ -690,10 +690,11 @@ impl<'r, S: State> Bus<'r, S> {
         // it (the wait may have been for that room).
         self.resources.flush_backlog();
         let mut rc = self.kernel_step(step_timeout(timeout), false);
-        self.resources.flush_backlog();
         if rc >= 0 && self.resources.take_exits_seen() {
             rc = self.settle_ended();
         }
+        // After the restarts too: what was kept for an ended process goes with it.
+        self.resources.flush_backlog();
         self.report_reaped();
         let (producer, limit) = (&mut self.producer, self.resources.line_limit);
         self.resources.take_dropped_lines(|id, lines| {

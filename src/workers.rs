@@ -40,7 +40,7 @@ pub(crate) fn check_room(
 ) -> Result<(), Error> {
     // The kernel writes the message and then a newline.
     let needed = len + 1;
-    if backlog.holds(id) {
+    if backlog.holds(id, worker.generation) {
         // It goes behind what is kept, or waits: never beside it, into the pipe.
         let room = backlog.room();
         return if needed <= room {

@@ -76,9 +76,19 @@ impl Relay {
         }
     }
 
-    /// Everything the relay wrote on stderr, once it has exited.
+    /// Everything the relay wrote on stderr, once it has exited: up to the end of the
+    /// stream, which comes when the relay and its workers have all closed it.
     fn stderr(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join("\n")
+        let deadline = Instant::now() + DEADLINE;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(RecvTimeoutError::Disconnected) => return lines.join("\n"),
+                Err(RecvTimeoutError::Timeout) => panic!("stderr still open: {lines:?}"),
+            }
+        }
     }
 
     /// The `count` worker processes under the relay, once they all run.
@@ -184,11 +194,8 @@ fn a_request_whose_worker_dies_gets_an_error_and_a_restarted_worker_serves_on() 
     // The worker exited with 0, which the kernel does not restart: none is left.
     assert_eq!(relay.next(), None, "stdout closes");
     assert_eq!(relay.wait().code(), Some(1));
-    assert!(
-        relay.stderr().contains("no worker is left"),
-        "{}",
-        relay.stderr()
-    );
+    let stderr = relay.stderr();
+    assert!(stderr.contains("no worker is left"), "{stderr}");
 
     let mut relay = Relay::start(&echo_config(1, json!({"max_restarts": 5})), &[]);
     let pid = relay.workers(1)[0];
@@ -268,9 +275,8 @@ fn unreadable_and_overlong_lines_are_answered_with_errors() {
 #[test]
 fn lines_of_many_megabytes_go_both_ways_whole() {
     let mut relay = Relay::start(&echo_config(1, json!({})), &[]);
-    let pad: String = (0..(12 << 20))
-        .map(|i| char::from(b'a' + (i % 26) as u8))
-        .collect();
+    // Larger than any pipe: 1 MiB without privileges, 4 MiB with them.
+    let pad = "abcdefghijklmnopqrstuvwxyz".repeat((6 << 20) / 26);
     relay.send(&request(1, "big", json!({"pad": pad})));
     relay.send(&request(2, "small", json!({})));
     let big = relay.next().unwrap();
@@ -311,7 +317,7 @@ fn the_drain_waits_for_answers_but_not_for_cancelled_requests() {
 
 #[test]
 fn sigterm_stops_the_relay_and_its_workers() {
-    let mut relay = Relay::start(&echo_config(2, json!({})), &[]);
+    let mut relay = Relay::start(&echo_config(2, json!({})), &["--drain-timeout", "1"]);
     relay.send(&request(1, "hello", json!({})));
     assert_eq!(relay.next().unwrap()["id"], 1);
     let workers = relay.workers(2);

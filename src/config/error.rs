@@ -337,12 +337,18 @@ impl fmt::Display for ConfigError {
                 id,
                 field,
                 found,
-            } => write!(
-                f,
-                "pool {pool} ({id}): {field} contains {found}, which the stdio_bus kernel cannot \
-                 carry: it decodes only the JSON escapes \\\" \\\\ \\/ \\n \\r \\t and would pass \
-                 any other escape to the worker as its literal text"
-            ),
+            } => {
+                write!(
+                    f,
+                    "pool {pool} ({id}): {field} contains {found}, which the stdio_bus kernel \
+                     cannot carry: it decodes only the JSON escapes \\\" \\\\ \\/ \\n \\r \\t and \
+                     would pass any other escape to the worker as its literal text"
+                )?;
+                if matches!(found, Unsupported::UnicodeEscape(c) if !c.is_control()) {
+                    f.write_str(" (Config::normalize decodes such escapes)")?;
+                }
+                Ok(())
+            }
             Self::BufferTooSmall { needed, capacity } => write!(
                 f,
                 "the configuration JSON needs {needed} bytes including the NUL terminator, \

@@ -65,7 +65,8 @@ impl<'a> Config<'a> {
     /// Raw JSON text, checked here against the same rules as [`ConfigBuffer::write`]
     /// (plus JSON syntax and types), because the kernel would report any problem only as a
     /// generic error with the reason on stderr. Keys the kernel does not know are ignored;
-    /// a known key given twice is rejected as ambiguous.
+    /// a known key given twice is rejected as ambiguous. Escapes the kernel would not
+    /// decode are refused; [`Config::normalize`] decodes them.
     pub fn from_json(json: &'a CStr) -> Result<Self, ConfigError> {
         check_text_document(json.to_bytes())?;
         Ok(Self {
@@ -78,7 +79,9 @@ impl<'a> Config<'a> {
     /// [`Bus::create`](crate::Bus::create) checks it right before the kernel reads it:
     /// the path must name a regular file ([`ConfigError::NotAFile`] otherwise; a FIFO
     /// would block the kernel forever), readable ([`ConfigError::FileUnreadable`]), whose
-    /// text passes the same checks as [`Config::from_json`].
+    /// text passes the same checks as [`Config::from_json`]. The kernel reads the file
+    /// itself, so a `\u` escape in it is refused; read the file and pass its text through
+    /// [`Config::normalize`] to take any valid JSON.
     pub const fn from_file(path: &'a CStr) -> Self {
         Self {
             source: Source::File(path),

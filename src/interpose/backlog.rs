@@ -15,8 +15,8 @@ use core::ptr;
 use cty::c_int;
 
 /// Marks the watch of a worker's stdin in the kernel's epoll set: outside the descriptor
-/// numbers the kernel serves, unlike any pidfd tag (bit 30) or the timer's; the low bits
-/// carry the worker id.
+/// numbers the kernel serves, and unlike a pidfd's tag (bit 31 alone, with a worker id
+/// below 256) or the timer's; the low bits carry the worker id.
 pub(super) const STDIN_TAG: u64 = (1 << 31) | (1 << 30);
 
 /// A lent buffer and what it holds.
@@ -69,9 +69,9 @@ impl Backlog {
         self.start == self.end
     }
 
-    /// Whether it keeps bytes for worker `worker`.
-    pub(crate) fn holds(&self, worker: usize) -> bool {
-        !self.is_empty() && self.worker == worker
+    /// Whether it keeps bytes for worker `worker`'s process of start `generation`.
+    pub(crate) fn holds(&self, worker: usize, generation: u32) -> bool {
+        !self.is_empty() && self.worker == worker && self.generation == generation
     }
 
     /// Bytes it can still append behind what it keeps.
@@ -80,30 +80,33 @@ impl Backlog {
     }
 
     /// `ingest`'s write of `bytes` to worker `worker`'s stdin `fd`: behind what is kept for
-    /// that pipe, or as far as the pipe takes it with the rest kept. Returns what `write`
-    /// would, counting the kept bytes as written.
+    /// that process, or as far as the pipe takes it with the rest kept and the pipe
+    /// watched in `epoll`. Returns what `write` would, counting the kept bytes as written;
+    /// -1 with EAGAIN when they cannot be kept and the pipe took none of them, so that
+    /// nothing is cut and no line jumps ahead of the kept one.
     pub(super) fn write(
         &mut self,
+        epoll: c_int,
         fd: c_int,
-        worker: usize,
-        generation: u32,
+        (worker, generation): (usize, u32),
         bytes: &[u8],
     ) -> isize {
         if !self.is_empty() {
-            if self.fd == fd && self.keep(bytes) {
-                return bytes.len() as isize;
+            if self.holds(worker, generation) && self.fd == fd {
+                return if self.keep(bytes) {
+                    bytes.len() as isize
+                } else {
+                    would_block()
+                };
             }
-            // Another pipe, or no room: what the kernel would have had.
+            // Another pipe: not behind the kept bytes.
             return write(fd, bytes);
         }
         let written = write(fd, bytes);
-        let taken = if written < 0 {
-            if super::errno() != libc::EAGAIN {
-                return written;
-            }
-            0
-        } else {
-            written as usize
+        let taken = match usize::try_from(written) {
+            Ok(taken) => taken,
+            Err(_) if super::errno() == libc::EAGAIN => 0,
+            Err(_) => return written,
         };
         if taken == bytes.len() || self.capacity == 0 {
             return written;
@@ -111,9 +114,12 @@ impl Backlog {
         (self.start, self.end) = (0, 0);
         (self.worker, self.generation, self.fd) = (worker, generation, fd);
         if self.keep(&bytes[taken..]) {
+            self.watch_pipe(epoll);
             bytes.len() as isize
+        } else if taken == 0 {
+            would_block()
         } else {
-            taken as isize
+            written // cut, as the kernel alone would; `check_room` keeps this from happening
         }
     }
 
@@ -145,21 +151,26 @@ impl Backlog {
             let pending = unsafe {
                 core::slice::from_raw_parts(self.buf.add(self.start), self.end - self.start)
             };
-            let written = write(self.fd, pending);
-            if written <= 0 {
-                break; // full (EAGAIN), or the worker is gone: the next step sees
+            match usize::try_from(write(self.fd, pending)) {
+                Ok(written) => self.start += written,
+                // Full: the watch wakes the loop when the worker has read.
+                Err(_) if super::errno() == libc::EAGAIN => break,
+                // The worker closed its stdin, or worse: the rest can never go.
+                Err(_) => {
+                    self.clear(epoll);
+                    return;
+                }
             }
-            self.start += written as usize;
         }
         if self.is_empty() {
             self.clear(epoll);
-        } else if self.watch < 0 {
+        } else {
             self.watch_pipe(epoll);
         }
     }
 
     /// Drops what it keeps and stops watching.
-    fn clear(&mut self, epoll: c_int) {
+    pub(crate) fn clear(&mut self, epoll: c_int) {
         (self.start, self.end) = (0, 0);
         if self.watch >= 0 {
             unwatch(epoll, self.watch);
@@ -167,21 +178,29 @@ impl Backlog {
         }
     }
 
-    /// Adds a duplicate of the pipe to `epoll`, readable for room: the kernel may have
-    /// the pipe itself in the set already, and a duplicate is an entry of its own.
+    /// Adds a duplicate of the pipe to `epoll`, watched for being writable: the kernel may
+    /// have the pipe itself in the set already, and a duplicate is an entry of its own.
     #[cfg(not(target_os = "linux"))]
     fn watch_pipe(&mut self, _epoll: c_int) {}
 
     #[cfg(target_os = "linux")]
     fn watch_pipe(&mut self, epoll: c_int) {
-        // Above the numbers the kernel serves, so none of them is used up.
+        if self.watch >= 0 {
+            return;
+        }
+        // Above the numbers the kernel serves if the limit allows, so none of them is used
+        // up; below, with a soft limit of 1024.
         // SAFETY: duplicating a pipe end the kernel holds.
-        let watch = unsafe { libc::fcntl(self.fd, libc::F_DUPFD_CLOEXEC, 1024) };
+        let mut watch = unsafe { libc::fcntl(self.fd, libc::F_DUPFD_CLOEXEC, 1024) };
+        if watch < 0 {
+            // SAFETY: as above.
+            watch = unsafe { libc::fcntl(self.fd, libc::F_DUPFD_CLOEXEC, 3) };
+        }
         if watch < 0 {
             return; // the next step tries again
         }
         let mut event = libc::epoll_event {
-            events: (libc::EPOLLOUT | libc::EPOLLERR) as u32,
+            events: libc::EPOLLOUT as u32,
             u64: STDIN_TAG | self.worker as u64,
         };
         // SAFETY: both descriptors are open; `event` is valid for the call.
@@ -206,6 +225,12 @@ fn unwatch(epoll: c_int, watch: c_int) {
 
 #[cfg(not(target_os = "linux"))]
 fn unwatch(_epoll: c_int, _watch: c_int) {}
+
+/// What a non-blocking `write` returns when the pipe is full.
+fn would_block() -> isize {
+    super::set_errno(libc::EAGAIN);
+    -1
+}
 
 fn write(fd: c_int, bytes: &[u8]) -> isize {
     // SAFETY: writing `bytes` to a pipe end the kernel holds; it is non-blocking.

@@ -133,7 +133,10 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
     // SAFETY: the kernel's buffer of `len` bytes, valid for the call.
     let bytes = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
     // What the pipe cannot take now is kept, when the bus said it can be (`check_room`).
-    resources.backlog.write(fd, worker, generation, bytes)
+    let epoll = resources.epoll;
+    resources
+        .backlog
+        .write(epoll, fd, (worker, generation), bytes)
 }
 
 /// The transport's read of a connection: every line the kernel delivers from it comes

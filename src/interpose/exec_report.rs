@@ -25,6 +25,16 @@ impl ExecReport {
         if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             ends = [-1, -1];
         }
+        // A host that closed its stdio would have the write end among 0..=2, where the
+        // kernel's child puts the worker's pipes.
+        if (0..3).contains(&ends[1]) {
+            // SAFETY: duplicating and closing the pipe end made above.
+            unsafe {
+                let moved = libc::fcntl(ends[1], libc::F_DUPFD_CLOEXEC, 3);
+                libc::close(ends[1]);
+                ends[1] = moved;
+            }
+        }
         Self { ends }
     }
 

@@ -37,7 +37,8 @@
 //!    ends what it started), and SIGKILL when the thread that started the bus ends.
 //!
 //! Each function here is entered from C: none may unwind, block beyond the call it wraps,
-//! or allocate. Between `fork` and `exec` only async-signal-safe calls are made.
+//! or allocate; the one wait added is `fork`'s for its child's `exec` (`exec_report`, at
+//! most a second). Between `fork` and `exec` only async-signal-safe calls are made.
 
 // Without an interposed archive (Apple targets, or no archive at all) nothing but the bus
 // uses the bookkeeping, and much of it is never filled in.
@@ -51,7 +52,7 @@ mod lines;
 mod resources;
 
 pub(crate) use backlog::Backlog;
-pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno};
+pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno, set_errno};
 pub(crate) use resources::{KernelResources, LineHook};
 
 use cty::c_void;

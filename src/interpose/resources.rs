@@ -276,6 +276,9 @@ impl KernelResources {
     /// on: each sees the end of its input and can exit on its own.
     pub(crate) fn close_worker_stdin(&mut self) {
         self.restarts_allowed = false;
+        // Its watch holds a copy of a worker's pipe, which would keep that worker's input
+        // open.
+        self.backlog.clear(self.epoll);
         for child in self.children.iter_mut() {
             if child.life == Life::Alive && child.stdin >= 0 && !child.input_closed {
                 child.input_closed = true;
@@ -284,8 +287,10 @@ impl KernelResources {
         }
     }
 
-    /// Sends `signal` to every worker not reaped yet, to end it.
+    /// Sends `signal` to every worker not reaped yet, to end it, and drops what the
+    /// backlog keeps for them.
     pub(crate) fn signal_workers(&mut self, signal: c_int) {
+        self.backlog.clear(self.epoll);
         for child in self.children.iter_mut() {
             child.ended_by_bus = true;
             child.signal(signal);

@@ -56,7 +56,7 @@ impl Signals {
         self.read_end
     }
 
-    /// The signals that came since the last call, oldest first; 0 for none.
+    /// The last of the signals that came since the last call; 0 for none.
     pub fn take(&self) -> libc::c_int {
         let mut last = 0;
         let mut byte = [0u8; 1];
