@@ -28,17 +28,6 @@ fn worker_pids(bus: &mut Bus<'_, Running>, events: &mut stdiobus_embed::Consumer
     pids
 }
 
-fn wait_gone(pids: &[i64]) {
-    let deadline = Instant::now() + DEADLINE;
-    while pids.iter().any(|&pid| process_exists(pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "worker processes {pids:?} outlived the bus"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn created_running_stopped_with_events_at_each_step() {
     let (producer, mut events) = ring();
@@ -86,7 +75,7 @@ fn created_running_stopped_with_events_at_each_step() {
         "stats stay readable when stopped"
     );
     drop(stopped);
-    wait_gone(&pids);
+    common::wait_gone(&pids);
 }
 
 #[test]
@@ -126,7 +115,7 @@ fn dropping_a_running_bus_ends_its_workers() {
     let pids = worker_pids(&mut bus, &mut events);
     assert!(pids.iter().all(|&pid| process_exists(pid)));
     drop(bus);
-    wait_gone(&pids);
+    common::wait_gone(&pids);
 }
 
 #[test]
@@ -135,7 +124,7 @@ fn dropping_a_stopping_bus_ends_its_workers() {
     let pids = worker_pids(&mut bus, &mut events);
     let stopping = bus.begin_stop(Duration::from_secs(5)).unwrap();
     drop(stopping);
-    wait_gone(&pids);
+    common::wait_gone(&pids);
 }
 
 #[test]
@@ -225,7 +214,7 @@ fn a_worker_command_that_cannot_be_executed_fails_start() {
         // The worker that did start ends with the bus.
         let pid = failed.value.worker_pid(0).expect("worker 0 runs");
         drop(failed);
-        wait_gone(&[i64::from(pid)]);
+        common::wait_gone(&[i64::from(pid)]);
     }
     std::fs::remove_file(not_executable).unwrap();
 }
@@ -251,7 +240,7 @@ fn closing_the_workers_stdin_lets_them_exit_on_their_own() {
             "{seen:?}"
         );
     }
-    wait_gone(&pids);
+    common::wait_gone(&pids);
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": "m"}).to_string();
     assert_eq!(bus.send(request.as_bytes()), Err(Error::NoWorker));
     assert_eq!(

@@ -329,14 +329,7 @@ fn sigterm_stops_the_relay_and_its_workers() {
     assert_eq!(error["id"], 2);
     assert_eq!(error["error"]["code"], -32003, "{error}");
     assert!(relay.wait().success());
-    let deadline = Instant::now() + DEADLINE;
-    while workers.iter().any(|&pid| process_exists(pid)) {
-        assert!(
-            Instant::now() < deadline,
-            "workers {workers:?} outlived the relay"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    common::wait_gone(&workers);
 }
 
 #[test]

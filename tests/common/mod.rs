@@ -283,6 +283,18 @@ pub fn process_exists(pid: i64) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Waits until none of `pids` is a process any more; panics after [`DEADLINE`].
+pub fn wait_gone(pids: &[i64]) {
+    let deadline = Instant::now() + DEADLINE;
+    while pids.iter().any(|&pid| process_exists(pid)) {
+        assert!(
+            Instant::now() < deadline,
+            "processes {pids:?} are still there"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The state letter of process `pid` in /proc (`R`, `S`, `Z` for a zombie, ...), or `None`
 /// once it is gone.
 pub fn process_state(pid: u32) -> Option<char> {

@@ -201,7 +201,7 @@ impl Relay {
                             continue;
                         }
                     };
-                    forward(&mut self.bus, self.output, line);
+                    forward(&mut self.bus, self.output, &self.signals, line);
                 }
             }
             self.pump(Duration::ZERO);
@@ -337,7 +337,12 @@ fn pump(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, timeou
 
 /// Hands one line from the client to a worker: a request to the next worker of its pool,
 /// a response to the worker that asked.
-fn forward(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, line: &[u8]) {
+fn forward(
+    bus: &mut Bus<'static, Running>,
+    output: &Mutex<Output<'static>>,
+    signals: &Signals,
+    line: &[u8],
+) {
     if line.trim_ascii().is_empty() {
         return;
     }
@@ -360,7 +365,7 @@ fn forward(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, lin
         Some(Kind::Result | Kind::Error) => worker = lock(output).asker(id),
         None => {}
     }
-    if let Err(error) = deliver(bus, output, line, worker) {
+    if let Err(error) = deliver(bus, output, signals, line, worker) {
         let is_request = matches!(message.map(|m| m.kind()), Some(Kind::Request) | None);
         let code = match error {
             Error::Kernel(stdiobus_embed::ErrorCode::Invalid) => code::PARSE_ERROR,
@@ -375,10 +380,11 @@ fn forward(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, lin
 }
 
 /// Sends `line` (to `worker`, if given), retrying while the bus says "later": polling
-/// lets the workers read their input, and restarts come.
+/// lets the workers read their input, and restarts come. A signal ends the retries.
 fn deliver(
     bus: &mut Bus<'static, Running>,
     output: &Mutex<Output<'static>>,
+    signals: &Signals,
     line: &[u8],
     worker: Option<i32>,
 ) -> Result<(), Error> {
@@ -392,6 +398,7 @@ fn deliver(
             Err(error)
                 if error.is_retryable()
                     && started.elapsed() < RETRY_LIMIT
+                    && !signals.pending()
                     && !lock(output).no_worker_left() =>
             {
                 pump(bus, output, RETRY_WAIT);

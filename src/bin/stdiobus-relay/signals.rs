@@ -56,6 +56,17 @@ impl Signals {
         self.read_end
     }
 
+    /// Whether a signal came that [`Signals::take`] has not taken yet.
+    pub fn pending(&self) -> bool {
+        let mut pollfd = libc::pollfd {
+            fd: self.read_end,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; a zero timeout does not wait.
+        unsafe { libc::poll(&mut pollfd, 1, 0) > 0 }
+    }
+
     /// The last of the signals that came since the last call; 0 for none.
     pub fn take(&self) -> libc::c_int {
         let mut last = 0;
