@@ -187,10 +187,13 @@ fn link(archive: &Path) {
     }
     println!("cargo:rustc-link-search=native={}", out_dir.display());
     println!("cargo:rustc-link-lib=static={LINKED_NAME}");
-    // The archive calls into libpthread, which glibc before 2.34 keeps apart from libc,
-    // and into libc itself, which a `no_std` program does not otherwise link.
+    // The archive calls into libpthread, which glibc before 2.34 keeps apart from libc (musl
+    // has it in libc, and its targets ship no libpthread), and into libc itself, which a
+    // `no_std` program does not otherwise link.
     if linux {
-        println!("cargo:rustc-link-lib=pthread");
+        if env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") {
+            println!("cargo:rustc-link-lib=pthread");
+        }
         println!("cargo:rustc-link-lib=c");
     }
 }

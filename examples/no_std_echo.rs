@@ -165,8 +165,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 unsafe extern "C" {}
 
 /// The prebuilt `compiler_builtins` names this personality routine when linked against
-/// glibc; with `panic = "abort"` nothing unwinds, so it is never called.
-#[cfg(all(not(feature = "std"), panic = "abort", target_env = "gnu"))]
+/// glibc, and on aarch64; with `panic = "abort"` nothing unwinds, so it is never called.
+#[cfg(all(
+    not(feature = "std"),
+    panic = "abort",
+    any(target_env = "gnu", target_arch = "aarch64")
+))]
 #[unsafe(no_mangle)]
 extern "C" fn rust_eh_personality() {}
 
