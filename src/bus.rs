@@ -378,7 +378,7 @@ impl<'r> Bus<'r, Running> {
         check_message(message)?;
         if !cfg!(stdio_bus_interposed) {
             // Nothing to route with: the kernel's own choice.
-            return self.ingest(message, -1);
+            return self.ingest(message, None);
         }
         let (worker, moved) = self
             .router
@@ -401,10 +401,10 @@ impl<'r> Bus<'r, Running> {
             return Err(Error::NoSuchWorker { id: worker as i32 });
         };
         workers::check_room(worker, child, message.len(), &self.resources.backlog)?;
-        let (stdin, generation) = (child.stdin, child.generation);
+        let generation = child.generation;
         self.router
             .sending(message, Binding { worker, generation })?;
-        let sent = self.ingest(message, stdin);
+        let sent = self.ingest(message, Some(worker));
         // The 2.2.1 archive hands a message for an embedded worker to its socket rather
         // than writing it: then the worker the bus chose did not get it.
         if sent.is_err() || !self.resources.take_routed() {
@@ -413,14 +413,17 @@ impl<'r> Bus<'r, Running> {
         sent
     }
 
-    /// `ingest`, its write going to the pipe `stdin` (the kernel's choice when -1).
-    fn ingest(&mut self, message: &[u8], stdin: c_int) -> Result<(), Error> {
+    /// `ingest`, its write going to `worker`'s stdin pipe (the kernel's choice if `None`).
+    fn ingest(&mut self, message: &[u8], worker: Option<usize>) -> Result<(), Error> {
         let raw = self.raw.as_ptr();
         // SAFETY: `raw` is live; the kernel reads exactly `len` bytes of `message` during
         // the call and keeps no pointer to it.
-        let rc = self.resources.enter_routed(stdin, || unsafe {
-            sys::stdio_bus_ingest(raw, message.as_ptr().cast(), message.len())
-        });
+        let ingest =
+            || unsafe { sys::stdio_bus_ingest(raw, message.as_ptr().cast(), message.len()) };
+        let rc = match worker {
+            Some(worker) => self.resources.enter_routed(worker, ingest),
+            None => self.resources.enter(ingest),
+        };
         Error::check(rc).map(drop)
     }
 }

@@ -119,24 +119,19 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
 /// (see `KernelResources::route`), whichever worker the kernel picked.
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
-    let Some(resources) = resources().filter(|resources| resources.route >= 0) else {
+    let routed = resources().and_then(|resources| Some((resources.route?, resources)));
+    let Some((route, resources)) = routed else {
         // SAFETY: the kernel's arguments, forwarded.
         return unsafe { libc::write(fd, bytes, len) };
     };
     resources.routed = true;
-    let fd = resources.route;
-    let Some(worker) = resources.children.by_stdin(fd) else {
-        // SAFETY: as above, to the pipe the bus chose.
-        return unsafe { libc::write(fd, bytes, len) };
-    };
-    let generation = resources.children.generation(worker);
     // SAFETY: the kernel's buffer of `len` bytes, valid for the call.
     let bytes = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
     // What the pipe cannot take now is kept, when the bus said it can be (`check_room`).
-    let epoll = resources.epoll;
+    let target = (route.worker, route.generation);
     resources
         .backlog
-        .write(epoll, fd, (worker, generation), bytes)
+        .write(resources.epoll, route.stdin, target, bytes)
 }
 
 /// The transport's read of a connection: every line the kernel delivers from it comes

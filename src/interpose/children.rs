@@ -218,11 +218,6 @@ impl Children {
         self.list.iter_mut()
     }
 
-    /// The worker whose stdin pipe the kernel writes at `fd`.
-    pub(crate) fn by_stdin(&self, fd: c_int) -> Option<usize> {
-        self.list.iter().position(|child| child.stdin == fd)
-    }
-
     /// The worker whose stdout pipe the kernel reads at `fd`.
     pub(crate) fn by_stdout(&self, fd: c_int) -> Option<usize> {
         self.list.iter().position(|child| child.stdout == fd)

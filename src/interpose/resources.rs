@@ -48,9 +48,9 @@ pub(crate) struct KernelResources {
     pub(super) exits_seen: bool,
     /// A descriptor was needed below the kernel's limit and none was free.
     pub(super) out_of_low_fds: bool,
-    /// The stdin pipe `ingest` writes to instead of the one the kernel picked, or -1: the
-    /// worker the bus routed the message to.
-    pub(crate) route: c_int,
+    /// The worker `ingest` writes to instead of the one the kernel picked: the one the bus
+    /// routed the message to.
+    pub(super) route: Option<Route>,
     /// `ingest` wrote to `route` since the bus last asked.
     pub(super) routed: bool,
     /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
@@ -74,6 +74,16 @@ pub(crate) struct KernelResources {
     pub(super) deferred_router: *mut c_void,
 }
 
+/// Where the bus sends the message of one `ingest`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Route {
+    pub(super) worker: usize,
+    /// The start generation of the worker's process.
+    pub(super) generation: u32,
+    /// Its stdin pipe.
+    pub(super) stdin: c_int,
+}
+
 impl KernelResources {
     pub(crate) const fn new() -> Self {
         Self {
@@ -88,7 +98,7 @@ impl KernelResources {
             epoll: -1,
             exits_seen: false,
             out_of_low_fds: false,
-            route: -1,
+            route: None,
             routed: false,
             reading: None,
             line_limit: crate::config::DEFAULT_MAX_INPUT_BUFFER as usize,
@@ -113,12 +123,20 @@ impl KernelResources {
         result
     }
 
-    /// [`enter`](Self::enter) with `ingest`'s write going to `stdin`, a worker's pipe.
-    pub(crate) fn enter_routed<R>(&mut self, stdin: c_int, call: impl FnOnce() -> R) -> R {
-        self.route = stdin;
+    /// [`enter`](Self::enter) with `ingest`'s write going to worker `worker`'s stdin pipe.
+    pub(crate) fn enter_routed<R>(&mut self, worker: usize, call: impl FnOnce() -> R) -> R {
+        self.route = self
+            .children
+            .get(worker)
+            .filter(|c| c.stdin >= 0)
+            .map(|c| Route {
+                worker,
+                generation: c.generation,
+                stdin: c.stdin,
+            });
         self.routed = false;
         let result = self.enter(call);
-        self.route = -1;
+        self.route = None;
         result
     }
 
