@@ -350,8 +350,9 @@ fn forward(
     // JSON, and a line it refuses gets an error below, as a server gives for bad input.
     let message = Message::parse(line).ok();
     let id = message.and_then(|m| m.raw_id()).unwrap_or("null");
+    let kind = message.map(|m| m.kind());
     let mut worker = None;
-    match message.map(|m| m.kind()) {
+    match kind {
         Some(Kind::Request) => lock(output).requested(id),
         Some(Kind::Notification) => {
             if let Some(m) = message
@@ -366,7 +367,7 @@ fn forward(
         None => {}
     }
     if let Err(error) = deliver(bus, output, signals, line, worker) {
-        let is_request = matches!(message.map(|m| m.kind()), Some(Kind::Request) | None);
+        let is_request = matches!(kind, Some(Kind::Request) | None);
         let code = match error {
             Error::Kernel(stdiobus_embed::ErrorCode::Invalid) => code::PARSE_ERROR,
             _ => code::NOT_DELIVERED,

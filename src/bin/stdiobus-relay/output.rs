@@ -37,6 +37,15 @@ enum Worker {
 
 pub struct Output<'r> {
     events: Consumer<'r>,
+    client: Client,
+    /// Whether anything was written since the last flush.
+    unflushed: bool,
+    /// Writing to stdout failed: the client is gone, and nothing more is written.
+    broken: bool,
+}
+
+/// The client's end: its stdout, and what is owed to it and by whom.
+struct Client {
     stdout: BufWriter<File>,
     /// Requests from the client not answered yet, by raw id (`1` and `"1"` differ), with
     /// whether a `notifications/cancelled` came for them.
@@ -45,21 +54,19 @@ pub struct Output<'r> {
     /// client's response goes back to it.
     asked: HashMap<Box<str>, i32>,
     workers: Vec<Worker>,
-    /// Whether anything was written since the last flush.
-    unflushed: bool,
-    /// Writing to stdout failed: the client is gone, and nothing more is written.
-    broken: bool,
 }
 
 impl<'r> Output<'r> {
     pub fn new(events: Consumer<'r>, stdout: File) -> Self {
         Self {
             events,
-            // Large enough for most lines in one write; a larger one goes straight out.
-            stdout: BufWriter::with_capacity(64 << 10, stdout),
-            pending: HashMap::new(),
-            asked: HashMap::new(),
-            workers: Vec::new(),
+            client: Client {
+                // Large enough for most lines in one write; a larger one goes straight out.
+                stdout: BufWriter::with_capacity(64 << 10, stdout),
+                pending: HashMap::new(),
+                asked: HashMap::new(),
+                workers: Vec::new(),
+            },
             unflushed: false,
             broken: false,
         }
@@ -67,45 +74,45 @@ impl<'r> Output<'r> {
 
     /// The bus started `count` workers.
     pub fn started(&mut self, count: usize) {
-        self.workers = vec![Worker::Serving; count];
+        self.client.workers = vec![Worker::Serving; count];
     }
 
     /// Notes a request the client sent, before it goes to a worker.
     pub fn requested(&mut self, id: &str) {
-        self.pending.insert(id.into(), false);
+        self.client.pending.insert(id.into(), false);
     }
 
     /// The request `id` was not delivered: the client gets `message`, with `code`.
     pub fn refuse(&mut self, id: &str, code: i32, message: &str) {
-        self.pending.remove(id);
+        self.client.pending.remove(id);
         self.error(id, code, message);
     }
 
     /// A `notifications/cancelled` for request `id`: its answer is no longer waited for.
     pub fn cancelled(&mut self, id: &str) {
-        if let Some(cancelled) = self.pending.get_mut(id) {
+        if let Some(cancelled) = self.client.pending.get_mut(id) {
             *cancelled = true;
         }
     }
 
     /// The worker that sent request `id` to the client, which answers it now.
     pub fn asker(&mut self, id: &str) -> Option<i32> {
-        self.asked.remove(id)
+        self.client.asked.remove(id)
     }
 
     /// Whether an answer is still due to the client for a request it has not cancelled.
     pub fn awaiting(&self) -> bool {
-        self.pending.values().any(|&cancelled| !cancelled)
+        self.client.pending.values().any(|&cancelled| !cancelled)
     }
 
     /// Whether every worker is gone for good.
     pub fn no_worker_left(&self) -> bool {
-        self.workers.iter().all(|&w| w == Worker::Gone)
+        self.client.workers.iter().all(|&w| w == Worker::Gone)
     }
 
     /// Whether no worker process runs.
     pub fn none_running(&self) -> bool {
-        self.workers.iter().all(|&w| w != Worker::Serving)
+        self.client.workers.iter().all(|&w| w != Worker::Serving)
     }
 
     /// Whether stdout failed: the client is gone.
@@ -117,6 +124,7 @@ impl<'r> Output<'r> {
     /// nothing, as the client expects.
     pub fn refuse_all(&mut self, code: i32, message: &str) {
         let mut ids: Vec<Box<str>> = self
+            .client
             .pending
             .drain()
             .filter_map(|(id, cancelled)| (!cancelled).then_some(id))
@@ -131,13 +139,7 @@ impl<'r> Output<'r> {
     pub fn drain(&mut self) {
         loop {
             let handled = match self.events.read() {
-                Some(event) => Self::handle(
-                    &mut self.stdout,
-                    &mut self.pending,
-                    &mut self.asked,
-                    &mut self.workers,
-                    event.event(),
-                ),
+                Some(event) => self.client.handle(event.event()),
                 None => return,
             };
             self.wrote(handled);
@@ -148,19 +150,13 @@ impl<'r> Output<'r> {
     /// still in the ring go first, so the client sees every line in the order written.
     pub fn overflowed(&mut self, event: Event<'_>) {
         self.drain();
-        let handled = Self::handle(
-            &mut self.stdout,
-            &mut self.pending,
-            &mut self.asked,
-            &mut self.workers,
-            event,
-        );
+        let handled = self.client.handle(event);
         self.wrote(handled);
     }
 
     pub fn flush(&mut self) {
         if std::mem::take(&mut self.unflushed) && !self.broken {
-            let flushed = self.stdout.flush();
+            let flushed = self.client.stdout.flush();
             self.wrote(flushed);
         }
     }
@@ -183,7 +179,7 @@ impl<'r> Output<'r> {
     }
 
     fn error(&mut self, id: &str, code: i32, message: &str) {
-        let written = write_error(&mut self.stdout, id, code, message);
+        let written = write_error(&mut self.client.stdout, id, code, message);
         self.wrote(written);
     }
 
@@ -198,28 +194,25 @@ impl<'r> Output<'r> {
             Err(_) => {}
         }
     }
+}
 
-    fn handle(
-        stdout: &mut BufWriter<File>,
-        pending: &mut HashMap<Box<str>, bool>,
-        asked: &mut HashMap<Box<str>, i32>,
-        workers: &mut [Worker],
-        event: Event<'_>,
-    ) -> io::Result<()> {
+impl Client {
+    /// Writes out one event, and notes what it settles.
+    fn handle(&mut self, event: Event<'_>) -> io::Result<()> {
         match event {
             Event::Message { worker, line } => {
-                stdout.write_all(line.as_bytes())?;
-                stdout.write_all(b"\n")?;
+                self.stdout.write_all(line.as_bytes())?;
+                self.stdout.write_all(b"\n")?;
                 if let Ok(message) = Message::parse(line.as_bytes())
                     && let Some(id) = message.raw_id()
                 {
                     match message.kind() {
                         Kind::Result | Kind::Error => {
-                            pending.remove(id);
+                            self.pending.remove(id);
                         }
                         Kind::Request => {
                             if let Some(worker) = worker {
-                                asked.insert(id.into(), worker);
+                                self.asked.insert(id.into(), worker);
                             }
                         }
                         Kind::Notification => {}
@@ -228,11 +221,11 @@ impl<'r> Output<'r> {
             }
             Event::Unanswered { worker, id } => {
                 let id = id.to_str().unwrap_or("null");
-                if pending.remove(id).is_some() {
+                if self.pending.remove(id).is_some() {
                     let message = format!(
                         "stdiobus-relay: the server process (worker {worker}) ended before it answered"
                     );
-                    write_error(stdout, id, code::WORKER_ENDED, &message)?;
+                    write_error(&mut self.stdout, id, code::WORKER_ENDED, &message)?;
                 }
             }
             Event::Overflow(overflow) => {
@@ -243,10 +236,10 @@ impl<'r> Output<'r> {
                 );
                 for id in overflow.lost_ids() {
                     let id = id.to_str().unwrap_or("null");
-                    if pending.remove(id).is_some() {
+                    if self.pending.remove(id).is_some() {
                         let message =
                             "stdiobus-relay: the answer was lost: the relay's event ring was full";
-                        write_error(stdout, id, code::ANSWER_LOST, message)?;
+                        write_error(&mut self.stdout, id, code::ANSWER_LOST, message)?;
                     }
                 }
             }
@@ -264,7 +257,9 @@ impl<'r> Output<'r> {
                 };
                 if let (Some(state), Some(slot)) = (
                     state,
-                    usize::try_from(id).ok().and_then(|id| workers.get_mut(id)),
+                    usize::try_from(id)
+                        .ok()
+                        .and_then(|id| self.workers.get_mut(id)),
                 ) {
                     *slot = state;
                 }
