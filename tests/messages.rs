@@ -327,11 +327,7 @@ fn a_configuration_with_unicode_escapes_reaches_the_worker_decoded() {
         vec![0u8; text.len() + stdiobus_embed::config::NORMALIZE_SLACK].into_boxed_slice(),
     );
     let config = stdiobus_embed::Config::normalize(&text, &Limits::default(), buf).unwrap();
-    let (producer, mut events) = common::ring();
-    let mut bus = Bus::create(config, common::options(), producer)
-        .unwrap()
-        .start()
-        .unwrap();
+    let (mut bus, mut events) = common::start_config(config);
     let response = call(
         &mut bus,
         &mut events,

@@ -36,8 +36,15 @@ pub fn options() -> Options<'static> {
 
 /// A started bus over `pools`, with its consumer.
 pub fn start(pools: &[Pool<'_>]) -> (Bus<'static, Running>, Consumer<'static>) {
+    start_config(config(pools, &Limits::default()))
+}
+
+/// A started bus over `config`, with its consumer.
+pub fn start_config(
+    config: stdiobus_embed::Config<'static>,
+) -> (Bus<'static, Running>, Consumer<'static>) {
     let (producer, consumer) = ring();
-    let bus = Bus::create(config(pools, &Limits::default()), options(), producer)
+    let bus = Bus::create(config, options(), producer)
         .expect("create")
         .start()
         .expect("start");
