@@ -194,6 +194,8 @@ impl<'r> Bus<'r, Created> {
             .min(producer.free_bytes());
         let raw_options = raw_options(&config, &options, &producer);
         let mut resources = KernelResources::new();
+        resources.ring = producer.user_data();
+        resources.hold_back = true;
         resources.line_limit =
             input_limit.unwrap_or(crate::config::DEFAULT_MAX_INPUT_BUFFER) as usize;
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
@@ -698,6 +700,7 @@ impl<'r, S: State> Bus<'r, S> {
         }
         // After the restarts too: what was kept for an ended process goes with it.
         self.resources.flush_backlog();
+        self.resources.settle_held();
         self.report_reaped();
         let (producer, limit) = (&mut self.producer, self.resources.line_limit);
         self.resources.take_dropped_lines(|id, lines| {

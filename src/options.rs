@@ -49,9 +49,14 @@ impl<'a> Options<'a> {
     }
 
     /// Free ring space, in bytes, below which [`Bus::poll`](crate::Bus::poll) does not
-    /// run a kernel step but returns [`Error::RingFull`] so the host drains first. One
-    /// step delivers about 4 KiB per ready worker plus any line that completes in it.
+    /// run a kernel step but returns [`Error::RingFull`] so the host drains first.
     /// Default: a quarter of the ring.
+    ///
+    /// The reserve only saves steps that could deliver little: whatever it is, a step
+    /// hands the host only the worker lines the ring has room for, and the rest waits in
+    /// the bus and then in the workers' pipes. What the ring loses is only what cannot
+    /// wait: a line larger than the whole ring, or the kernel's own events when a step's
+    /// lines left no room for them (a sixteenth of the slots is kept for those).
     pub const fn poll_reserve(mut self, bytes: usize) -> Self {
         self.poll_reserve = Some(bytes);
         self

@@ -38,6 +38,9 @@ impl<S: State> Bus<'_, S> {
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
         self.resources.restarts_allowed = false;
+        // From now on what the workers write goes on, and what the ring has no room for
+        // is counted lost: nothing may wait for room that nobody frees.
+        self.resources.hold_back = false;
         if self.resources.children.alive() == 0 {
             return self.stop_kernel(drain);
         }

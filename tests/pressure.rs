@@ -150,57 +150,107 @@ fn with_an_overflow_handler_nothing_is_lost() {
     assert_eq!(stats.handed_over, handled.len() as u64);
 }
 
-#[test]
-fn without_a_handler_losses_are_counted_and_marked_in_order() {
-    let ring = Box::leak(EventRing::<32, 64>::boxed());
-    let (mut bus, mut events) = overflowing_bus(ring);
+/// A request whose response is longer than the 4 KiB rings below hold: `pad` bytes of
+/// params, echoed back.
+fn request(id: &str, pad: usize) -> Vec<u8> {
+    json!({"jsonrpc": "2.0", "id": id, "method": "m", "params": "x".repeat(pad)})
+        .to_string()
+        .into_bytes()
+}
+
+/// A bus over a ring of 16 slots of 256 bytes, with the default reserve.
+fn small_ring_bus() -> (
+    Bus<'static, stdiobus_embed::Running>,
+    stdiobus_embed::Consumer<'static>,
+) {
+    let ring = Box::leak(EventRing::<16, 256>::boxed());
+    let (producer, mut events) = ring.split().unwrap();
+    let pools = [Pool::new("echo", WORKER)];
+    let bus = Bus::create(
+        config(&pools, &Limits::default()),
+        common::options(),
+        producer,
+    )
+    .unwrap()
+    .start()
+    .unwrap();
     common::drain(&mut events, &mut Vec::new());
-    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":300}}"#)
-        .unwrap();
-    // Poll a while without reading, then read and poll until all 302 lines the worker
-    // writes (300 ticks, a request to the host, the response) are seen or marked lost.
-    for _ in 0..20 {
-        bus.poll(Duration::from_millis(5)).unwrap();
+    (bus, events)
+}
+
+/// The ids of the responses in `seen` and of those the overflow markers name lost, in
+/// the order they came.
+fn answered_and_lost(seen: &[Seen]) -> (Vec<String>, Vec<String>) {
+    let answered = seen
+        .iter()
+        .filter_map(Seen::json)
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    let mut lost = Vec::new();
+    for s in seen {
+        if let Seen::Overflow(_, _, ids, more) = s {
+            assert!(!more, "every lost id fits in the marker here");
+            lost.extend(
+                ids.iter()
+                    .map(|id| serde_json::from_slice::<String>(id).unwrap()),
+            );
+        }
     }
-    let messages = |seen: &[Seen]| {
-        seen.iter()
-            .filter(|s| matches!(s, Seen::Message(_)))
-            .count()
-    };
-    let marked = |seen: &[Seen]| -> u64 {
-        seen.iter()
-            .map(|s| match s {
-                Seen::Overflow(events, ..) => *events,
-                _ => 0,
-            })
-            .sum()
-    };
+    (answered, lost)
+}
+
+#[test]
+fn a_line_no_ring_can_hold_is_counted_lost_and_marked_in_order() {
+    let (mut bus, mut events) = small_ring_bus();
+    // Every third response is longer than the whole ring; the others fit in one slot.
+    let ids: Vec<String> = (0..30).map(|id| format!("r{id}")).collect();
+    let large = |id: &str| id[1..].parse::<u32>().unwrap() % 3 == 0;
+    for id in &ids {
+        let pad = if large(id) { 5000 } else { 10 };
+        bus.send(&request(id, pad)).unwrap();
+    }
     let mut seen = Vec::new();
     common::poll_until(
         &mut bus,
         &mut events,
         &mut seen,
-        "every line, seen or marked lost",
-        |seen| messages(seen) as u64 + marked(seen) >= 302,
+        "every response, seen or named lost",
+        |seen| {
+            let (answered, lost) = answered_and_lost(seen);
+            answered.len() + lost.len() >= ids.len()
+        },
     );
-    let lost = bus.stats().ring.lost;
-    assert!(lost.events > 0, "the ring did overflow");
+    let (answered, lost) = answered_and_lost(&seen);
+    let small: Vec<&String> = ids.iter().filter(|id| !large(id)).collect();
+    let too_large: Vec<&String> = ids.iter().filter(|id| large(id)).collect();
     assert_eq!(
-        marked(&seen),
-        lost.events,
-        "markers account for every lost event"
+        answered.iter().collect::<Vec<_>>(),
+        small,
+        "the responses that fit, in order"
     );
-    assert_eq!(messages(&seen) as u64 + lost.events, 302);
-    let got = ticks(&seen);
-    assert!(
-        got.windows(2).all(|w| w[0] < w[1]),
-        "what arrived is in order"
+    assert_eq!(
+        lost.iter().collect::<Vec<_>>(),
+        too_large,
+        "only the ones too large, in order"
+    );
+    assert_eq!(bus.stats().ring.lost.events, too_large.len() as u64);
+    // Each marker stands where its response would have been.
+    let mut order = Vec::new();
+    for s in &seen {
+        let (answered, lost) = answered_and_lost(std::slice::from_ref(s));
+        order.extend(answered);
+        order.extend(lost);
+    }
+    assert_eq!(
+        order, ids,
+        "responses and markers in the order the worker wrote them"
     );
 }
 
 #[test]
-fn the_overflow_marker_names_the_lost_responses() {
-    // 16 slots of 256 bytes: room for about 14 responses; 30 are asked for.
+fn a_ring_nobody_reads_holds_the_workers_back_instead_of_losing() {
+    // No reserve at all, and the ring never read while the worker answers 30 requests
+    // with more than the ring holds: the kernel is given only the lines that fit.
     let ring = Box::leak(EventRing::<16, 256>::boxed());
     let (producer, mut events) = ring.split().unwrap();
     let options = common::options().poll_reserve(0);
@@ -210,51 +260,191 @@ fn the_overflow_marker_names_the_lost_responses() {
         .start()
         .unwrap();
     common::drain(&mut events, &mut Vec::new());
-    let before = bus.stats().ring;
-    for id in 0..30 {
-        bus.send(
-            json!({"jsonrpc": "2.0", "id": format!("r{id}"), "method": "m"})
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
+    let ids: Vec<String> = (0..30).map(|id| format!("r{id}")).collect();
+    for id in &ids {
+        bus.send(&request(id, 10)).unwrap();
     }
-    // Poll without reading until every response is either in the ring or lost.
-    let deadline = Instant::now() + DEADLINE;
-    let settled = |ring: stdiobus_embed::RingStats| {
-        ring.stored - before.stored + ring.lost.events - before.lost.events
-    };
-    while settled(bus.stats().ring) < 30 {
-        assert!(Instant::now() < deadline, "{:?}", bus.stats());
+    let before = bus.stats().ring;
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < deadline {
         bus.poll(Duration::from_millis(10)).unwrap();
     }
+    let full = bus.stats().ring;
+    assert_eq!(full.lost.events, 0, "{full:?}");
+    assert!(
+        full.stored > before.stored,
+        "some responses were stored: {full:?}"
+    );
+    assert!(
+        full.stored - before.stored < 30,
+        "not all of them fit: {full:?}"
+    );
+    // Read and poll in turn: the rest comes.
     let mut seen = Vec::new();
-    common::drain(&mut events, &mut seen);
-    bus.poll(Duration::ZERO).unwrap(); // writes a marker that had no room before
-    common::drain(&mut events, &mut seen);
+    common::poll_until(&mut bus, &mut events, &mut seen, "every response", |seen| {
+        answered_and_lost(seen).0.len() >= ids.len()
+    });
+    assert_eq!(answered_and_lost(&seen), (ids, Vec::new()));
+    assert_eq!(bus.stats().ring.lost.events, 0);
+}
 
-    let mut answered: Vec<String> = seen
+/// A host that keeps up: the worker writes `count` notifications in one burst, and the
+/// ring is read after every poll. Returns the ticks that arrived, in order, and how many
+/// events the ring lost.
+fn keep_up<const SLOTS: usize, const SLOT_SIZE: usize>(count: u32) -> (Vec<u32>, u64) {
+    let ring = Box::leak(EventRing::<SLOTS, SLOT_SIZE>::boxed());
+    let (producer, mut events) = ring.split().unwrap();
+    let pools = [Pool::new("echo", WORKER)];
+    // The default poll reserve.
+    let mut bus = Bus::create(
+        config(&pools, &Limits::default()),
+        common::options(),
+        producer,
+    )
+    .unwrap()
+    .start()
+    .unwrap();
+    let request =
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"notify","params":{{"count":{count}}}}}"#);
+    bus.send(request.as_bytes()).unwrap();
+    let (mut ticks, mut answered, mut lost) = (Vec::with_capacity(count as usize), false, 0);
+    let deadline = Instant::now() + DEADLINE;
+    while !answered {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} ticks after {DEADLINE:?}, {lost} events lost",
+            ticks.len()
+        );
+        bus.poll(Duration::from_millis(10)).unwrap();
+        events.drain(|event| match event {
+            stdiobus_embed::Event::Message { line, .. } => match tick_seq(line.as_ref()) {
+                Some(seq) => ticks.push(seq),
+                None => answered |= line.as_ref().starts_with(br#"{"jsonrpc":"2.0","id":1,"#),
+            },
+            stdiobus_embed::Event::Overflow(overflow) => lost += overflow.loss().events,
+            _ => {}
+        });
+    }
+    assert_eq!(lost, bus.stats().ring.lost.events, "every loss is marked");
+    bus.stop(Duration::from_secs(1)).unwrap();
+    (ticks, lost)
+}
+
+/// The `seq` of a `worker/tick` notification, read without a JSON parser: a host that
+/// keeps up with a burst cannot afford one per line in a debug build.
+fn tick_seq(line: &[u8]) -> Option<u32> {
+    const PREFIX: &[u8] = br#"{"jsonrpc":"2.0","method":"worker/tick","params":{"seq":"#;
+    let digits = line.strip_prefix(PREFIX)?;
+    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
+#[test]
+fn a_host_that_keeps_up_loses_nothing_with_the_default_reserve_on_any_ring_shape() {
+    fn check<const SLOTS: usize, const SLOT_SIZE: usize>(count: u32) {
+        let (ticks, lost) = keep_up::<SLOTS, SLOT_SIZE>(count);
+        let shape = format!("{SLOTS} slots of {SLOT_SIZE} bytes");
+        assert_eq!(lost, 0, "{shape}: events lost");
+        assert_eq!(ticks.len(), count as usize, "{shape}: ticks missing");
+        assert!(
+            ticks.iter().zip(1..).all(|(&seq, want)| seq == want),
+            "{shape}: ticks out of order"
+        );
+    }
+    // The README's shape, the documentation's smallest and largest, and a ring of a few
+    // large slots, where every short line takes a slot of 64 KiB.
+    check::<64, 1024>(100_000);
+    check::<8, 256>(20_000);
+    check::<1024, 4096>(100_000);
+    check::<4, 65536>(5_000);
+}
+
+#[test]
+fn an_event_loop_on_the_poll_fd_is_woken_for_output_held_back() {
+    // A host that sleeps on the bus's descriptor and reads the ring after each step. The
+    // worker writes its whole burst at once; most of it waits for room in the bus, not in
+    // the pipe, and the descriptor must say so.
+    let ring = Box::leak(EventRing::<8, 256>::boxed());
+    let (producer, mut events) = ring.split().unwrap();
+    let pools = [Pool::new("echo", WORKER)];
+    let mut bus = Bus::create(
+        config(&pools, &Limits::default()),
+        common::options(),
+        producer,
+    )
+    .unwrap()
+    .start()
+    .unwrap();
+    let fd = bus.poll_fd().expect("the kernel's epoll descriptor");
+    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":2000}}"#)
+        .unwrap();
+    let (mut ticks, mut answered) = (0, false);
+    let deadline = Instant::now() + DEADLINE;
+    while !answered {
+        assert!(Instant::now() < deadline, "{ticks} ticks");
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ready = unsafe { libc::poll(&mut poll, 1, 2000) };
+        assert_eq!(
+            ready, 1,
+            "the descriptor slept with {ticks} of 2000 ticks delivered"
+        );
+        bus.poll(Duration::ZERO).unwrap();
+        events.drain(|event| {
+            if let stdiobus_embed::Event::Message { line, .. } = event {
+                ticks += usize::from(tick_seq(line.as_ref()).is_some());
+                answered |= line.as_ref().starts_with(br#"{"jsonrpc":"2.0","id":1,"#);
+            }
+        });
+    }
+    assert_eq!((ticks, bus.stats().ring.lost.events), (2000, 0));
+    // Nothing is held any more: the descriptor sleeps.
+    bus.poll(Duration::ZERO).unwrap();
+    events.drain(|_| {});
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut poll, 1, 50) },
+        0,
+        "idle, yet readable"
+    );
+}
+
+#[test]
+fn lines_of_most_of_the_ring_wait_for_room_and_arrive_whole() {
+    // Responses of about 3 KiB in a ring of 4 KiB: each fits only in a nearly empty ring,
+    // and the kernel reads them in pieces, so a line's end often waits for room while the
+    // kernel holds its start.
+    let (mut bus, mut events) = small_ring_bus();
+    let ids: Vec<String> = (0..200).map(|id| format!("r{id}")).collect();
+    let mut seen = Vec::new();
+    for chunk in ids.chunks(20) {
+        for id in chunk {
+            bus.send(&request(id, 3000)).unwrap();
+        }
+        let want = seen.len() + chunk.len();
+        common::poll_until(&mut bus, &mut events, &mut seen, "the responses", |seen| {
+            seen.len() >= want
+        });
+    }
+    let whole = seen
         .iter()
         .filter_map(Seen::json)
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect();
-    let mut named_lost = Vec::new();
-    for s in &seen {
-        if let Seen::Overflow(_, _, ids, more) = s {
-            assert!(!more, "every lost id fits in the marker here");
-            named_lost.extend(
-                ids.iter()
-                    .map(|id| serde_json::from_slice::<String>(id).unwrap()),
-            );
-        }
-    }
-    assert!(!named_lost.is_empty(), "some responses were lost: {seen:?}");
-    assert_eq!(named_lost.len() as u64, bus.stats().ring.lost.events);
-    answered.extend(named_lost);
-    answered.sort_by_key(|id| id[1..].parse::<u32>().unwrap());
-    let all: Vec<String> = (0..30).map(|id| format!("r{id}")).collect();
-    assert_eq!(
-        answered, all,
-        "each request is answered or named lost, once"
-    );
+        .filter(|m| {
+            m["result"]["params"]
+                .as_str()
+                .is_some_and(|p| p.len() == 3000)
+        })
+        .count();
+    assert_eq!(answered_and_lost(&seen), (ids, Vec::new()));
+    assert_eq!(whole, 200, "every response whole");
+    assert_eq!(bus.stats().ring.lost.events, 0);
 }

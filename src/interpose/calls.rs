@@ -10,7 +10,7 @@ use super::backlog::STDIN_TAG;
 use super::children::{Child, Life, Refusal, set_errno};
 use super::exec_report::{self, ExecReport};
 use super::fd_set::KERNEL_FD_LIMIT;
-use super::{KernelResources, TIMER_TAG, current};
+use super::{KernelResources, TIMER_TAG, WAKE_TAG, current, held};
 
 /// Marks a worker's pidfd in the kernel's epoll set: the kernel reads an event's data as a
 /// descriptor number (its low 32 bits, on a little-endian target) and skips any outside
@@ -101,9 +101,16 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
     }
     // The transport closes a worker's stdout at end of output: from now on the kernel may
     // reap that worker without losing what it wrote.
+    let mut lost = None;
     if let Some(child) = resources.children.iter_mut().find(|c| c.stdout == fd) {
         child.stdout = -1;
         resources.exits_seen |= child.exited;
+        // The transport freed the buffer the held output was in (a shutdown that did
+        // not wait for the workers to end).
+        lost = child.held.take();
+    }
+    if let Some(held) = lost {
+        resources.count_lost(held.len());
     }
     if let Some(child) = resources.children.iter_mut().find(|c| c.stdin == fd) {
         child.stdin = -1;
@@ -137,7 +144,8 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
 /// The transport's read of a connection: every line the kernel delivers from it comes
 /// before its next read, so the worker read from here is the one that wrote them.
 ///
-/// A line longer than the kernel takes is taken out of what it reads (see `lines`).
+/// A line longer than the kernel takes is taken out of what it reads (see `lines`), and
+/// lines the ring has no room for are held back (see `held`).
 ///
 /// The end of a worker's output is kept from the transport while the worker may be
 /// restarted: the transport would close the connection, and the kernel's restart never
@@ -153,32 +161,97 @@ unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize
     };
     let worker = resources.children.by_stdout(fd);
     resources.reading = worker;
-    let limit = resources.line_limit;
-    let Some(child) = worker.and_then(|id| resources.children.get_mut(id)) else {
+    let Some(id) = worker.filter(|&id| resources.children.get(id).is_some()) else {
         // SAFETY: the kernel's arguments, forwarded.
         return unsafe { libc::read(fd, buf, len) };
     };
+    let buf = buf.cast::<u8>();
+    let Some((kept, kernel_len)) = read_for_kernel(resources, id, fd, buf, len) else {
+        return -1;
+    };
+    if kept <= 0 {
+        return kept;
+    }
+    // SAFETY: the first `kept` bytes at `buf` are the kernel's, just filled.
+    let data = unsafe { core::slice::from_raw_parts_mut(buf, kept as usize) };
+    let mut room = resources.room();
+    let (handed, held) = held::hand_over(data, kernel_len, &mut room);
+    if let Some(child) = resources.children.get_mut(id) {
+        child.held = held;
+    }
+    if held.is_some() {
+        resources.output_held = true;
+    }
+    if handed == 0 {
+        // The ring has no room for the first line: nothing this time.
+        set_errno(libc::EAGAIN);
+        return -1;
+    }
+    handed as isize
+}
+
+/// Fills the kernel's `buf` (room for `len` bytes) for worker `id`'s stdout `fd`: with its
+/// held output if any, else from the pipe, less any line too long. Returns what the
+/// kernel may get (or the end of the read, zero or less) and what it holds of a line
+/// before them; `None`: -1 with errno set.
+fn read_for_kernel(
+    resources: &mut KernelResources,
+    id: usize,
+    fd: c_int,
+    buf: *mut u8,
+    len: usize,
+) -> Option<(isize, usize)> {
+    let limit = resources.line_limit;
+    let child = resources.children.get_mut(id)?;
     // The kernel delivered every line of the last read before this one: a line ended by
     // the bus and not delivered must not take a later one with it.
     child.lines.drop_next = false;
+    if let Some(held) = child.held.take() {
+        // SAFETY: the kernel reads into its connection's buffer, with room for `len`; the
+        // connection is open, as the kernel reads it.
+        let Some(kept) = (unsafe { held.restore(buf, len) }) else {
+            resources.count_lost(held.len());
+            set_errno(libc::EAGAIN);
+            return None;
+        };
+        return Some((kept as isize, held.kernel_len()));
+    }
+    let kernel_len = child.lines.len;
     let len = child.lines.room(len, limit);
     // SAFETY: the kernel's buffer has room for its `len`, which is at least this one.
-    let read = unsafe { libc::read(fd, buf, len) };
-    if read > 0 {
-        // SAFETY: the read filled `read` bytes at `buf`, which nothing else uses now.
-        let data = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), read as usize) };
-        let kept = child.lines.filter(data, limit);
-        if child.lines.dropped > 0 {
-            resources.lines_dropped = true;
-        }
-        if kept == 0 {
-            // All of it was a line too long: nothing for the kernel this time.
-            set_errno(libc::EAGAIN);
-            return -1;
-        }
-        return kept as isize;
+    let read = unsafe { libc::read(fd, buf.cast(), len) };
+    if read <= 0 {
+        return Some((end_of_read(resources, id, fd, buf, len, read), 0));
     }
-    if read < 0 || !resources.restarts_allowed || child.ended_by_bus || child.life != Life::Alive {
+    // SAFETY: the read filled `read` bytes at `buf`, which nothing else uses now.
+    let data = unsafe { core::slice::from_raw_parts_mut(buf, read as usize) };
+    let kept = child.lines.filter(data, limit);
+    if child.lines.dropped > 0 {
+        resources.lines_dropped = true;
+    }
+    if kept == 0 {
+        // All of it was a line too long: nothing for the kernel this time.
+        set_errno(libc::EAGAIN);
+        return None;
+    }
+    Some((kept as isize, kernel_len))
+}
+
+/// What the transport's read of worker `id`'s stdout `fd` (into `buf`, of `len`) gets
+/// when the pipe's `read` gave `read`, zero or less.
+fn end_of_read(
+    resources: &mut KernelResources,
+    id: usize,
+    fd: c_int,
+    buf: *mut u8,
+    len: usize,
+    read: isize,
+) -> isize {
+    let restarts_allowed = resources.restarts_allowed;
+    let Some(child) = resources.children.get_mut(id) else {
+        return read;
+    };
+    if read < 0 || !restarts_allowed || child.ended_by_bus || child.life != Life::Alive {
         return read;
     }
     // SAFETY: taking a descriptor the kernel's event loop registered out of its set.
@@ -187,7 +260,7 @@ unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize
     resources.exits_seen = true;
     if core::mem::take(&mut child.lines.len) > 0 && len > 0 {
         // SAFETY: the kernel passed room for `len` bytes.
-        unsafe { *buf.cast::<u8>() = b'\n' };
+        unsafe { *buf = b'\n' };
         return 1;
     }
     set_errno(libc::EAGAIN);
@@ -264,18 +337,53 @@ unsafe extern "C" fn stdiobus_embed_epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
-    // SAFETY: the kernel's arguments, forwarded.
-    let ready = unsafe { libc::epoll_wait(epoll, events, max, timeout) };
     let Some(resources) = resources() else {
-        return ready;
+        // SAFETY: the kernel's arguments, forwarded.
+        return unsafe { libc::epoll_wait(epoll, events, max, timeout) };
     };
+    // Workers whose held output the ring has room for now: the kernel is to read them,
+    // whether or not their pipes have more.
+    let mut due = heapless::Vec::<c_int, { super::MAX_WORKERS }>::new();
+    if resources.output_held {
+        let mut room = resources.room();
+        for child in resources.children.iter() {
+            // SAFETY: a worker's output is held only while its connection is open (the
+            // close of its stdout drops it).
+            if let Some(held) = child.held
+                && room.admits(unsafe { held.first_line_len() })
+            {
+                let _ = due.push(child.stdout);
+            }
+        }
+    }
+    let timeout = if due.is_empty() { timeout } else { 0 };
+    // SAFETY: the kernel's arguments, forwarded.
+    let mut ready = unsafe { libc::epoll_wait(epoll, events, max, timeout) };
+    if ready >= 0 {
+        for fd in due {
+            // SAFETY: epoll_wait (or this loop) filled `ready` events at `events`.
+            let filled = unsafe { core::slice::from_raw_parts(events, ready as usize) };
+            let listed = filled.iter().any(|event| event.u64 == fd as u64);
+            if ready < max && !listed {
+                let event = epoll_event {
+                    events: libc::EPOLLIN as u32,
+                    u64: fd as u64,
+                };
+                // SAFETY: the kernel passed room for `max` events, and `ready < max`.
+                unsafe { events.add(ready as usize).write(event) };
+                ready += 1;
+            }
+        }
+    }
     if ready > 0 {
-        // SAFETY: epoll_wait filled `ready` events at `events`.
+        // SAFETY: epoll_wait filled `ready` events at `events`, or the bus did.
         let events = unsafe { core::slice::from_raw_parts(events, ready as usize) };
         for event in events {
             let data = event.u64;
             if data == TIMER_TAG {
                 resources.exits_seen = true;
+            } else if data == WAKE_TAG {
+                // Held output: `due` had the workers the kernel can read now.
             } else if data & STDIN_TAG == STDIN_TAG {
                 // Room in a pipe with a backlog: the step writes more of it after this.
             } else if data & PIDFD_TAG != 0 {

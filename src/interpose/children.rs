@@ -11,6 +11,7 @@ use core::time::Duration;
 
 use cty::c_int;
 
+use super::held::Held;
 use super::lines::Lines;
 use crate::clock::Deadline;
 
@@ -108,6 +109,8 @@ pub(crate) struct Child {
     pub(crate) pm_stdout: c_int,
     /// Its output, line by line, as the kernel reads it.
     pub(crate) lines: Lines,
+    /// Output read for the kernel that the ring had no room for yet (see `held`).
+    pub(crate) held: Option<Held>,
     /// The kernel started this process in place of an ended one, and the host has not
     /// been told yet.
     pub(crate) respawned: bool,
@@ -274,6 +277,7 @@ impl Child {
             parked: false,
             pm_stdout: stdout,
             lines: Lines::default(),
+            held: None,
             respawned: false,
             restart: None,
             quick_restarts: 0,

@@ -85,6 +85,20 @@ impl Lines {
     }
 }
 
+/// Where the first newline in `data` is: the C library's `memchr` on Linux, vectorised.
+#[cfg(target_os = "linux")]
+pub(super) fn next_newline(data: &[u8]) -> Option<usize> {
+    // SAFETY: `data` is valid for reads of its length; memchr only reads it.
+    let found = unsafe { libc::memchr(data.as_ptr().cast(), i32::from(b'\n'), data.len()) };
+    (!found.is_null()).then(|| found as usize - data.as_ptr() as usize)
+}
+
+/// Where the first newline in `data` is.
+#[cfg(not(target_os = "linux"))]
+pub(super) fn next_newline(data: &[u8]) -> Option<usize> {
+    data.iter().position(|&byte| byte == b'\n')
+}
+
 /// Where the last newline in `data` is: the C library's `memrchr` on Linux, which is
 /// vectorised, as a worker's output can come a megabyte at a time.
 #[cfg(target_os = "linux")]

@@ -36,6 +36,12 @@
 //!    signal mask, SIGPIPE at its default, a process group of its own (so that ending it
 //!    ends what it started), and SIGKILL when the thread that started the bus ends.
 //!
+//! 7. The kernel is given only the worker lines the ring has room for while the bus runs
+//!    (`held`): the rest of a read waits in the kernel's own buffer, the worker's pipe
+//!    fills, and the worker waits. So no line that fits in the ring is lost, whatever the
+//!    ring's shape. An overflow handler, a mask without messages, or a shutdown lifts
+//!    the bound.
+//!
 //! Each function here is entered from C: none may unwind, block beyond the call it wraps,
 //! or allocate; the one wait added is `fork`'s for its child's `exec` (`exec_report`, at
 //! most a second). Between `fork` and `exec` only async-signal-safe calls are made.
@@ -48,6 +54,7 @@ mod backlog;
 mod children;
 mod current;
 mod fd_set;
+mod held;
 mod lines;
 mod resources;
 
@@ -60,6 +67,10 @@ use cty::c_void;
 /// Marks the bus's restart timer in the kernel's epoll set: outside the descriptor numbers
 /// the kernel serves, like a worker's pidfd (see `calls`), and no worker's id.
 const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
+
+/// Marks the bus's wake event (see `held`) in the kernel's epoll set, as [`TIMER_TAG`] marks
+/// the timer.
+const WAKE_TAG: u64 = (1 << 31) | ((1 << 31) - 2);
 
 #[cfg(stdio_bus_interposed)]
 mod calls;
@@ -135,6 +146,48 @@ fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Dur
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (epoll, timer, wait);
+}
+
+/// An event descriptor in `epoll`, marked so the kernel ignores its events, or -1.
+fn wake_event(epoll: cty::c_int) -> cty::c_int {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: plain system calls; the descriptor is the bus's, added to `epoll`.
+        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if wake >= 0 && epoll >= 0 {
+            let mut event = libc::epoll_event {
+                events: libc::EPOLLIN as u32,
+                u64: WAKE_TAG,
+            };
+            // SAFETY: both descriptors are open; `event` is valid for the call.
+            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, wake, &mut event) };
+        }
+        wake
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = epoll;
+        -1
+    }
+}
+
+/// Makes `wake` (from [`wake_event`]) readable, or not.
+fn set_wake(wake: cty::c_int, readable: bool) {
+    #[cfg(target_os = "linux")]
+    if wake >= 0 {
+        let mut count = 1u64;
+        // SAFETY: `wake` is the bus's open, non-blocking eventfd; eight bytes at `count`
+        // are valid for either call. A read takes the count to zero.
+        unsafe {
+            if readable {
+                libc::write(wake, (&raw const count).cast(), 8);
+            } else {
+                libc::read(wake, (&raw mut count).cast(), 8);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (wake, readable);
 }
 
 /// What becomes of a line the kernel is delivering from a worker's output.

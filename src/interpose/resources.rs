@@ -10,6 +10,7 @@ use super::children::{Child, Children, Life, Refusal, Restart};
 use super::current;
 use super::fd_set::FdSet;
 use crate::clock::{Deadline, sleep};
+use crate::ring::{Room, Writer};
 
 /// A function of the bus's and its state, called from the kernel's message callback.
 #[derive(Clone, Copy, Debug)]
@@ -69,6 +70,19 @@ pub(crate) struct KernelResources {
     /// A timer in the kernel's epoll set that wakes the event loop when a restart is due,
     /// or -1 until one is needed.
     timer: c_int,
+    /// The ring the kernel's callbacks write into (its `user_data`), whose room bounds how
+    /// much of a worker's output a step delivers (see `held`); null before `create`.
+    pub(crate) ring: *mut c_void,
+    /// Whether output the ring has no room for is held back: while the bus runs. In a
+    /// shutdown everything goes on to the ring, the overflow handler or the loss count.
+    pub(crate) hold_back: bool,
+    /// Some worker's output may be held.
+    pub(super) output_held: bool,
+    /// An event descriptor in the kernel's epoll set, readable while output is held, or
+    /// -1 until one is needed.
+    wake: c_int,
+    /// Whether `wake` is readable now.
+    wake_armed: bool,
     /// A router the kernel freed during the current call, freed only once the call has
     /// returned (archive A's `destroy` still uses it afterwards).
     pub(super) deferred_router: *mut c_void,
@@ -107,6 +121,11 @@ impl KernelResources {
             restarts_allowed: false,
             restarting: None,
             timer: -1,
+            ring: ptr::null_mut(),
+            hold_back: false,
+            output_held: false,
+            wake: -1,
+            wake_armed: false,
             deferred_router: ptr::null_mut(),
         }
     }
@@ -276,6 +295,47 @@ impl KernelResources {
         super::set_restart_timer(self.epoll, self.timer, wait.max(Duration::from_micros(1)));
     }
 
+    /// The room the ring has for worker lines now (see `held`).
+    ///
+    /// The room writes to the ring (padding): it is for the running kernel call only,
+    /// before the kernel's callbacks run again.
+    pub(super) fn room<'a>(&self) -> Room<'a> {
+        if !self.hold_back || self.ring.is_null() {
+            return Room::UNBOUNDED;
+        }
+        // SAFETY: `ring` is the user data of the bus's callbacks, set at `create`, and a
+        // kernel call of the bus is running (the only place this is asked): its producer
+        // is not used elsewhere meanwhile (ring invariant 3), and the room is dropped
+        // before any callback runs.
+        unsafe { Writer::from_user_data(self.ring) }.into_room()
+    }
+
+    /// Counts `bytes` of held output as one lost event: the kernel's buffer they were in
+    /// is gone (see `held`).
+    pub(super) fn count_lost(&mut self, bytes: usize) {
+        if !self.ring.is_null() {
+            // SAFETY: as in `room`.
+            unsafe { Writer::from_user_data(self.ring) }.count_lost(bytes);
+        }
+    }
+
+    /// After a step: keeps the event loop's descriptor readable while some worker's
+    /// output is held, so that a host waiting on it polls again, and quiet otherwise.
+    pub(crate) fn settle_held(&mut self) {
+        if !self.output_held {
+            return;
+        }
+        let held = self.children.iter().any(|child| child.held.is_some());
+        if held && self.wake < 0 {
+            self.wake = super::wake_event(self.epoll);
+        }
+        if held != self.wake_armed {
+            super::set_wake(self.wake, held);
+            self.wake_armed = held;
+        }
+        self.output_held = held;
+    }
+
     /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits
     /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
@@ -339,10 +399,12 @@ impl KernelResources {
         for child in self.children.iter_mut() {
             child.close_pidfd();
         }
-        if self.timer >= 0 {
-            // SAFETY: the timer is the bus's own and closed once.
-            unsafe { libc::close(self.timer) };
-            self.timer = -1;
+        for fd in [&mut self.timer, &mut self.wake] {
+            if *fd >= 0 {
+                // SAFETY: the timer and the wake event are the bus's own, closed once.
+                unsafe { libc::close(*fd) };
+                *fd = -1;
+            }
         }
     }
 

@@ -43,7 +43,7 @@ use core::fmt;
 
 pub use consumer::{Consumer, EventRef};
 pub use producer::Producer;
-pub(crate) use producer::Writer;
+pub(crate) use producer::{Room, Writer};
 use sync::{AtomicBool, AtomicPtr, AtomicUsize, SlotAccess, const_unless_loom};
 
 use crate::EventMask;
@@ -601,6 +601,55 @@ mod tests {
     impl EventRing<16, 64> {
         fn boxed_for_test() -> std::boxed::Box<Self> {
             Self::boxed()
+        }
+    }
+
+    /// The room the bus would see now, for lines of a kernel step.
+    fn room<'a>(producer: &Producer<'a>) -> Room<'a> {
+        // SAFETY: the test holds the only producer and no bus exists; the room is dropped
+        // before the next push.
+        unsafe { Writer::from_core(producer.core) }.into_room()
+    }
+
+    #[test]
+    #[cfg_attr(loom, ignore = "loom's atomics work only inside a model")]
+    fn a_line_the_room_admits_is_stored_and_every_line_that_fits_is_admitted_in_time() {
+        // Line lengths from one byte to more than the ring, read at random moments: an
+        // admitted line is never lost, a refused one is admitted once the ring has been
+        // read empty (twice at most: once for the padding at the end), and only a line
+        // larger than the ring is lost.
+        let ring = EventRing::<16, 64>::new();
+        let (mut producer, mut consumer) = ring.split().unwrap();
+        producer.prepare(EventMask::ALL, crate::LogLevel::Debug);
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let line = [b'x'; 16 * 64];
+        for _ in 0..20_000 {
+            let len = (next() % (16 * 64)) as usize;
+            let never = record::slots_for(len, 64) + 1 > 16;
+            let mut drains = 0;
+            while !room(&producer).admits(len) {
+                assert!(drains < 2, "a {len}-byte line was never admitted");
+                consumer.drain(|_| {});
+                drains += 1;
+            }
+            let lost = producer.lost().events;
+            push(&mut producer, &line[..len]);
+            assert_eq!(
+                producer.lost().events - lost,
+                u64::from(never),
+                "{len} bytes"
+            );
+            // As at the end of every step.
+            producer.flush_loss();
+            if next() % 4 == 0 {
+                consumer.drain(|_| {});
+            }
         }
     }
 }

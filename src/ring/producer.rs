@@ -322,15 +322,53 @@ impl<'a> Writer<'a> {
         self.state.unreported_ids.clear();
     }
 
-    /// Slots of padding needed before a record of `need` slots at position `at`, so that
-    /// the record does not wrap around the end of the storage.
+    /// Slots of padding needed before a record of `need` slots at position `at`.
     fn padding_before(&self, at: usize, need: usize) -> usize {
-        let index = at & (self.core.slot_count() - 1);
-        if index + need > self.core.slot_count() {
-            self.core.slot_count() - index
-        } else {
-            0
+        padding_before(at, need, self.core.slot_count())
+    }
+
+    /// The room worker lines have in the ring now, for the kernel step that is running.
+    pub(crate) fn into_room(self) -> Room<'a> {
+        let slot_count = self.core.slot_count();
+        let head = self.core.head.load(Ordering::Relaxed);
+        let unbounded = self.state.overflow_handler.is_some() || !self.wants(EventMask::MESSAGE);
+        Room {
+            free: slot_count - head.wrapping_sub(self.core.tail.load(Ordering::Acquire)),
+            marker: usize::from(self.state.unreported_events > 0),
+            head,
+            writer: (!unbounded).then_some(self),
         }
+    }
+
+    /// Fills the slots from the write position to the end of the storage with padding (after
+    /// a pending marker), if they are free: a record that cannot fit before the end then
+    /// starts at slot 0 once the consumer gets there.
+    fn pad_to_end(&mut self) {
+        let slots = self.core.slot_count();
+        let head = self.core.head.load(Ordering::Relaxed);
+        let free = slots - head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
+        let marker = usize::from(self.state.unreported_events > 0);
+        let at = head.wrapping_add(marker);
+        let padding = (slots - (at & (slots - 1))) % slots;
+        if padding == 0 || marker + padding + 1 > free {
+            return;
+        }
+        if marker == 1 {
+            self.write_marker(head);
+        }
+        self.write(at, Kind::Padding, 0, &[]);
+        let new_head = at.wrapping_add(padding);
+        self.core.head.store(new_head, Ordering::Release);
+        self.note_use(slots - free + new_head.wrapping_sub(head));
+    }
+
+    /// Counts an event of `bytes` as lost without looking at it.
+    pub(crate) fn count_lost(&mut self, bytes: usize) {
+        let state = &mut *self.state;
+        state.lost_events = state.lost_events.wrapping_add(1);
+        state.lost_bytes = state.lost_bytes.wrapping_add(bytes as u64);
+        state.unreported_events = state.unreported_events.wrapping_add(1);
+        state.unreported_bytes = state.unreported_bytes.wrapping_add(bytes as u64);
     }
 
     /// Copies one record into the slots starting at position `at`.
@@ -352,4 +390,89 @@ impl<'a> Writer<'a> {
             ptr::copy_nonoverlapping(payload.as_ptr(), start.add(HEADER_LEN), payload.len());
         }
     }
+}
+
+/// Slots of padding needed before a record of `need` slots at position `at` of a ring of
+/// `slot_count` slots, so that the record does not wrap around the end of the storage.
+fn padding_before(at: usize, need: usize, slot_count: usize) -> usize {
+    let index = at & (slot_count - 1);
+    if index + need > slot_count {
+        slot_count - index
+    } else {
+        0
+    }
+}
+
+/// How many more worker lines a kernel step can store: a snapshot of the ring's free
+/// slots, which [`Room::admits`] hands out one line at a time, exactly as [`Writer::push`]
+/// will fill them (padding and the marker's slot included).
+///
+/// Lines are admitted while the ring keeps a sixteenth of its slots (at least one) free
+/// besides the marker's: the kernel's other events of the same step (a worker's end, an
+/// error) need room too.
+pub(crate) struct Room<'a> {
+    /// The ring's writer; `None`: every line is admitted, because an overflow handler
+    /// takes what does not fit, or messages are not recorded at all.
+    writer: Option<Writer<'a>>,
+    head: usize,
+    free: usize,
+    /// 1 while an overflow marker waits to be written before the next record.
+    marker: usize,
+}
+
+impl Room<'_> {
+    /// Room that admits every line: where no ring bounds what a step delivers.
+    pub(crate) const UNBOUNDED: Self = Self {
+        writer: None,
+        head: 0,
+        free: 0,
+        marker: 0,
+    };
+
+    /// Whether every line is admitted without a look.
+    pub(crate) fn is_unbounded(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// Whether a line of `len` bytes (its newline not counted) is to be delivered now,
+    /// and if so takes its slots.
+    ///
+    /// A line that waits only because it cannot wrap around the end of the storage has
+    /// the end padded now, if those slots are free: so every line that fits in the ring
+    /// finds room once the consumer has read enough. A line that does not fit even in an
+    /// empty ring is admitted once the ring is empty: waiting would not help, and it goes
+    /// to the overflow handler or is counted lost.
+    pub(crate) fn admits(&mut self, len: usize) -> bool {
+        let Some(writer) = self.writer.as_mut() else {
+            return true;
+        };
+        let (slot_count, slot_size) = (writer.core.slot_count(), writer.core.slot_size());
+        let need = record::slots_for(len, slot_size);
+        let kept = (slot_count / 16).max(1);
+        let at = self.head.wrapping_add(self.marker);
+        let padding = padding_before(at, need, slot_count);
+        let take = self.marker + padding + need;
+        let empty = self.free == slot_count;
+        // Not even slot 0 of an empty ring holds it (the marker's slot kept).
+        let never = need + 1 > slot_count;
+        // The last `1` of each is the marker's slot; the share kept for other events is
+        // no use to an empty ring.
+        let fits = take + kept < self.free || (empty && take < self.free);
+        if !(fits || empty && never) {
+            if padding > 0 && !never {
+                writer.pad_to_end();
+                *self = writer_room(self.writer.take());
+            }
+            return false;
+        }
+        self.free = self.free.saturating_sub(take);
+        self.head = at.wrapping_add(padding).wrapping_add(need);
+        self.marker = 0;
+        true
+    }
+}
+
+/// A fresh snapshot of the ring `writer` writes.
+fn writer_room(writer: Option<Writer<'_>>) -> Room<'_> {
+    writer.map_or(Room::UNBOUNDED, Writer::into_room)
 }

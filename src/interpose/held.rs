@@ -1,0 +1,115 @@
+//! Worker output the ring has no room for yet, held back in the kernel's own read buffer.
+//!
+//! The transport reads a worker's output into its connection's buffer and delivers every
+//! complete line there before it reads again, so one read of short lines can bring more
+//! events than the ring has slots, and the ring would lose them. The bus hands the kernel
+//! only the lines the ring has room for ([`Room`]). The rest stays where the read put it,
+//! past the end of what the kernel counts as its buffer: the transport writes that buffer
+//! only by reading into it and by moving what is left of a line to its front, both within
+//! what it counts, and it grows the buffer only when it is full, which it is not then
+//! (machine code of `transport_event_handler`, both archives). At the kernel's next read
+//! of that worker, the held bytes move to where it reads, and the pipe is read again only
+//! once all of them went to the kernel.
+//!
+//! The pipe may be empty meanwhile, so nothing would make the kernel read: its
+//! `epoll_wait` reports the worker readable once the ring has room (see `calls`), and an
+//! event descriptor keeps the event loop's descriptor readable for hosts that wait on it.
+//! While output is held the worker's pipe fills and the worker waits: back-pressure that
+//! reaches the worker, and no line is lost. No system calls here.
+
+use crate::ring::Room;
+
+/// Bytes of one worker's output that a read put in the kernel's buffer and the kernel was
+/// not given yet.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held {
+    /// Where they are: in the kernel's buffer, past what it counts.
+    at: *mut u8,
+    len: usize,
+    /// Where the kernel's next read of this worker reads into if its buffer is as the bus
+    /// left it: the buffer's start when the kernel was given whole lines, else where it
+    /// read last.
+    resume_at: *mut u8,
+    /// Bytes of an unfinished line the kernel holds at `resume_at`'s buffer start then.
+    kernel_len: usize,
+}
+
+// SAFETY: the pointers are followed only inside a kernel call of the bus that holds them,
+// on the thread making that call.
+unsafe impl Send for Held {}
+
+/// Of `data`, which a read just put in the kernel's buffer behind the `kernel_len` bytes of
+/// a line it already holds: how many bytes the kernel gets now (whole lines, while `room`
+/// admits them, or all of it), and what is held back.
+pub(crate) fn hand_over(
+    data: &mut [u8],
+    kernel_len: usize,
+    room: &mut Room,
+) -> (usize, Option<Held>) {
+    if room.is_unbounded() {
+        return (data.len(), None);
+    }
+    let (mut start, mut line_len) = (0, kernel_len);
+    while let Some(at) = super::lines::next_newline(&data[start..]) {
+        if !room.admits(line_len + at) {
+            let base = data.as_mut_ptr();
+            let held = Held {
+                at: base.wrapping_add(start),
+                len: data.len() - start,
+                resume_at: if start > 0 {
+                    base.wrapping_sub(kernel_len)
+                } else {
+                    base
+                },
+                kernel_len: if start > 0 { 0 } else { kernel_len },
+            };
+            return (start, Some(held));
+        }
+        start += at + 1;
+        line_len = 0;
+    }
+    (data.len(), None)
+}
+
+impl Held {
+    /// Bytes held.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of an unfinished line the kernel holds when it reads these.
+    pub(crate) fn kernel_len(&self) -> usize {
+        self.kernel_len
+    }
+
+    /// The length of the first line these bytes end (or of all of them), counting what
+    /// the kernel holds of it: what the ring needs room for before the kernel reads them.
+    ///
+    /// # Safety
+    ///
+    /// The kernel's connection for this worker is open: its buffer has not been freed.
+    pub(crate) unsafe fn first_line_len(&self) -> usize {
+        // SAFETY: the held bytes are in the open connection's buffer (the caller's
+        // contract), which nothing writes while the bus runs.
+        let bytes = unsafe { core::slice::from_raw_parts(self.at, self.len) };
+        self.kernel_len + super::lines::next_newline(bytes).unwrap_or(self.len)
+    }
+
+    /// Moves the held bytes to `buf`, where the kernel reads up to `room` bytes now, and
+    /// returns their length; `None` when the kernel reads elsewhere than where the bus
+    /// left its buffer (never seen), and the bytes are lost.
+    ///
+    /// # Safety
+    ///
+    /// `buf` is valid for writes of `room` bytes, and the kernel's connection for this
+    /// worker is open.
+    pub(crate) unsafe fn restore(self, buf: *mut u8, room: usize) -> Option<usize> {
+        if buf != self.resume_at || self.len > room {
+            return None;
+        }
+        // SAFETY: both ranges are in the connection's buffer (the caller's contract and
+        // `hand_over`): the bytes past `buf` up to `room` belong to it. They may overlap.
+        unsafe { core::ptr::copy(self.at, buf, self.len) };
+        Some(self.len)
+    }
+}
