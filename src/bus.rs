@@ -702,12 +702,6 @@ impl<'r, S: State> Bus<'r, S> {
         self.resources.flush_backlog();
         self.resources.settle_held();
         self.report_reaped();
-        let (producer, limit) = (&mut self.producer, self.resources.line_limit);
-        self.resources.take_dropped_lines(|id, lines| {
-            for _ in 0..lines {
-                producer.push_line_too_long(id as i32, limit);
-            }
-        });
         self.producer.flush_loss();
         Error::check(rc)?;
         Ok(self.producer.delivered().wrapping_sub(before) as usize)
@@ -722,6 +716,7 @@ impl<'r, S: State> Bus<'r, S> {
         // is the router's only user.
         self.resources.line_hook = self.router.tracks_requests().then(|| LineHook {
             call: note_line,
+            answered: note_answered,
             data: (&raw mut self.router).cast(),
         });
         let rc = if reaping {
@@ -833,6 +828,17 @@ unsafe fn note_line(router: *mut core::ffi::c_void, worker: usize, line: &[u8]) 
     // SAFETY: see above.
     let router = unsafe { &mut *router.cast::<Router<'_>>() };
     router.received(worker, line);
+}
+
+/// The line hook's note of a response dropped as too long: frees the request it answers.
+///
+/// # Safety
+///
+/// As for [`note_line`].
+unsafe fn note_answered(router: *mut core::ffi::c_void, worker: usize, id: &[u8]) {
+    // SAFETY: see above.
+    let router = unsafe { &mut *router.cast::<Router<'_>>() };
+    router.answered(worker, id);
 }
 
 /// Builds the kernel's options struct; every pointer in it borrows from the arguments.

@@ -72,13 +72,18 @@ pub enum Event<'a> {
     /// A line `worker` wrote was longer than the kernel takes (`limit` bytes, its newline
     /// included: the configuration's `max_input_buffer`, or the archive's default), and
     /// was dropped whole. Without the bus the kernel would close the worker's output. The
-    /// worker's other lines come through; recorded under `EventMask::MESSAGE`. If the line
-    /// was a response, its request stays in the request table until the worker ends.
+    /// worker's other lines come through; recorded under `EventMask::MESSAGE`, once the
+    /// line's end has been read (or the worker's output ended).
     LineTooLong {
         /// The worker that wrote it.
         worker: i32,
         /// The longest line taken.
         limit: usize,
+        /// The `id` of the response the line was, as raw JSON, when its first or last
+        /// bytes show it (an `id` before any `method`, or as the object's last member);
+        /// the request table, if any, no longer holds that request. `None` for a request
+        /// or a notification, or when neither end shows it.
+        id: Option<Bytes<'a>>,
     },
     /// A request the bus handed to `worker` will not be answered: the worker's process
     /// ended first (with [`Bus::set_request_table`](crate::Bus::set_request_table)).
@@ -122,12 +127,16 @@ impl<'a> Event<'a> {
                 reason: bytes,
             },
             Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
-            Kind::LineTooLong => Self::LineTooLong {
-                worker: value,
-                limit: payload
-                    .try_into()
-                    .map_or(0, |limit| u64::from_ne_bytes(limit) as usize),
-            },
+            Kind::LineTooLong => {
+                let (limit, id) = payload.split_at(payload.len().min(8));
+                Self::LineTooLong {
+                    worker: value,
+                    limit: limit
+                        .try_into()
+                        .map_or(0, |limit| u64::from_ne_bytes(limit) as usize),
+                    id: (!id.is_empty()).then_some(Bytes(id)),
+                }
+            }
             Kind::Unanswered => Self::Unanswered {
                 worker: value,
                 id: bytes,

@@ -324,7 +324,8 @@ fn a_worker_line_longer_than_the_kernel_takes_is_dropped_and_reported() {
             bus.poll(Duration::from_millis(20)).unwrap();
             events.drain(|event| match event {
                 stdiobus_embed::Event::Message { line, .. } => lines.push(line.to_string()),
-                stdiobus_embed::Event::LineTooLong { worker, limit } => {
+                stdiobus_embed::Event::LineTooLong { worker, limit, id } => {
+                    assert_eq!(id, None, "not JSON: no id");
                     too_long.push((worker, limit))
                 }
                 _ => {}
@@ -344,4 +345,60 @@ fn a_worker_line_longer_than_the_kernel_takes_is_dropped_and_reported() {
         );
         assert!(lines.iter().all(|line| line.len() < limit), "limit {limit}");
     }
+}
+
+/// A response too long to deliver still names its request, so a host can fail it: the
+/// bus reads the `id` at the line's start or end, where serializers put it, and frees the
+/// request's slot in the request table.
+#[test]
+fn a_response_too_long_names_its_request() {
+    let script = "read -r _; printf '{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"'; \
+                  head -c 300 /dev/zero | tr '\\0' x; printf '\"}\\n'; \
+                  read -r _; printf '{\"result\":\"'; head -c 300 /dev/zero | tr '\\0' x; \
+                  printf '\",\"jsonrpc\":\"2.0\",\"id\":\"two\"}\\n'; \
+                  read -r _; printf '{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":\"short\"}\\n'; \
+                  exec cat >/dev/null";
+    let (producer, mut events) = ring();
+    let limits = Limits {
+        max_input_buffer: Some(100),
+        ..Limits::default()
+    };
+    let args = ["-c", script];
+    let pools = [Pool::new("long", "/bin/sh").args(&args)];
+    let mut bus = Bus::create(config(&pools, &limits), options(), producer).unwrap();
+    bus.set_request_table(Box::leak(Box::new([stdiobus_embed::RequestSlot::EMPTY; 4])));
+    let mut bus = bus.start().unwrap();
+    let mut too_long = Vec::new();
+    let mut answered = false;
+    for id in [r#"1"#, r#""two""#, r#"3"#] {
+        bus.send(format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"m"}}"#).as_bytes())
+            .unwrap();
+    }
+    assert_eq!(bus.requests_in_flight(), 3);
+    let deadline = Instant::now() + DEADLINE;
+    while !answered {
+        assert!(Instant::now() < deadline, "saw {too_long:?}");
+        bus.poll(Duration::from_millis(20)).unwrap();
+        events.drain(|event| match event {
+            stdiobus_embed::Event::LineTooLong { worker, limit, id } => {
+                too_long.push((worker, limit, id.map(|id| id.to_string())))
+            }
+            stdiobus_embed::Event::Message { line, .. } => {
+                answered |= line.to_string().contains("short")
+            }
+            _ => {}
+        });
+    }
+    assert_eq!(
+        too_long,
+        [
+            (0, 100, Some("1".to_owned())),
+            (0, 100, Some(r#""two""#.to_owned()))
+        ]
+    );
+    assert_eq!(
+        bus.requests_in_flight(),
+        0,
+        "every request answered or dropped"
+    );
 }

@@ -270,6 +270,42 @@ fn unreadable_and_overlong_lines_are_answered_with_errors() {
     assert_eq!(relay.next().unwrap()["id"], 8, "and the relay serves on");
 }
 
+/// A worker's answer longer than `--max-line` cannot be delivered: the client gets an
+/// error with the request's id, read from the line's start (this crate's echo worker) or
+/// its end (where the TypeScript MCP SDK puts it).
+#[test]
+fn an_answer_longer_than_the_line_limit_gets_an_error_with_its_id() {
+    let mut relay = Relay::start(&echo_config(1, json!({})), &["--max-line", "100000"]);
+    // The request fits; its echo, with the worker's envelope around it, does not.
+    let envelope = request(7, "hello", json!({"pad": ""})).to_string().len();
+    relay.send(&request(
+        7,
+        "hello",
+        json!({"pad": "p".repeat(99_990 - envelope)}),
+    ));
+    let refused = relay.next().unwrap();
+    assert_eq!(
+        (refused["id"].clone(), refused["error"]["code"].clone()),
+        (json!(7), json!(-32004)),
+        "{refused}"
+    );
+    relay.send(&request(8, "hello", json!({})));
+    assert_eq!(relay.next().unwrap()["id"], 8, "and the relay serves on");
+
+    let id_last = "while read -r _; do printf '{\"result\":\"'; \
+                   head -c 200000 /dev/zero | tr '\\0' x; \
+                   printf '\",\"jsonrpc\":\"2.0\",\"id\":\"q-1\"}\\n'; done";
+    let config = json!({"pools": [{"id": "last", "command": "/bin/sh", "args": ["-c", id_last], "instances": 1}]});
+    let mut relay = Relay::start(&config.to_string(), &["--max-line", "100000"]);
+    relay.send(&request("q-1", "anything", json!({})));
+    let refused = relay.next().unwrap();
+    assert_eq!(
+        (refused["id"].clone(), refused["error"]["code"].clone()),
+        (json!("q-1"), json!(-32004)),
+        "{refused}"
+    );
+}
+
 /// Lines larger than any pipe go both ways whole: the request waits in the send buffer
 /// while the worker reads it, the answer comes through the overflow handler.
 #[test]

@@ -223,12 +223,21 @@ fn read_for_kernel(
     if read <= 0 {
         return Some((end_of_read(resources, id, fd, buf, len, read), 0));
     }
-    // SAFETY: the read filled `read` bytes at `buf`, which nothing else uses now.
-    let data = unsafe { core::slice::from_raw_parts_mut(buf, read as usize) };
-    let kept = child.lines.filter(data, limit);
-    if child.lines.dropped > 0 {
-        resources.lines_dropped = true;
-    }
+    // SAFETY: the read filled `read` bytes at `buf`, which nothing else uses now; the
+    // `kernel_len` bytes before it are the start of the line the kernel holds, in the
+    // same buffer (`Lines::len`), which only the filter reads meanwhile.
+    let (data, held) = unsafe {
+        (
+            core::slice::from_raw_parts_mut(buf, read as usize),
+            core::slice::from_raw_parts(buf.sub(kernel_len), kernel_len),
+        )
+    };
+    let too_long = resources.too_long();
+    let child = resources.children.get_mut(id)?;
+    let ids = (&mut resources.line_ids, id);
+    let kept = child.lines.filter(data, limit, held, ids, &mut |line_id| {
+        too_long.report(id, line_id)
+    });
     if kept == 0 {
         // All of it was a line too long: nothing for the kernel this time.
         set_errno(libc::EAGAIN);
@@ -248,9 +257,16 @@ fn end_of_read(
     read: isize,
 ) -> isize {
     let restarts_allowed = resources.restarts_allowed;
+    let too_long = resources.too_long();
     let Some(child) = resources.children.get_mut(id) else {
         return read;
     };
+    if read == 0 {
+        let ids = (&mut resources.line_ids, id);
+        child
+            .lines
+            .end_of_output(ids, &mut |line_id| too_long.report(id, line_id));
+    }
     if read < 0 || !restarts_allowed || child.ended_by_bus || child.life != Life::Alive {
         return read;
     }
@@ -491,8 +507,6 @@ fn track(
             }
             child.generation = old.generation.wrapping_add(1);
             child.quick_restarts = old.quick_restarts;
-            // Lines the old process wrote too long are still to be reported.
-            child.lines.dropped = old.lines.dropped;
             child.respawned = true;
             resources.children.respawn(id, child);
             id

@@ -8,7 +8,10 @@
 //! watches each read: bytes of a line that would not fit are taken out of what the
 //! kernel reads, up to the line's newline; the part the kernel already holds is ended with
 //! a newline of the bus's, and that line is not delivered. The host hears of each such line
-//! instead (`Event::LineTooLong`). No system calls.
+//! instead (`Event::LineTooLong`), with the `id` of the response the line was when its
+//! start or end shows it (`line_id`). No system calls.
+
+use super::line_id::LineIds;
 
 /// What the bus knows of one worker's output stream.
 #[derive(Clone, Copy, Debug, Default)]
@@ -19,8 +22,6 @@ pub(crate) struct Lines {
     skipping: bool,
     /// The next line the kernel delivers from this worker is the start of a line too long.
     pub(crate) drop_next: bool,
-    /// Lines dropped and not reported yet.
-    pub(crate) dropped: u32,
 }
 
 impl Lines {
@@ -30,10 +31,20 @@ impl Lines {
         wanted.min(limit.saturating_sub(self.len).max(1))
     }
 
-    /// Takes out of `data`, just read for the kernel, every byte of a line longer than
+    /// Takes out of `data`, just read for the kernel behind `held` (the [`Self::len`]
+    /// bytes of the current line the kernel holds), every byte of a line longer than
     /// `limit` (its newline included); returns how many bytes the kernel keeps, moved to
-    /// the front of `data`.
-    pub(crate) fn filter(&mut self, data: &mut [u8], limit: usize) -> usize {
+    /// the front of `data`. `dropped` is called once for each such line, when its end has
+    /// been read, with the `id` of the response it was if its start or end shows it
+    /// (followed in `ids` as `worker`'s).
+    pub(crate) fn filter(
+        &mut self,
+        data: &mut [u8],
+        limit: usize,
+        held: &[u8],
+        (ids, worker): (&mut LineIds, usize),
+        dropped: &mut impl FnMut(Option<&[u8]>),
+    ) -> usize {
         if !self.skipping && self.len + data.len() < limit {
             // The common case: no line here can be too long. Only the length of the line
             // left open matters, and one backward search finds it.
@@ -45,11 +56,13 @@ impl Lines {
         }
         let (mut read, mut kept) = (0, 0);
         while read < data.len() {
-            let newline = data[read..].iter().position(|&b| b == b'\n');
+            let newline = next_newline(&data[read..]);
             let end = newline.map_or(data.len(), |at| read + at);
             if self.skipping {
+                ids.push(worker, &data[read..end]);
                 if newline.is_some() {
                     self.skipping = false;
+                    ids.finish(worker, &mut *dropped);
                 }
                 read = end + 1;
                 continue;
@@ -58,14 +71,18 @@ impl Lines {
             if self.len + content > limit.saturating_sub(1) {
                 // Too long, newline or not: drop it. What the kernel holds of it becomes a
                 // line of its own, delivered to nobody.
+                let before = if self.len > 0 { held } else { &[][..] };
+                ids.begin(worker, before, &data[read..end]);
                 if self.len > 0 {
                     data[kept] = b'\n';
                     kept += 1;
                     self.drop_next = true;
                 }
-                self.dropped = self.dropped.saturating_add(1);
                 self.len = 0;
                 self.skipping = newline.is_none();
+                if newline.is_some() {
+                    ids.finish(worker, &mut *dropped);
+                }
                 read = end + 1;
                 continue;
             }
@@ -82,6 +99,17 @@ impl Lines {
             read += take;
         }
         kept
+    }
+
+    /// `worker`'s output ended: a line being taken out ends with it.
+    pub(crate) fn end_of_output(
+        &mut self,
+        (ids, worker): (&mut LineIds, usize),
+        dropped: &mut impl FnMut(Option<&[u8]>),
+    ) {
+        if core::mem::take(&mut self.skipping) {
+            ids.finish(worker, dropped);
+        }
     }
 }
 
@@ -118,17 +146,29 @@ fn last_newline(data: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Feeds `chunks` through a fresh stream with `limit`; returns what the kernel gets
-    /// and how many lines were dropped.
+    /// Feeds `chunks` through a fresh stream with `limit`; returns what the kernel gets,
+    /// how many lines were dropped and whether the next line delivered is to be dropped.
     fn feed(chunks: &[&[u8]], limit: usize) -> (Vec<u8>, u32, bool) {
+        let (out, ids, drop_next) = feed_ids(chunks, limit);
+        (out, ids.len() as u32, drop_next)
+    }
+
+    /// [`feed`], with the id each dropped line was reported with.
+    fn feed_ids(chunks: &[&[u8]], limit: usize) -> (Vec<u8>, Vec<Option<Vec<u8>>>, bool) {
         let mut lines = Lines::default();
-        let mut out = Vec::new();
+        let mut tracked = LineIds::default();
+        let mut out: Vec<u8> = Vec::new();
+        let mut ids = Vec::new();
         for chunk in chunks {
             let mut data = chunk.to_vec();
-            let kept = lines.filter(&mut data, limit);
+            // What the kernel holds of the current line: the end of what it got.
+            let held = out[out.len() - lines.len..].to_vec();
+            let kept = lines.filter(&mut data, limit, &held, (&mut tracked, 0), &mut |id| {
+                ids.push(id.map(<[u8]>::to_vec))
+            });
             out.extend_from_slice(&data[..kept]);
         }
-        (out, lines.dropped, lines.drop_next)
+        (out, ids, lines.drop_next)
     }
 
     #[test]
@@ -159,11 +199,53 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_line_is_reported_with_its_id_wherever_it_was_split() {
+        let line =
+            br#"{"jsonrpc":"2.0","id":7,"result":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+        let last = br#"{"result":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","id":"a"}"#;
+        for (text, id) in [(&line[..], &b"7"[..]), (&last[..], &br#""a""#[..])] {
+            let mut all = b"ok\n".to_vec();
+            all.extend_from_slice(text);
+            all.extend_from_slice(b"\nok\n");
+            for cut in 1..all.len() {
+                let (out, ids, _) = feed_ids(&[&all[..cut], &all[cut..]], 40);
+                let out: Vec<&[u8]> = out
+                    .split(|&b| b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                assert_eq!(ids, [Some(id.to_vec())], "cut at {cut}");
+                assert_eq!(out.first(), Some(&&b"ok"[..]), "cut at {cut}");
+                assert_eq!(out.last(), Some(&&b"ok"[..]), "cut at {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_end_of_output_ends_a_line_being_dropped() {
+        let mut lines = Lines::default();
+        let mut tracked = LineIds::default();
+        let mut ids = Vec::new();
+        let mut data = br#"{"id":1,"result":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"#.to_vec();
+        let mut note = |id: Option<&[u8]>| ids.push(id.map(<[u8]>::to_vec));
+        let kept = lines.filter(&mut data, 20, b"", (&mut tracked, 3), &mut note);
+        assert_eq!(kept, 0);
+        lines.end_of_output((&mut tracked, 3), &mut note);
+        lines.end_of_output((&mut tracked, 3), &mut note);
+        assert_eq!(ids, [Some(b"1".to_vec())]);
+    }
+
+    #[test]
     fn the_kernel_is_never_asked_to_hold_more_than_the_limit() {
         let mut lines = Lines::default();
         assert_eq!(lines.room(4096, 100), 100);
         let mut data = *b"0123456789";
-        lines.filter(&mut data, 100);
+        lines.filter(
+            &mut data,
+            100,
+            b"",
+            (&mut LineIds::default(), 0),
+            &mut |_| {},
+        );
         assert_eq!(lines.room(4096, 100), 90);
         assert_eq!(lines.room(10, 100), 10);
     }

@@ -55,6 +55,7 @@ mod children;
 mod current;
 mod fd_set;
 mod held;
+mod line_id;
 mod lines;
 mod resources;
 

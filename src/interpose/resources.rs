@@ -9,16 +9,49 @@ use super::backlog::Backlog;
 use super::children::{Child, Children, Life, Refusal, Restart};
 use super::current;
 use super::fd_set::FdSet;
+use super::line_id::LineIds;
 use crate::clock::{Deadline, sleep};
 use crate::ring::{Room, Writer};
 
-/// A function of the bus's and its state, called from the kernel's message callback.
+/// Functions of the bus's and its state, called from the kernel's message callback and
+/// the transport's reads.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct LineHook {
-    /// Called with `data`, the worker and the line. It must not block or unwind.
+    /// Called with `data`, the worker and each line it delivers. It must not block or
+    /// unwind.
     pub(crate) call: unsafe fn(*mut c_void, usize, &[u8]),
-    /// What `call` needs; valid while the hook is set.
+    /// Called likewise with the `id` of a response the worker wrote too long, dropped.
+    pub(crate) answered: unsafe fn(*mut c_void, usize, &[u8]),
+    /// What they need; valid while the hook is set.
     pub(crate) data: *mut c_void,
+}
+
+/// Where the end of a worker line too long is reported: the ring, and the line hook.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct TooLong {
+    ring: *mut c_void,
+    hook: Option<LineHook>,
+    limit: usize,
+}
+
+impl TooLong {
+    /// Reports that `worker` wrote a line too long, the response `id` if known.
+    pub(super) fn report(&self, worker: usize, id: Option<&[u8]>) {
+        if let (Some(hook), Some(id)) = (self.hook, id) {
+            // SAFETY: the bus set the hook for the kernel call now running, with data that
+            // stays valid for that call.
+            unsafe { (hook.answered)(hook.data, worker, id) };
+        }
+        if !self.ring.is_null() {
+            // SAFETY: as in `KernelResources::room`: a kernel call of the bus is running
+            // and no callback is.
+            unsafe { Writer::from_user_data(self.ring) }.push_line_too_long(
+                worker as i32,
+                self.limit,
+                id,
+            );
+        }
+    }
 }
 
 /// The descriptors and processes of one kernel instance, and what its calls may do now.
@@ -58,8 +91,8 @@ pub(crate) struct KernelResources {
     pub(super) reading: Option<usize>,
     /// The longest worker line the kernel takes, newline included (`max_input_buffer`).
     pub(crate) line_limit: usize,
-    /// Some worker line was too long since the bus last asked (see `lines`).
-    pub(super) lines_dropped: bool,
+    /// The lines too long being dropped, followed for their `id`.
+    pub(super) line_ids: LineIds,
     /// Called with every line the kernel delivers from a worker, while set.
     pub(crate) line_hook: Option<LineHook>,
     /// Whether ended workers may be restarted: from `start` until the shutdown begins.
@@ -116,7 +149,7 @@ impl KernelResources {
             routed: false,
             reading: None,
             line_limit: crate::config::DEFAULT_MAX_INPUT_BUFFER as usize,
-            lines_dropped: false,
+            line_ids: LineIds::new(),
             line_hook: None,
             restarts_allowed: false,
             restarting: None,
@@ -176,17 +209,12 @@ impl KernelResources {
         result
     }
 
-    /// Calls `report` with each worker and the number of its lines dropped as too long
-    /// since the last call.
-    pub(crate) fn take_dropped_lines(&mut self, mut report: impl FnMut(usize, u32)) {
-        if !core::mem::take(&mut self.lines_dropped) {
-            return;
-        }
-        for (id, child) in self.children.iter_mut().enumerate() {
-            let dropped = core::mem::take(&mut child.lines.dropped);
-            if dropped > 0 {
-                report(id, dropped);
-            }
+    /// Where lines too long are reported during the running kernel call.
+    pub(super) fn too_long(&self) -> TooLong {
+        TooLong {
+            ring: self.ring,
+            hook: self.line_hook,
+            limit: self.line_limit,
         }
     }
 

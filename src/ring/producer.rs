@@ -146,15 +146,6 @@ impl Producer<'_> {
         }
     }
 
-    /// Reports that `worker` wrote a line longer than `limit`, which was dropped.
-    pub(crate) fn push_line_too_long(&mut self, worker: i32, limit: usize) {
-        // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
-        let mut writer = unsafe { Writer::from_core(self.core) };
-        if writer.wants(EventMask::MESSAGE) {
-            writer.push(Kind::LineTooLong, worker, &(limit as u64).to_ne_bytes());
-        }
-    }
-
     /// Reports that request `id` to `worker` will not be answered.
     pub(crate) fn push_unanswered(&mut self, worker: i32, id: &[u8]) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
@@ -337,6 +328,20 @@ impl<'a> Writer<'a> {
             marker: usize::from(self.state.unreported_events > 0),
             head,
             writer: (!unbounded).then_some(self),
+        }
+    }
+
+    /// Records that `worker` wrote a line longer than `limit`, which was dropped: the
+    /// limit, then the `id` of the response it was, if known.
+    pub(crate) fn push_line_too_long(&mut self, worker: i32, limit: usize, id: Option<&[u8]>) {
+        if self.wants(EventMask::MESSAGE) {
+            let mut payload = [0u8; 8 + crate::MAX_REQUEST_ID];
+            payload[..8].copy_from_slice(&(limit as u64).to_ne_bytes());
+            let id = id
+                .filter(|id| id.len() <= crate::MAX_REQUEST_ID)
+                .unwrap_or(&[]);
+            payload[8..8 + id.len()].copy_from_slice(id);
+            self.push(Kind::LineTooLong, worker, &payload[..8 + id.len()]);
         }
     }
 

@@ -125,10 +125,16 @@ impl<'r> Router<'r> {
     /// Notes a line `worker` wrote: if it answers a request in flight to it, that request
     /// is no longer awaited.
     pub(crate) fn received(&mut self, worker: usize, line: &[u8]) {
-        let Some(requests) = self.requests.as_mut() else {
-            return;
-        };
-        if let Some(id) = crate::json::response_id(line)
+        if self.requests.is_some()
+            && let Some(id) = crate::json::response_id(line)
+        {
+            self.answered(worker, id);
+        }
+    }
+
+    /// Notes that `worker` answered request `id` (raw JSON): it is no longer awaited.
+    pub(crate) fn answered(&mut self, worker: usize, id: &[u8]) {
+        if let Some(requests) = self.requests.as_mut()
             && requests.get(0, id).is_some_and(|to| to.worker == worker)
         {
             requests.remove(0, id);

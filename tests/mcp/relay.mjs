@@ -43,10 +43,10 @@ function configFile(name, args, limits = {}) {
 }
 
 /// A client connected through the relay (or straight to `direct`, a server's argv).
-async function connect({ config, direct, sampling = false }) {
+async function connect({ config, direct, sampling = false, relayArgs = [] }) {
   const transport = direct
     ? new StdioClientTransport({ command: process.execPath, args: direct, stderr: "ignore" })
-    : new StdioClientTransport({ command: relay, args: [config], stderr: "inherit" });
+    : new StdioClientTransport({ command: relay, args: [...relayArgs, config], stderr: "inherit" });
   const client = new Client(
     { name: "stdiobus-relay-test", version: "1.0.0" },
     { capabilities: sampling ? { sampling: {} } : {} },
@@ -147,6 +147,22 @@ async function main() {
     const content = read.content[0].text;
     check(content === readFileSync(big, "utf8"), `a ${content.length}-byte file read, whole`);
     await client.close();
+
+    // Past --max-line the same answer cannot be delivered: the client gets an error for
+    // its request at once (the server writes the id last), not a timeout.
+    const limited = await connect({ config, relayArgs: ["--max-line", "1000000"] });
+    let refusal = null;
+    try {
+      await limited.client.callTool({ name: "read_text_file", arguments: { path: big } }, undefined, {
+        timeout: 10000,
+      });
+    } catch (error) {
+      refusal = error;
+    }
+    check(refusal?.code === -32004, `an answer over --max-line gets error -32004: ${refusal?.message}`);
+    const after = await limited.client.callTool({ name: "list_allowed_directories", arguments: {} });
+    check(after.content[0].text.length > 0, "and the relay serves on");
+    await limited.client.close();
   }
 
   // SIGTERM to the relay: it stops, and no worker is left running.

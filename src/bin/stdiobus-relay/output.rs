@@ -19,6 +19,8 @@ pub mod code {
     pub const ANSWER_LOST: i32 = -32002;
     /// The relay is stopping, or no worker is left to serve.
     pub const NO_SERVER: i32 = -32003;
+    /// The answer was longer than the longest line the relay takes (`--max-line`).
+    pub const ANSWER_TOO_LONG: i32 = -32004;
     /// JSON-RPC's own: the line is not JSON.
     pub const PARSE_ERROR: i32 = -32700;
     /// JSON-RPC's own: the line is JSON but not a request or response.
@@ -243,10 +245,22 @@ impl Client {
                     }
                 }
             }
-            Event::LineTooLong { worker, limit } => eprintln!(
-                "stdiobus-relay: worker {worker} wrote a line longer than the kernel's \
-                 max_input_buffer of {limit} bytes: it was dropped"
-            ),
+            Event::LineTooLong { worker, limit, id } => {
+                eprintln!(
+                    "stdiobus-relay: worker {worker} wrote a line longer than the kernel's \
+                     max_input_buffer of {limit} bytes: it was dropped"
+                );
+                let id = id.and_then(|id| id.to_str().ok());
+                if let Some(id) = id
+                    && self.pending.remove(id).is_some()
+                {
+                    let message = format!(
+                        "stdiobus-relay: the answer was longer than --max-line ({} bytes)",
+                        limit.saturating_sub(1)
+                    );
+                    write_error(&mut self.stdout, id, code::ANSWER_TOO_LONG, &message)?;
+                }
+            }
             Event::Worker { id, event } => {
                 let state = match event {
                     WorkerEvent::Started => Some(Worker::Serving),
