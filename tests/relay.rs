@@ -270,6 +270,58 @@ fn unreadable_and_overlong_lines_are_answered_with_errors() {
     assert_eq!(relay.next().unwrap()["id"], 8, "and the relay serves on");
 }
 
+/// MCP servers refuse requests until they have had the client's handshake, which the
+/// client makes once: the relay gives it to every instance, and again to a restarted one.
+#[test]
+fn every_server_process_gets_the_clients_handshake_restarted_ones_too() {
+    let config = json!({
+        "pools": [{"id": "mcp", "command": WORKER, "args": ["--mcp"], "instances": 2}],
+        "limits": {"max_restarts": 5},
+    });
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    let workers = relay.workers(2);
+    relay.send(&request(
+        0,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18"}),
+    ));
+    let init = relay.next().unwrap();
+    assert_eq!(init["id"], 0, "{init}");
+    assert!(init["result"].is_object(), "{init}");
+    relay.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+    let answered = |relay: &mut Relay, ids: std::ops::Range<i64>| {
+        for id in ids.clone() {
+            relay.send(&request(id, "tools/list", json!({})));
+        }
+        let mut seen: Vec<Value> = ids.map(|_| relay.next().unwrap()).collect();
+        seen.sort_by_key(|m| m["id"].as_i64());
+        seen
+    };
+    let first = answered(&mut relay, 1..9);
+    assert!(first.iter().all(|m| m["result"].is_object()), "{first:?}");
+    let pids: std::collections::BTreeSet<i64> = first
+        .iter()
+        .map(|m| m["result"]["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "both instances answered");
+
+    // SAFETY: signalling the relay's own worker.
+    unsafe { libc::kill(workers[0] as i32, libc::SIGKILL) };
+    relay.stderr_line("restarting");
+    relay.stderr_line("started");
+    let after = answered(&mut relay, 9..17);
+    assert!(after.iter().all(|m| m["result"].is_object()), "{after:?}");
+    assert!(
+        after.iter().all(|m| m["result"]["pid"] != workers[0]),
+        "the new process answers: {after:?}"
+    );
+    let pids: std::collections::BTreeSet<i64> = after
+        .iter()
+        .map(|m| m["result"]["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 2, "both processes answered: {after:?}");
+}
+
 /// A worker's answer longer than `--max-line` cannot be delivered: the client gets an
 /// error with the request's id, read from the line's start (this crate's echo worker) or
 /// its end (where the TypeScript MCP SDK puts it).

@@ -5,12 +5,16 @@
 //! forwards every line it writes to stdout to the host unchanged. It uses std only.
 //!
 //! ```text
-//! stdiobus-echo-worker [--name NAME] [--announce]
+//! stdiobus-echo-worker [--name NAME] [--announce] [--mcp]
 //!
 //!   --name NAME   put NAME in every response and notification (default `echo`),
 //!                 so tests can tell pools apart; `--name=NAME` works too
 //!   --announce    at startup, before reading anything, write
 //!                 {"jsonrpc":"2.0","method":"worker/ready","params":{"name":NAME,"pid":PID}}
+//!   --mcp         keep MCP's handshake, as MCP servers do: until the `initialize` request
+//!                 and then the `notifications/initialized` notification have come, answer
+//!                 every other request with
+//!                 {"jsonrpc":"2.0","id":ID,"error":{"code":-32602,"message":"not initialized"}}
 //! ```
 //!
 //! Every request (an object with `id` and a string `method`) is answered with
@@ -48,7 +52,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-const USAGE: &str = "usage: stdiobus-echo-worker [--name NAME] [--announce]";
+const USAGE: &str = "usage: stdiobus-echo-worker [--name NAME] [--announce] [--mcp]";
 
 /// The first bytes of every line the worker writes.
 const JSONRPC: &[u8] = br#"{"jsonrpc":"2.0","#;
@@ -85,6 +89,7 @@ fn main() -> ExitCode {
 struct Options {
     name: String,
     announce: bool,
+    mcp: bool,
 }
 
 /// Parses the arguments after the program name; `Ok(None)` asks for the usage text.
@@ -92,6 +97,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Option
     let mut options = Options {
         name: "echo".to_owned(),
         announce: false,
+        mcp: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -102,6 +108,7 @@ fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Option<Option
         }
         match arg.as_str() {
             "--announce" => options.announce = true,
+            "--mcp" => options.mcp = true,
             "--name" => {
                 let name = args.next().ok_or("--name needs a value")?;
                 options.name = name.to_string_lossy().into_owned();
@@ -120,6 +127,9 @@ fn run(options: &Options) -> io::Result<()> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut worker = Worker::new(&options.name, std::process::id());
+    if options.mcp {
+        worker.handshake = Some(Handshake::Awaited);
+    }
     if options.announce {
         worker.announce(&mut out)?;
     }
@@ -154,6 +164,18 @@ struct Worker {
     result_head: Vec<u8>,
     /// The container stack of the JSON scanner.
     stack: Vec<u8>,
+    /// Where MCP's handshake stands, with `--mcp`.
+    handshake: Option<Handshake>,
+}
+
+/// MCP's handshake, as a server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handshake {
+    /// No `initialize` yet.
+    Awaited,
+    /// `initialize` came, `notifications/initialized` not yet.
+    Initializing,
+    Done,
 }
 
 impl Worker {
@@ -170,6 +192,7 @@ impl Worker {
             pid,
             result_head,
             stack: Vec::new(),
+            handshake: None,
         }
     }
 
@@ -193,12 +216,32 @@ impl Worker {
         let Some(fields) = scan_message(line, &mut self.stack) else {
             return Ok(Flow::Continue);
         };
+        if let (Some(method), None) = (fields.method, fields.id)
+            && method == br#""notifications/initialized""#
+            && self.handshake == Some(Handshake::Initializing)
+        {
+            self.handshake = Some(Handshake::Done);
+        }
         let (Some(id), Some(method)) = (fields.id, fields.method) else {
             // A notification, or not JSON-RPC at all.
             return Ok(Flow::Continue);
         };
         if !is_id(id) || !is_string(method) {
             return Ok(Flow::Continue);
+        }
+        if method == br#""initialize""# && self.handshake == Some(Handshake::Awaited) {
+            self.handshake = Some(Handshake::Initializing);
+        } else if self.handshake.is_some_and(|h| h != Handshake::Done) {
+            return emit(
+                out,
+                &[
+                    JSONRPC,
+                    br#""id":"#,
+                    id,
+                    br#","error":{"code":-32602,"message":"not initialized"}}"#,
+                ],
+            )
+            .map(|()| Flow::Continue);
         }
         let (session_key, session_id): (&[u8], &[u8]) = match fields.session_id {
             Some(sid) if is_string(sid) => (br#","sessionId":"#, sid),
@@ -819,6 +862,23 @@ mod tests {
     }
 
     #[test]
+    fn with_mcp_requests_wait_for_the_handshake() {
+        let mut worker = Worker::new("t", 42);
+        worker.handshake = Some(Handshake::Awaited);
+        let mut answer = |line: &str| {
+            let mut out = Vec::new();
+            worker.handle(line.as_bytes(), &mut out).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let refused = "{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":-32602,\"message\":\"not initialized\"}}\n";
+        assert_eq!(answer(r#"{"id":1,"method":"tools/list"}"#), refused);
+        assert!(answer(r#"{"id":0,"method":"initialize"}"#).contains(r#""result""#));
+        assert_eq!(answer(r#"{"id":1,"method":"tools/list"}"#), refused);
+        assert_eq!(answer(r#"{"method":"notifications/initialized"}"#), "");
+        assert!(answer(r#"{"id":1,"method":"tools/list"}"#).contains(r#""result""#));
+    }
+
+    #[test]
     fn notify_method() {
         assert_eq!(
             respond_str(r#"{"id":1,"method":"notify","params":{"x":[],"count":2}}"#),
@@ -890,21 +950,24 @@ mod tests {
             parse(&[]),
             Ok(Some(Options {
                 name: "echo".into(),
-                announce: false
+                announce: false,
+                mcp: false
             }))
         );
         assert_eq!(
-            parse(&["--name", "a", "--announce"]),
+            parse(&["--name", "a", "--announce", "--mcp"]),
             Ok(Some(Options {
                 name: "a".into(),
-                announce: true
+                announce: true,
+                mcp: true
             }))
         );
         assert_eq!(
             parse(&["--name=b"]),
             Ok(Some(Options {
                 name: "b".into(),
-                announce: false
+                announce: false,
+                mcp: false
             }))
         );
         assert_eq!(parse(&["--help"]), Ok(None));

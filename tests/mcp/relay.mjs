@@ -1,7 +1,10 @@
 // Real MCP servers behind stdiobus-relay, driven by the MCP TypeScript SDK's own client,
 // exactly as an application would start a stdio server.
 //
-//   node relay.mjs RELAY_BINARY
+//   node relay.mjs RELAY_BINARY [PYTHON_SERVER]
+//
+// PYTHON_SERVER is the command of `mcp-server-time` (from PyPI): a server built on the MCP
+// Python SDK, which refuses requests until it has had the client's handshake.
 //
 // Run from a directory where package.json's packages are installed (.ci/run does that).
 // Exits non-zero on the first check that fails; prints the latency figures.
@@ -16,6 +19,7 @@ import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js"
 import { CreateMessageRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const relay = resolve(process.argv[2] ?? "");
+const pythonServer = process.argv[3] ? resolve(process.argv[3]) : null;
 if (!existsSync(relay)) {
   console.error("usage: node relay.mjs RELAY_BINARY");
   process.exit(2);
@@ -34,10 +38,10 @@ function check(condition, what) {
   console.log(`ok: ${what}`);
 }
 
-/// A kernel configuration file with one pool running `args` under node.
-function configFile(name, args, limits = {}) {
+/// A kernel configuration file with one pool running `args` under node (or `command`).
+function configFile(name, args, limits = {}, command = process.execPath, instances = 1) {
   const path = join(scratch, `${name}.json`);
-  const config = { pools: [{ id: name, command: process.execPath, args, instances: 1 }], limits };
+  const config = { pools: [{ id: name, command, args, instances }], limits };
   writeFileSync(path, JSON.stringify(config));
   return path;
 }
@@ -163,6 +167,29 @@ async function main() {
     const after = await limited.client.callTool({ name: "list_allowed_directories", arguments: {} });
     check(after.content[0].text.length > 0, "and the relay serves on");
     await limited.client.close();
+  }
+
+  // A Python SDK server, two instances, one of them killed and restarted: every process
+  // gets the client's handshake from the relay, so every call is answered.
+  if (pythonServer) {
+    const config = configFile("time", [], { max_restarts: 5 }, pythonServer, 2);
+    const { client, transport } = await connect({ config });
+    const now = () => client.callTool({ name: "get_current_time", arguments: { timezone: "UTC" } });
+    const answered = async (what) => {
+      const results = await Promise.all(Array.from({ length: 8 }, now));
+      check(results.every((r) => r.content[0].text.includes("UTC")), what);
+    };
+    await answered("8 calls over two Python SDK servers, each answered");
+    const before = children(transport.pid);
+    process.kill(before[0], "SIGKILL");
+    await until("the killed server to be replaced", () => {
+      const now = children(transport.pid);
+      return now.length === 2 && !now.includes(before[0]);
+    });
+    await answered("and after one was killed and restarted, each answered");
+    await client.close();
+  } else {
+    console.log("!!!!!!!! the Python SDK server check SKIPPED: no PYTHON_SERVER given !!!!!!!!");
   }
 
   // SIGTERM to the relay: it stops, and no worker is left running.

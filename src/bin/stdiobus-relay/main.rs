@@ -13,6 +13,8 @@
 //!   back to that worker;
 //! - a request that cannot be delivered, or whose answer can no longer come, is answered
 //!   with a JSON-RPC error (codes in `output::code`);
+//! - every server process has the client's MCP handshake, restarted ones and other
+//!   instances too (`handshake`);
 //! - when no worker is left, the requests still due are answered with errors, stdout is
 //!   closed and the relay exits with status 1;
 //! - at the end of stdin it waits up to the drain timeout for the answers still due
@@ -26,6 +28,7 @@
 //! relay has to say goes to stderr, one line each.
 
 mod args;
+mod handshake;
 mod input;
 mod output;
 mod signals;
@@ -43,6 +46,7 @@ use stdiobus_embed::{
 };
 
 use args::{Args, NotRun, USAGE};
+use handshake::Step;
 use input::{Input, Line};
 use output::{Output, code};
 use signals::Signals;
@@ -333,6 +337,28 @@ fn pump(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, timeou
     let mut out = lock(output);
     out.drain();
     out.flush();
+    drop(out);
+    catch_up(bus, output);
+}
+
+/// Brings each running worker that has not had the client's MCP handshake (a restarted
+/// one, another instance) up to where the client is. A worker whose pipe is full now gets
+/// it at a later step, before anything else is sent to it.
+fn catch_up(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>) {
+    let (owed, lines) = lock(output).owed_handshake();
+    for worker in owed {
+        let sent = lines
+            .iter()
+            .try_for_each(|line| bus.send_to_worker(worker, line));
+        match sent {
+            Err(error) if error.is_retryable() => continue,
+            Err(error) => {
+                eprintln!("stdiobus-relay: the handshake did not reach worker {worker}: {error}")
+            }
+            Ok(()) => {}
+        }
+        lock(output).had_handshake(worker);
+    }
 }
 
 /// Hands one line from the client to a worker: a request to the next worker of its pool,
@@ -351,6 +377,7 @@ fn forward(
     let message = Message::parse(line).ok();
     let id = message.and_then(|m| m.raw_id()).unwrap_or("null");
     let kind = message.map(|m| m.kind());
+    let step = message.map_or(Step::Other, |m| lock(output).handshake(line, &m));
     let mut worker = None;
     match kind {
         Some(Kind::Request) => lock(output).requested(id),
@@ -366,7 +393,12 @@ fn forward(
         Some(Kind::Result | Kind::Error) => worker = lock(output).asker(id),
         None => {}
     }
-    if let Err(error) = deliver(bus, output, signals, line, worker) {
+    let delivered = match step {
+        Step::Initialize => initialize(bus, output, signals, line),
+        Step::Initialized => to_every_worker(bus, output, line),
+        Step::Other => deliver(bus, output, signals, line, worker),
+    };
+    if let Err(error) = delivered {
         let is_request = matches!(kind, Some(Kind::Request) | None);
         let code = match error {
             Error::Kernel(stdiobus_embed::ErrorCode::Invalid) => code::PARSE_ERROR,
@@ -378,6 +410,49 @@ fn forward(
             eprintln!("stdiobus-relay: a message from the client was not delivered: {error}");
         }
     }
+}
+
+/// The client's `initialize`: to the first worker that takes it, whose answer the client
+/// gets, and a copy to every other (see `handshake`).
+fn initialize(
+    bus: &mut Bus<'static, Running>,
+    output: &Mutex<Output<'static>>,
+    signals: &Signals,
+    line: &[u8],
+) -> Result<(), Error> {
+    let mut last = Error::NoWorker;
+    for worker in 0..bus.worker_count() as i32 {
+        if !lock(output).serving(worker) {
+            continue;
+        }
+        match deliver(bus, output, signals, line, Some(worker)) {
+            Ok(()) => {
+                lock(output).had_handshake(worker);
+                catch_up(bus, output);
+                return Ok(());
+            }
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}
+
+/// The client's `notifications/initialized`: to every worker that has had `initialize`;
+/// the others get both from `catch_up`.
+fn to_every_worker(
+    bus: &mut Bus<'static, Running>,
+    output: &Mutex<Output<'static>>,
+    line: &[u8],
+) -> Result<(), Error> {
+    let (owed, _) = lock(output).owed_handshake();
+    for worker in 0..bus.worker_count() as i32 {
+        // Not locked while sending: the overflow handler may need the output.
+        let due = lock(output).serving(worker) && !owed.contains(&worker);
+        if due && let Err(error) = bus.send_to_worker(worker, line) {
+            eprintln!("stdiobus-relay: worker {worker} missed notifications/initialized: {error}");
+        }
+    }
+    Ok(())
 }
 
 /// Sends `line` (to `worker`, if given), retrying while the bus says "later": polling

@@ -8,6 +8,8 @@ use std::io::{self, BufWriter, Write};
 use stdiobus_embed::jsonrpc::{Kind, Message};
 use stdiobus_embed::{Consumer, Event, WorkerEvent};
 
+use crate::handshake::{Handshake, REPLAY_ID, Step};
+
 /// JSON-RPC error codes of the relay's own answers, in the range the specification leaves
 /// to implementations.
 pub mod code {
@@ -56,6 +58,8 @@ struct Client {
     /// client's response goes back to it.
     asked: HashMap<Box<str>, i32>,
     workers: Vec<Worker>,
+    /// The client's MCP handshake, for the server processes that have not had it.
+    handshake: Handshake,
 }
 
 impl<'r> Output<'r> {
@@ -68,6 +72,7 @@ impl<'r> Output<'r> {
                 pending: HashMap::new(),
                 asked: HashMap::new(),
                 workers: Vec::new(),
+                handshake: Handshake::default(),
             },
             unflushed: false,
             broken: false,
@@ -100,6 +105,39 @@ impl<'r> Output<'r> {
     /// The worker that sent request `id` to the client, which answers it now.
     pub fn asker(&mut self, id: &str) -> Option<i32> {
         self.client.asked.remove(id)
+    }
+
+    /// Notes `line` from the client, parsed as `message`: what it is to the handshake.
+    pub fn handshake(&mut self, line: &[u8], message: &Message<'_>) -> Step {
+        self.client.handshake.note(line, message)
+    }
+
+    /// Worker `id` has had the handshake, as far as the client has gone.
+    pub fn had_handshake(&mut self, id: i32) {
+        self.client.handshake.had(id);
+    }
+
+    /// The workers running that have not had the handshake, and the lines that bring them
+    /// up to where the client is.
+    pub fn owed_handshake(&self) -> (Vec<i32>, Vec<Vec<u8>>) {
+        let owed: Vec<i32> = (0..self.client.workers.len() as i32)
+            .filter(|&id| self.serving(id) && self.client.handshake.owed(id))
+            .collect();
+        if owed.is_empty() {
+            return (owed, Vec::new());
+        }
+        (
+            owed,
+            self.client.handshake.lines().map(<[u8]>::to_vec).collect(),
+        )
+    }
+
+    /// Whether worker `id` runs.
+    pub fn serving(&self, id: i32) -> bool {
+        let slot = usize::try_from(id)
+            .ok()
+            .and_then(|id| self.client.workers.get(id));
+        slot == Some(&Worker::Serving)
     }
 
     /// Whether an answer is still due to the client for a request it has not cancelled.
@@ -203,9 +241,21 @@ impl Client {
     fn handle(&mut self, event: Event<'_>) -> io::Result<()> {
         match event {
             Event::Message { worker, line } => {
+                let message = Message::parse(line.as_bytes()).ok();
+                if let Some(message) = message.filter(|m| m.raw_id() == Some(REPLAY_ID)) {
+                    // The answer to the relay's copy of the handshake: not the client's.
+                    if let Some(error) = message.error() {
+                        eprintln!(
+                            "stdiobus-relay: worker {} refused the client's initialize: {}",
+                            worker.unwrap_or(-1),
+                            error.raw
+                        );
+                    }
+                    return Ok(());
+                }
                 self.stdout.write_all(line.as_bytes())?;
                 self.stdout.write_all(b"\n")?;
-                if let Ok(message) = Message::parse(line.as_bytes())
+                if let Some(message) = message
                     && let Some(id) = message.raw_id()
                 {
                     match message.kind() {
@@ -262,6 +312,11 @@ impl Client {
                 }
             }
             Event::Worker { id, event } => {
+                let slot = usize::try_from(id).ok().and_then(|id| self.workers.get(id));
+                if matches!(event, WorkerEvent::Started) && slot == Some(&Worker::Ended) {
+                    // A new process in an ended one's place, not the first start.
+                    self.handshake.restarted(id);
+                }
                 let state = match event {
                     WorkerEvent::Started => Some(Worker::Serving),
                     WorkerEvent::Exited(status) if status.success() => Some(Worker::Gone),
