@@ -314,8 +314,7 @@ impl<'r> Bus<'r, Created> {
 
 impl<'r> Bus<'r, Running> {
     /// Hands `message` to the kernel, which writes it to a worker's stdin: no copy, no
-    /// allocation. Several newline-separated JSON messages may go in one call; a trailing
-    /// newline is optional. They all go to one worker, chosen for the first of them.
+    /// allocation. For many messages in one call, see [`Bus::send_batch`].
     ///
     /// The worker: one of the message's pool (the only pool, or the one its top-level
     /// `"pool"` string names, which two or more pools require: [`Error::PoolNotNamed`],
@@ -335,6 +334,27 @@ impl<'r> Bus<'r, Running> {
     /// which [`Error::retry`] calls [`Retry::Maybe`](crate::Retry::Maybe).
     pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.route_and_send(message, Target::Message)
+    }
+
+    /// Hands every message of `batch` to the kernel in one call, so that one write to a
+    /// worker's stdin carries them all: no copy, no allocation. `batch` holds JSON messages
+    /// separated by newlines (a trailing newline is optional), written by the caller into
+    /// a buffer of its own. Returns how many it held.
+    ///
+    /// The kernel checks only the first message of a call; the bus checks each, as
+    /// [`Bus::send`] does one: a message that is not one JSON value, or an empty line, is
+    /// refused as [`Error::BatchNotJson`] with its index, and so is the batch. They all go
+    /// to one worker, chosen as `send` chooses for the first: a later message that names
+    /// another pool, or (with a session table) another session, is refused as
+    /// [`Error::MixedBatch`]. With a request table, each request in it is tracked. The
+    /// whole batch must fit in the worker's stdin pipe (or the send buffer), as a message
+    /// must.
+    pub fn send_batch(&mut self, batch: &[u8]) -> Result<usize, Error> {
+        let batch = batch.strip_suffix(b"\n").unwrap_or(batch);
+        check_message(batch)?;
+        let count = crate::batch::check(batch, self.router.reads_messages())?;
+        self.route_checked(batch, Target::Message)?;
+        Ok(count)
     }
 
     /// [`Bus::send`] to a worker of the pool whose id is `pool`, whatever the message says
@@ -378,6 +398,11 @@ impl<'r> Bus<'r, Running> {
 
     fn route_and_send(&mut self, message: &[u8], target: Target<'_>) -> Result<(), Error> {
         check_message(message)?;
+        self.route_checked(message, target)
+    }
+
+    /// [`Bus::route_and_send`] of a message already checked.
+    fn route_checked(&mut self, message: &[u8], target: Target<'_>) -> Result<(), Error> {
         if !cfg!(stdio_bus_interposed) {
             // Nothing to route with: the kernel's own choice.
             return self.ingest(message, None);
@@ -406,7 +431,12 @@ impl<'r> Bus<'r, Running> {
         let generation = child.generation;
         self.router
             .sending(message, Binding { worker, generation })?;
-        let sent = self.ingest(message, Some(worker));
+        let mut sent = self.ingest(message, Some(worker));
+        // The write is the bus's (see `interpose::calls`): archive A does not look at how
+        // it went.
+        if self.resources.take_write_failed() && sent.is_ok() {
+            sent = Err(Error::Kernel(crate::ErrorCode::Worker));
+        }
         // The 2.2.1 archive hands a message for an embedded worker to its socket rather
         // than writing it: then the worker the bus chose did not get it.
         if sent.is_err() || !self.resources.take_routed() {

@@ -146,6 +146,19 @@ pub enum Error {
         /// Offset of the first NUL.
         offset: usize,
     },
+    /// Message `message` (counted from 0) of a [`Bus::send_batch`](crate::Bus::send_batch)
+    /// is not one JSON value, or is an empty line: the kernel, which checks only a call's
+    /// first message, would hand it on as it is. Nothing of the batch was sent.
+    BatchNotJson {
+        /// Its index in the batch.
+        message: usize,
+    },
+    /// Message `message` of a batch names another pool, or another session, than the
+    /// first, whose worker gets them all. Nothing of the batch was sent.
+    MixedBatch {
+        /// Its index in the batch.
+        message: usize,
+    },
     /// A worker's stdin pipe has no room for the whole message now; the kernel would
     /// write part of it and drop the rest. Poll, then retry.
     PipeFull {
@@ -304,6 +317,14 @@ impl fmt::Display for Error {
             Self::InteriorNul { offset } => {
                 write!(f, "refused a message with a NUL byte at offset {offset}")
             }
+            Self::BatchNotJson { message } => write!(
+                f,
+                "refused a batch: its message {message} is not one JSON value"
+            ),
+            Self::MixedBatch { message } => write!(
+                f,
+                "refused a batch: its message {message} names another pool or session than the first, whose worker takes them all"
+            ),
             Self::PipeFull { needed, room } => write!(
                 f,
                 "a worker's stdin pipe has room for {room} bytes, the message needs {needed}: poll, then retry"

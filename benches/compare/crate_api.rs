@@ -75,6 +75,14 @@ impl Kernel for CrateBus<'_, '_> {
         self.bus.send(message).map_err(|e| e.to_string())
     }
 
+    #[inline]
+    fn ingest_batch(&mut self, batch: &Vec<u8>) -> Result<(), String> {
+        self.bus
+            .send_batch(batch)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
     /// Polls once, then reads every event in the ring: counts replies, remembers the last
     /// id.
     #[inline]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::alloc_count::alloc_calls;
 use crate::messages::{Messages, large_warmup};
 use crate::processes::bytes_read;
-use crate::settings::{LARGE_WITH_NEWLINE, RESPONSE_TIMEOUT, Settings, WINDOW, Workload};
+use crate::settings::{BATCH, LARGE_WITH_NEWLINE, RESPONSE_TIMEOUT, Settings, WINDOW, Workload};
 
 /// One way of driving the bus, as the measurement loops see it. Every error is the
 /// text that ends up in the table's notes.
@@ -16,6 +16,11 @@ pub trait Contender {
 
     /// Hands one request to the bus.
     fn send(&mut self, message: &Self::Message) -> Result<(), String>;
+
+    /// Hands a batch of newline-separated requests to the bus in one call.
+    fn send_batch(&mut self, _batch: &Self::Message) -> Result<(), String> {
+        Err("no batch call".into())
+    }
 
     /// Waits for the reply to the request just sent, which must carry `id`: `Ok(false)`
     /// when none came before `deadline`.
@@ -117,6 +122,7 @@ pub fn measure<C: Contender>(
     match workload {
         Workload::PingPong => accounted(&mut outcome, counting, |o| ping_pong(contender, m, o))?,
         Workload::Pipelined => accounted(&mut outcome, counting, |_| pipelined(contender, m))?,
+        Workload::Batches => accounted(&mut outcome, counting, |_| batches(contender, m))?,
         Workload::Large => large(contender, pids, s, m, counting, &mut outcome)?,
     }
     Ok(outcome)
@@ -168,6 +174,29 @@ fn pipelined<C: Contender>(contender: &mut C, m: &Messages<C::Message>) -> Resul
                 .send(&m.pipelined[sent])
                 .map_err(|e| format!("failed: send: {e}"))?;
             sent += 1;
+        }
+        let waiting = contender.collect(deadline)?;
+        received = (contender.replies() - base) as usize;
+        if !waiting {
+            return Err(format!("failed: {received} of {total} replies"));
+        }
+    }
+    Ok(total as u64)
+}
+
+/// [`pipelined`], the requests handed over [`BATCH`] at a time: up to `WINDOW` in flight.
+fn batches<C: Contender>(contender: &mut C, m: &Messages<C::Message>) -> Result<u64, String> {
+    let total = m.pipelined.len();
+    let base = contender.replies();
+    let (mut sent, mut received, mut next) = (0usize, 0usize, 0usize);
+    let deadline = Instant::now() + RESPONSE_TIMEOUT * 10;
+    while received < total {
+        while next < m.batches.len() && sent - received + BATCH <= WINDOW {
+            contender
+                .send_batch(&m.batches[next])
+                .map_err(|e| format!("failed: send_batch: {e}"))?;
+            sent += BATCH.min(total - sent);
+            next += 1;
         }
         let waiting = contender.collect(deadline)?;
         received = (contender.replies() - base) as usize;

@@ -1,6 +1,6 @@
 //! The requests, built before anything is timed, and the reading of a reply's id.
 
-use crate::settings::{LARGE_LEN, RESPONSE_PREFIX, Settings};
+use crate::settings::{BATCH, LARGE_LEN, RESPONSE_PREFIX, Settings};
 
 /// The requests, built before anything is timed. Ids are plain numbers, so a response's
 /// id is read without allocating. `T` is what the contender's `send` takes: bytes, or
@@ -9,6 +9,8 @@ pub struct Messages<T = Vec<u8>> {
     pub warmup: Vec<T>,
     pub ping_pong: Vec<T>,
     pub pipelined: Vec<T>,
+    /// The pipelined requests, [`BATCH`] to a batch, newline-separated.
+    pub batches: Vec<T>,
     /// First id of `ping_pong`.
     pub ping_pong_base: u64,
     /// Warm-up and measured large messages, ids from `large_base`.
@@ -26,14 +28,16 @@ impl Messages {
         let pipelined_base = 100_000_000;
         let large_base = 2_000_000_000;
         let large_count = s.large + large_warmup(s);
+        let pipelined: Vec<Vec<u8>> = (0..s.pipelined as u64)
+            .map(|i| small(pipelined_base + i))
+            .collect();
         Messages {
             warmup: (0..s.warmup as u64).map(small).collect(),
             ping_pong: (0..s.requests as u64)
                 .map(|i| small(ping_pong_base + i))
                 .collect(),
-            pipelined: (0..s.pipelined as u64)
-                .map(|i| small(pipelined_base + i))
-                .collect(),
+            batches: pipelined.chunks(BATCH).map(|c| c.join(&b'\n')).collect(),
+            pipelined,
             ping_pong_base,
             large: (0..large_count as u64)
                 .map(|i| large_message(large_base + i))
@@ -51,6 +55,7 @@ impl<T> Messages<T> {
             warmup: all(self.warmup),
             ping_pong: all(self.ping_pong),
             pipelined: all(self.pipelined),
+            batches: all(self.batches),
             ping_pong_base: self.ping_pong_base,
             large: all(self.large),
             large_base: self.large_base,

@@ -93,7 +93,7 @@ impl Settings {
                     .split(',')
                     .map(|name| {
                         Workload::from_name(name.trim()).ok_or(format!(
-                            "BENCH_WORKLOADS: unknown `{name}` (ping-pong, pipelined, large)"
+                            "BENCH_WORKLOADS: unknown `{name}` (ping-pong, pipelined, batches, large)"
                         ))
                     })
                     .collect::<Result<_, _>>()?,
@@ -157,16 +157,27 @@ impl Settings {
 pub enum Workload {
     PingPong,
     Pipelined,
+    /// Pipelined, [`BATCH`] messages per `send_batch`: this crate only.
+    Batches,
     Large,
 }
 
-pub const WORKLOADS: [Workload; 3] = [Workload::PingPong, Workload::Pipelined, Workload::Large];
+pub const WORKLOADS: [Workload; 4] = [
+    Workload::PingPong,
+    Workload::Pipelined,
+    Workload::Batches,
+    Workload::Large,
+];
+
+/// Messages per `send_batch` in the batches workload.
+pub const BATCH: usize = 16;
 
 impl Workload {
     pub fn name(self) -> &'static str {
         match self {
             Workload::PingPong => "ping-pong",
             Workload::Pipelined => "pipelined",
+            Workload::Batches => "batches",
             Workload::Large => "large",
         }
     }

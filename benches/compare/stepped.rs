@@ -13,6 +13,11 @@ pub trait Kernel {
     /// Hands one request to the kernel.
     fn ingest(&mut self, message: &Self::Message) -> Result<(), String>;
 
+    /// Hands a batch of newline-separated requests to the kernel in one call.
+    fn ingest_batch(&mut self, _batch: &Self::Message) -> Result<(), String> {
+        Err("no batch call".into())
+    }
+
     /// One kernel step of at most `STEP_MS`; it returns as soon as a worker writes.
     fn step(&mut self) -> Result<(), String>;
 
@@ -51,6 +56,12 @@ impl<K: Kernel> Contender for Stepped<K> {
     fn send(&mut self, message: &K::Message) -> Result<(), String> {
         self.replies_at_send = self.kernel.replies();
         self.kernel.ingest(message)
+    }
+
+    #[inline]
+    fn send_batch(&mut self, batch: &K::Message) -> Result<(), String> {
+        self.replies_at_send = self.kernel.replies();
+        self.kernel.ingest_batch(batch)
     }
 
     #[inline]

@@ -1,8 +1,8 @@
 //! The part of a message that a worker's stdin pipe could not take at once, kept in a
 //! buffer the host lends (`Bus::set_send_buffer`) and written as the worker reads.
 //!
-//! `ingest` writes a message with one non-blocking `write`, then its newline, and drops
-//! what the pipe does not take. With a lent buffer, the bus takes a message longer than
+//! `ingest` writes a message with one non-blocking `write`, then its newline (one `writev`
+//! here, see `calls`), and drops what the pipe does not take. With a lent buffer, the bus takes a message longer than
 //! the pipe's room: the `write` puts into the pipe what fits and keeps the rest here, and
 //! the kernel is told everything was written. Each step then writes more of it; while
 //! some is left, the pipe's write end is watched in the kernel's epoll set, so that a
@@ -79,43 +79,44 @@ impl Backlog {
         self.capacity - self.end
     }
 
-    /// `ingest`'s write of `bytes` to worker `worker`'s stdin `fd`: behind what is kept for
-    /// that process, or as far as the pipe takes it with the rest kept and the pipe
-    /// watched in `epoll`. Returns what `write` would, counting the kept bytes as written;
-    /// -1 with EAGAIN when they cannot be kept and the pipe took none of them, so that
-    /// nothing is cut and no line jumps ahead of the kept one.
+    /// `ingest`'s write of `line` (a message, then its newline) to worker `worker`'s stdin
+    /// `fd`: behind what is kept for that process, or as far as the pipe takes it with the
+    /// rest kept and the pipe watched in `epoll`. Returns what `writev` would, counting the
+    /// kept bytes as written; -1 with EAGAIN when they cannot be kept and the pipe took
+    /// none of them, so that nothing is cut and no line jumps ahead of the kept one.
     pub(super) fn write(
         &mut self,
         epoll: c_int,
         fd: c_int,
         (worker, generation): (usize, u32),
-        bytes: &[u8],
+        line: [&[u8]; 2],
     ) -> isize {
+        let total = line[0].len() + line[1].len();
         if !self.is_empty() {
             if self.holds(worker, generation) && self.fd == fd {
-                return if self.keep(bytes) {
-                    bytes.len() as isize
+                return if self.keep(line, 0) {
+                    total as isize
                 } else {
                     would_block()
                 };
             }
             // Another pipe: not behind the kept bytes.
-            return write(fd, bytes);
+            return write(fd, line);
         }
-        let written = write(fd, bytes);
+        let written = write(fd, line);
         let taken = match usize::try_from(written) {
             Ok(taken) => taken,
             Err(_) if super::errno() == libc::EAGAIN => 0,
             Err(_) => return written,
         };
-        if taken == bytes.len() || self.capacity == 0 {
+        if taken == total || self.capacity == 0 {
             return written;
         }
         (self.start, self.end) = (0, 0);
         (self.worker, self.generation, self.fd) = (worker, generation, fd);
-        if self.keep(&bytes[taken..]) {
+        if self.keep(line, taken) {
             self.watch_pipe(epoll);
-            bytes.len() as isize
+            total as isize
         } else if taken == 0 {
             would_block()
         } else {
@@ -123,15 +124,22 @@ impl Backlog {
         }
     }
 
-    /// Appends `bytes` to what is kept, if they fit.
-    fn keep(&mut self, bytes: &[u8]) -> bool {
-        if bytes.len() > self.capacity - self.end {
+    /// Appends `line` from its byte `from` on to what is kept, if it fits.
+    fn keep(&mut self, line: [&[u8]; 2], from: usize) -> bool {
+        let total = line[0].len() + line[1].len();
+        if total - from > self.capacity - self.end {
             return false;
         }
-        // SAFETY: `end + len <= capacity`, within the lent buffer (see `lend`), which
-        // `bytes` (the kernel's or the host's message) does not overlap.
-        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), self.buf.add(self.end), bytes.len()) };
-        self.end += bytes.len();
+        let mut skip = from;
+        for part in line {
+            let part = &part[skip.min(part.len())..];
+            skip = skip.saturating_sub(line[0].len());
+            // SAFETY: the whole rest fits (`end + total - from <= capacity`), within the
+            // lent buffer (see `lend`), which `part` (the kernel's or the host's message,
+            // or its newline) does not overlap.
+            unsafe { ptr::copy_nonoverlapping(part.as_ptr(), self.buf.add(self.end), part.len()) };
+            self.end += part.len();
+        }
         true
     }
 
@@ -151,7 +159,7 @@ impl Backlog {
             let pending = unsafe {
                 core::slice::from_raw_parts(self.buf.add(self.start), self.end - self.start)
             };
-            match usize::try_from(write(self.fd, pending)) {
+            match usize::try_from(write(self.fd, [pending, &[]])) {
                 Ok(written) => self.start += written,
                 // Full: the watch wakes the loop when the worker has read.
                 Err(_) if super::errno() == libc::EAGAIN => break,
@@ -232,7 +240,13 @@ fn would_block() -> isize {
     -1
 }
 
-fn write(fd: c_int, bytes: &[u8]) -> isize {
-    // SAFETY: writing `bytes` to a pipe end the kernel holds; it is non-blocking.
-    unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) }
+/// Writes both parts of `line` to `fd` with one system call.
+fn write(fd: c_int, line: [&[u8]; 2]) -> isize {
+    let parts = line.map(|part| libc::iovec {
+        iov_base: part.as_ptr().cast_mut().cast(),
+        iov_len: part.len(),
+    });
+    // SAFETY: writing two valid byte ranges to a pipe end the kernel holds; it is
+    // non-blocking, and `writev` only reads them.
+    unsafe { libc::writev(fd, parts.as_ptr(), 2) }
 }

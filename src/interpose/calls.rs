@@ -10,6 +10,7 @@ use super::backlog::STDIN_TAG;
 use super::children::{Child, Life, Refusal, set_errno};
 use super::exec_report::{self, ExecReport};
 use super::fd_set::KERNEL_FD_LIMIT;
+use super::resources::Unwritten;
 use super::{KernelResources, TIMER_TAG, WAKE_TAG, current, held};
 
 /// Marks a worker's pidfd in the kernel's epoll set: the kernel reads an event's data as a
@@ -123,7 +124,11 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
 }
 
 /// `ingest`'s write of a message, then of its newline: to the worker the bus chose for it
-/// (see `KernelResources::route`), whichever worker the kernel picked.
+/// (see `KernelResources::route`), whichever worker the kernel picked, and both with one
+/// system call. The message's write is only noted (the caller's buffer stays valid for
+/// the whole `ingest`) and reported done; the newline's write then writes both. Archive A
+/// ignores the newline's result, so a failure is also noted for the bus
+/// (`KernelResources::take_write_failed`); archive B reports it itself.
 #[unsafe(no_mangle)]
 unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
     let routed = resources().and_then(|resources| Some((resources.route?, resources)));
@@ -134,11 +139,22 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
     resources.routed = true;
     // SAFETY: the kernel's buffer of `len` bytes, valid for the call.
     let bytes = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
+    let Some(message) = resources.unwritten.take() else {
+        resources.unwritten = Some(Unwritten::of(bytes));
+        return len as isize;
+    };
+    // SAFETY: noted by the `ingest` now running, whose caller's buffer it is.
+    let line = [unsafe { message.bytes() }, bytes];
     // What the pipe cannot take now is kept, when the bus said it can be (`check_room`).
     let target = (route.worker, route.generation);
-    resources
+    let written = resources
         .backlog
-        .write(resources.epoll, route.stdin, target, bytes)
+        .write(resources.epoll, route.stdin, target, line);
+    if written < 0 {
+        resources.write_failed = true;
+        return written;
+    }
+    len as isize
 }
 
 /// The transport's read of a connection: every line the kernel delivers from it comes

@@ -87,6 +87,10 @@ pub(crate) struct KernelResources {
     pub(super) route: Option<Route>,
     /// `ingest` wrote to `route` since the bus last asked.
     pub(super) routed: bool,
+    /// The message `ingest` is writing, noted until its newline is written with it.
+    pub(super) unwritten: Option<Unwritten>,
+    /// The write of the last routed `ingest` failed.
+    pub(super) write_failed: bool,
     /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
     pub(super) reading: Option<usize>,
     /// The longest worker line the kernel takes, newline included (`max_input_buffer`).
@@ -121,6 +125,30 @@ pub(crate) struct KernelResources {
     pub(super) deferred_router: *mut c_void,
 }
 
+/// A message `ingest` asked to write, in its caller's buffer: written with its newline.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Unwritten {
+    at: *const u8,
+    len: usize,
+}
+
+impl Unwritten {
+    pub(super) fn of(bytes: &[u8]) -> Self {
+        Self {
+            at: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// The `ingest` call that noted it is still running: its caller's buffer is valid.
+    pub(super) unsafe fn bytes<'a>(self) -> &'a [u8] {
+        // SAFETY: the caller's contract.
+        unsafe { core::slice::from_raw_parts(self.at, self.len) }
+    }
+}
+
 /// Where the bus sends the message of one `ingest`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Route {
@@ -147,6 +175,8 @@ impl KernelResources {
             out_of_low_fds: false,
             route: None,
             routed: false,
+            unwritten: None,
+            write_failed: false,
             reading: None,
             line_limit: crate::config::DEFAULT_MAX_INPUT_BUFFER as usize,
             line_ids: LineIds::new(),
@@ -187,7 +217,18 @@ impl KernelResources {
                 stdin: c.stdin,
             });
         self.routed = false;
+        self.write_failed = false;
         let result = self.enter(call);
+        if let (Some(message), Some(route)) = (self.unwritten.take(), self.route) {
+            // The kernel wrote no newline after the message (neither archive does that):
+            // the message goes alone, as it asked.
+            // SAFETY: `call` has just returned; the caller's buffer is still borrowed.
+            let line = [unsafe { message.bytes() }, &[][..]];
+            let target = (route.worker, route.generation);
+            if self.backlog.write(self.epoll, route.stdin, target, line) < 0 {
+                self.write_failed = true;
+            }
+        }
         self.route = None;
         result
     }
@@ -216,6 +257,11 @@ impl KernelResources {
             hook: self.line_hook,
             limit: self.line_limit,
         }
+    }
+
+    /// Whether the write of the last routed `ingest` failed, and clears it.
+    pub(crate) fn take_write_failed(&mut self) -> bool {
+        core::mem::take(&mut self.write_failed)
     }
 
     /// Whether `ingest` wrote to the routed pipe since the last call, and clears it.

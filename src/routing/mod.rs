@@ -23,11 +23,11 @@ mod table;
 
 pub use table::{MAX_REQUEST_ID, MAX_SESSION_ID, RequestSlot, SessionSlot, Slot};
 
+pub(crate) use fields::destination;
 pub(crate) use pools::Pools;
 
 use crate::Error;
 use crate::interpose::Children;
-use fields::destination;
 pub(crate) use table::Binding;
 use table::{Requests, SessionKey, Sessions};
 
@@ -77,7 +77,9 @@ impl<'r> Router<'r> {
     }
 
     /// Whether `send` must read the message to route it.
-    fn reads_messages(&self) -> bool {
+    /// Whether a message's `pool`, `sessionId` or `id` decide anything: two or more pools,
+    /// a session table or a request table.
+    pub(crate) fn reads_messages(&self) -> bool {
         self.pools.len() > 1 || self.sessions.is_some() || self.requests.is_some()
     }
 
