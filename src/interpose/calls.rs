@@ -182,46 +182,58 @@ unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize
         return unsafe { libc::read(fd, buf, len) };
     };
     let buf = buf.cast::<u8>();
-    let Some((kept, kernel_len)) = read_for_kernel(resources, id, fd, buf, len) else {
+    let Some(filled) = read_for_kernel(resources, id, fd, buf, len) else {
         return -1;
     };
-    if kept <= 0 {
-        return kept;
+    if filled.len <= 0 {
+        return filled.len;
     }
-    // SAFETY: the first `kept` bytes at `buf` are the kernel's, just filled.
-    let data = unsafe { core::slice::from_raw_parts_mut(buf, kept as usize) };
+    // SAFETY: the first `filled.len` bytes at `buf` are the kernel's, just filled.
+    let data = unsafe { core::slice::from_raw_parts_mut(buf, filled.len as usize) };
     let mut room = resources.room();
-    let (handed, held) = held::hand_over(data, kernel_len, &mut room);
+    let (handed, held) = held::hand_over(data, filled.kernel_len, &mut room, filled.can_wait);
     if let Some(child) = resources.children.get_mut(id) {
         child.held = held;
     }
-    if held.is_some() {
+    if held.is_some_and(|held| !held.is_partial()) {
         resources.output_held = true;
     }
     if handed == 0 {
-        // The ring has no room for the first line: nothing this time.
+        // The ring has no room for the first line, or the line is not finished: nothing
+        // this time.
         set_errno(libc::EAGAIN);
         return -1;
     }
     handed as isize
 }
 
+/// What [`read_for_kernel`] put in the kernel's buffer.
+struct Filled {
+    /// Bytes the kernel may get, or the end of the read (zero or less).
+    len: isize,
+    /// Bytes of a line the kernel holds before them.
+    kernel_len: usize,
+    /// Whether an unfinished line at their end may wait for more (see `held`): the
+    /// buffer has room behind them, and the pipe has not ended.
+    can_wait: bool,
+}
+
 /// Fills the kernel's `buf` (room for `len` bytes) for worker `id`'s stdout `fd`: with its
-/// held output if any, else from the pipe, less any line too long. Returns what the
-/// kernel may get (or the end of the read, zero or less) and what it holds of a line
-/// before them; `None`: -1 with errno set.
+/// held output if any, and from the pipe unless that output waits for room in the ring,
+/// less any line too long. `None`: -1 with errno set.
 fn read_for_kernel(
     resources: &mut KernelResources,
     id: usize,
     fd: c_int,
     buf: *mut u8,
     len: usize,
-) -> Option<(isize, usize)> {
+) -> Option<Filled> {
     let limit = resources.line_limit;
     let child = resources.children.get_mut(id)?;
     // The kernel delivered every line of the last read before this one: a line ended by
     // the bus and not delivered must not take a later one with it.
     child.lines.drop_next = false;
+    let (mut restored, mut kernel_len) = (0, child.lines.len);
     if let Some(held) = child.held.take() {
         // SAFETY: the kernel reads into its connection's buffer, with room for `len`; the
         // connection is open, as the kernel reads it.
@@ -230,22 +242,46 @@ fn read_for_kernel(
             set_errno(libc::EAGAIN);
             return None;
         };
-        return Some((kept as isize, held.kernel_len()));
+        (restored, kernel_len) = (kept, held.kernel_len());
+        if !held.is_partial() || restored == len {
+            // Output that waits for the ring goes first; the pipe is read again once all
+            // of it has gone.
+            return Some(Filled {
+                len: kept as isize,
+                kernel_len,
+                can_wait: kept < len,
+            });
+        }
     }
-    let kernel_len = child.lines.len;
-    let len = child.lines.room(len, limit);
-    // SAFETY: the kernel's buffer has room for its `len`, which is at least this one.
-    let read = unsafe { libc::read(fd, buf.cast(), len) };
+    // Behind the start of a line held back, if any: `Lines::len` counts it.
+    let room = child.lines.room(len - restored, limit);
+    // SAFETY: the kernel's buffer has room for its `len`, and `restored + room <= len`.
+    let read = unsafe { libc::read(fd, buf.add(restored).cast(), room) };
+    if read <= 0 && restored > 0 {
+        // The line's start goes now; the end of the output is read again next time.
+        return Some(Filled {
+            len: restored as isize,
+            kernel_len,
+            can_wait: false,
+        });
+    }
     if read <= 0 {
-        return Some((end_of_read(resources, id, fd, buf, len, read), 0));
+        let end = end_of_read(resources, id, fd, buf, room, read);
+        return Some(Filled {
+            len: end,
+            kernel_len: 0,
+            can_wait: false,
+        });
     }
-    // SAFETY: the read filled `read` bytes at `buf`, which nothing else uses now; the
-    // `kernel_len` bytes before it are the start of the line the kernel holds, in the
-    // same buffer (`Lines::len`), which only the filter reads meanwhile.
+    let line_len = child.lines.len;
+    // SAFETY: the read filled `read` bytes at `buf + restored`, which nothing else uses
+    // now; the `line_len` bytes before them are the start of the current line, in the
+    // same buffer: what the kernel holds of it, then what was held back.
     let (data, held) = unsafe {
+        let at = buf.add(restored);
         (
-            core::slice::from_raw_parts_mut(buf, read as usize),
-            core::slice::from_raw_parts(buf.sub(kernel_len), kernel_len),
+            core::slice::from_raw_parts_mut(at, read as usize),
+            core::slice::from_raw_parts(at.sub(line_len), line_len),
         )
     };
     let too_long = resources.too_long();
@@ -254,12 +290,17 @@ fn read_for_kernel(
     let kept = child.lines.filter(data, limit, held, ids, &mut |line_id| {
         too_long.report(id, line_id)
     });
-    if kept == 0 {
+    let total = restored + kept;
+    if total == 0 {
         // All of it was a line too long: nothing for the kernel this time.
         set_errno(libc::EAGAIN);
         return None;
     }
-    Some((kept as isize, kernel_len))
+    Some(Filled {
+        len: total as isize,
+        kernel_len,
+        can_wait: total < len,
+    })
 }
 
 /// What the transport's read of worker `id`'s stdout `fd` (into `buf`, of `len`) gets
@@ -381,7 +422,7 @@ unsafe extern "C" fn stdiobus_embed_epoll_wait(
         for child in resources.children.iter() {
             // SAFETY: a worker's output is held only while its connection is open (the
             // close of its stdout drops it).
-            if let Some(held) = child.held
+            if let Some(held) = child.held.filter(|held| !held.is_partial())
                 && room.admits(unsafe { held.first_line_len() })
             {
                 let _ = due.push(child.stdout);

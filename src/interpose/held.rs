@@ -14,6 +14,10 @@
 //! The pipe may be empty meanwhile, so nothing would make the kernel read: its
 //! `epoll_wait` reports the worker readable once the ring has room (see `calls`), and an
 //! event descriptor keeps the event loop's descriptor readable for hosts that wait on it.
+//!
+//! The same place holds the start of a line not finished yet, so that the kernel does not
+//! scan it again after every read (see [`hand_over`]); that waits for the pipe, not for the
+//! ring.
 //! While output is held the worker's pipe fills and the worker waits: back-pressure that
 //! reaches the worker, and no line is lost. No system calls here.
 
@@ -32,6 +36,9 @@ pub(crate) struct Held {
     resume_at: *mut u8,
     /// Bytes of an unfinished line the kernel holds at `resume_at`'s buffer start then.
     kernel_len: usize,
+    /// They are only the start of a line not finished yet: nothing to deliver, and the
+    /// pipe is read again behind them.
+    partial: bool,
 }
 
 // SAFETY: the pointers are followed only inside a kernel call of the bus that holds them,
@@ -39,36 +46,52 @@ pub(crate) struct Held {
 unsafe impl Send for Held {}
 
 /// Of `data`, which a read just put in the kernel's buffer behind the `kernel_len` bytes of
-/// a line it already holds: how many bytes the kernel gets now (whole lines, while `room`
-/// admits them, or all of it), and what is held back.
+/// a line it already holds: how many bytes the kernel gets now, and what is held back.
+///
+/// The kernel gets whole lines while `room` admits them. An unfinished line at the end is
+/// held too while `can_wait`, that is while the kernel's buffer has room for more behind
+/// it: the transport scans its whole buffer for a newline after every read, so a long line
+/// read piece by piece would be scanned again for each piece (a 1 MiB line sixteen times).
+/// Held, it reaches the kernel once it is finished or fills the buffer, which then grows.
 pub(crate) fn hand_over(
     data: &mut [u8],
     kernel_len: usize,
     room: &mut Room,
+    can_wait: bool,
 ) -> (usize, Option<Held>) {
-    if room.is_unbounded() {
-        return (data.len(), None);
-    }
     let (mut start, mut line_len) = (0, kernel_len);
-    while let Some(at) = super::lines::next_newline(&data[start..]) {
-        if !room.admits(line_len + at) {
-            let base = data.as_mut_ptr();
-            let held = Held {
-                at: base.wrapping_add(start),
-                len: data.len() - start,
-                resume_at: if start > 0 {
-                    base.wrapping_sub(kernel_len)
-                } else {
-                    base
-                },
-                kernel_len: if start > 0 { 0 } else { kernel_len },
-            };
-            return (start, Some(held));
+    if room.is_unbounded() {
+        start = super::lines::last_newline(data).map_or(0, |at| at + 1);
+    } else {
+        while let Some(at) = super::lines::next_newline(&data[start..]) {
+            if !room.admits(line_len + at) {
+                return (start, Some(hold(data, start, kernel_len, false)));
+            }
+            start += at + 1;
+            line_len = 0;
         }
-        start += at + 1;
-        line_len = 0;
+    }
+    if start < data.len() && can_wait {
+        return (start, Some(hold(data, start, kernel_len, true)));
     }
     (data.len(), None)
+}
+
+/// The bytes of `data` from `start` on, held: `data` was read behind the `kernel_len` bytes
+/// the kernel holds, and it gets the bytes before `start`, whole lines if any.
+fn hold(data: &mut [u8], start: usize, kernel_len: usize, partial: bool) -> Held {
+    let base = data.as_mut_ptr();
+    Held {
+        at: base.wrapping_add(start),
+        len: data.len() - start,
+        resume_at: if start > 0 {
+            base.wrapping_sub(kernel_len)
+        } else {
+            base
+        },
+        kernel_len: if start > 0 { 0 } else { kernel_len },
+        partial,
+    }
 }
 
 impl Held {
@@ -80,6 +103,12 @@ impl Held {
     /// Bytes of an unfinished line the kernel holds when it reads these.
     pub(crate) fn kernel_len(&self) -> usize {
         self.kernel_len
+    }
+
+    /// Whether they are only the start of an unfinished line, which waits for its end
+    /// rather than for room in the ring.
+    pub(crate) fn is_partial(&self) -> bool {
+        self.partial
     }
 
     /// The length of the first line these bytes end (or of all of them), counting what
@@ -107,9 +136,47 @@ impl Held {
         if buf != self.resume_at || self.len > room {
             return None;
         }
-        // SAFETY: both ranges are in the connection's buffer (the caller's contract and
-        // `hand_over`): the bytes past `buf` up to `room` belong to it. They may overlap.
-        unsafe { core::ptr::copy(self.at, buf, self.len) };
+        if self.at != buf {
+            // SAFETY: both ranges are in the connection's buffer (the caller's contract
+            // and `hand_over`): the bytes past `buf` up to `room` belong to it. They may
+            // overlap.
+            unsafe { core::ptr::copy(self.at, buf, self.len) };
+        }
         Some(self.len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unfinished_line_waits_while_the_buffer_has_room() {
+        // The kernel's buffer: 3 bytes it holds of a line, then what a read brought.
+        let mut buffer = *b"abcdef\nghi";
+        let (held_by_kernel, read) = buffer.split_at_mut(3);
+        let base = read.as_mut_ptr();
+        let mut room = Room::UNBOUNDED;
+        let (handed, held) = hand_over(read, held_by_kernel.len(), &mut room, true);
+        assert_eq!(handed, 4, "the finished line goes");
+        let held = held.expect("the start of the next line waits");
+        assert!(held.is_partial());
+        assert_eq!((held.len(), held.kernel_len()), (3, 0));
+        // The kernel consumed its line: its next read starts at the buffer's start.
+        assert_eq!(held.resume_at, base.wrapping_sub(3));
+
+        let mut read = *b"no newline yet";
+        let (handed, held) = hand_over(&mut read, 5, &mut room, true);
+        let held = held.expect("all of it waits");
+        assert_eq!((handed, held.len(), held.kernel_len()), (0, 14, 5));
+        assert_eq!(
+            held.resume_at,
+            read.as_mut_ptr(),
+            "where the kernel reads again"
+        );
+
+        // A full buffer goes to the kernel, which grows it.
+        let (handed, held) = hand_over(&mut read, 5, &mut room, false);
+        assert_eq!((handed, held.is_none()), (14, true));
     }
 }

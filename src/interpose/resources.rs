@@ -399,7 +399,10 @@ impl KernelResources {
         if !self.output_held {
             return;
         }
-        let held = self.children.iter().any(|child| child.held.is_some());
+        let held = self
+            .children
+            .iter()
+            .any(|child| child.held.is_some_and(|held| !held.is_partial()));
         if held && self.wake < 0 {
             self.wake = super::wake_event(self.epoll);
         }
