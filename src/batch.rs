@@ -33,12 +33,12 @@ pub(crate) fn check(batch: &[u8], same_destination: bool) -> Result<usize, Error
     Ok(count)
 }
 
-/// The lines of `batch`, found with the C library's vectorised `memchr` where there is one.
+/// The lines of `batch`.
 fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(batch);
     core::iter::from_fn(move || {
         let text = rest?;
-        match next_newline(text) {
+        match crate::memchr::find(b'\n', text) {
             Some(at) => {
                 rest = Some(&text[at + 1..]);
                 Some(&text[..at])
@@ -49,18 +49,6 @@ fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
             }
         }
     })
-}
-
-#[cfg(target_os = "linux")]
-fn next_newline(data: &[u8]) -> Option<usize> {
-    // SAFETY: `data` is valid for reads of its length; memchr only reads it.
-    let found = unsafe { libc::memchr(data.as_ptr().cast(), i32::from(b'\n'), data.len()) };
-    (!found.is_null()).then(|| found as usize - data.as_ptr() as usize)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn next_newline(data: &[u8]) -> Option<usize> {
-    data.iter().position(|&byte| byte == b'\n')
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod event_mask;
 mod interpose;
 mod json;
 pub mod jsonrpc;
+mod memchr;
 mod options;
 mod ring;
 mod routing;

@@ -113,33 +113,14 @@ impl Lines {
     }
 }
 
-/// Where the first newline in `data` is: the C library's `memchr` on Linux, vectorised.
-#[cfg(target_os = "linux")]
-pub(super) fn next_newline(data: &[u8]) -> Option<usize> {
-    // SAFETY: `data` is valid for reads of its length; memchr only reads it.
-    let found = unsafe { libc::memchr(data.as_ptr().cast(), i32::from(b'\n'), data.len()) };
-    (!found.is_null()).then(|| found as usize - data.as_ptr() as usize)
-}
-
 /// Where the first newline in `data` is.
-#[cfg(not(target_os = "linux"))]
 pub(super) fn next_newline(data: &[u8]) -> Option<usize> {
-    data.iter().position(|&byte| byte == b'\n')
+    crate::memchr::find(b'\n', data)
 }
 
-/// Where the last newline in `data` is: the C library's `memrchr` on Linux, which is
-/// vectorised, as a worker's output can come a megabyte at a time.
-#[cfg(target_os = "linux")]
+/// Where the last newline in `data` is.
 pub(super) fn last_newline(data: &[u8]) -> Option<usize> {
-    // SAFETY: `data` is valid for reads of its length; memrchr only reads it.
-    let found = unsafe { libc::memrchr(data.as_ptr().cast(), i32::from(b'\n'), data.len()) };
-    (!found.is_null()).then(|| found as usize - data.as_ptr() as usize)
-}
-
-/// Where the last newline in `data` is (no reads are interposed here: not on a hot path).
-#[cfg(not(target_os = "linux"))]
-pub(super) fn last_newline(data: &[u8]) -> Option<usize> {
-    data.iter().rposition(|&byte| byte == b'\n')
+    crate::memchr::rfind(b'\n', data)
 }
 
 #[cfg(test)]
