@@ -9,7 +9,7 @@
 //! a real process), through the same kernel archive, with the same configuration:
 //!
 //! 1. `raw sys`: the `stdiobus_embed::sys` calls, with a message callback that only counts
-//!    and records the response id. No safe layer: the floor.
+//!    and records the response id. No safe layer: the kernel as it comes.
 //! 2. `stdiobus-embed`: this crate's `Bus::send`, `Bus::poll` and `Consumer::read` of every
 //!    event.
 //! 3. `tokio native`: `stdiobus-backend-native` 1.1.1's `NativeBackend` under a tokio

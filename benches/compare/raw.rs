@@ -1,5 +1,5 @@
 //! Contender 1: raw `sys` calls, with a message callback that only counts and records the
-//! response id. No safe layer: the floor.
+//! response id. No safe layer: the kernel as it comes.
 
 use std::cell::Cell;
 use std::ffi::{CString, c_char, c_int, c_void};
