@@ -6,9 +6,9 @@ use crate::json;
 use crate::routing::destination;
 
 /// Checks every message of `batch` (newline-separated, without a trailing newline, no
-/// NUL): each is one JSON value, and with `same_destination` each names the pool and
-/// session the first names. Returns how many there are.
-pub(crate) fn check(batch: &[u8], same_destination: bool) -> Result<usize, Error> {
+/// NUL): each is one JSON value, and each names the pool (if `by_pool`) and the session
+/// (if `by_session`) the first names. Returns how many there are.
+pub(crate) fn check(batch: &[u8], (by_pool, by_session): (bool, bool)) -> Result<usize, Error> {
     let mut first = None;
     let mut count = 0;
     for (index, message) in lines(batch).enumerate() {
@@ -16,7 +16,7 @@ pub(crate) fn check(batch: &[u8], same_destination: bool) -> Result<usize, Error
         if !valid {
             return Err(Error::BatchNotJson { message: index });
         }
-        if same_destination {
+        if by_pool || by_session {
             let found = destination(message);
             let (pool, session) = (found.pool, found.session);
             let (first_pool, first_session) = *first.get_or_insert((pool, session));
@@ -24,7 +24,9 @@ pub(crate) fn check(batch: &[u8], same_destination: bool) -> Result<usize, Error
                 (Some(a), Some(b)) => a.same(b),
                 (a, b) => a.is_none() && b.is_none(),
             };
-            if !same(pool, first_pool) || !same(session, first_session) {
+            let moved = (by_pool && !same(pool, first_pool))
+                || (by_session && !same(session, first_session));
+            if moved {
                 return Err(Error::MixedBatch { message: index });
             }
         }
@@ -55,10 +57,13 @@ fn lines(batch: &[u8]) -> impl Iterator<Item = &[u8]> {
 mod tests {
     use super::*;
 
+    /// One pool, no session table.
+    const NOT_ROUTED: (bool, bool) = (false, false);
+
     #[test]
     fn every_message_is_checked_not_only_the_first() {
-        assert_eq!(check(br#"{"a":1}"#, false), Ok(1));
-        assert_eq!(check(b"{\"a\":1}\n[2]\n\"three\"\r", false), Ok(3));
+        assert_eq!(check(br#"{"a":1}"#, NOT_ROUTED), Ok(1));
+        assert_eq!(check(b"{\"a\":1}\n[2]\n\"three\"\r", NOT_ROUTED), Ok(3));
         for (batch, bad) in [
             (&b"{\"a\":1}\n{\"b\":"[..], 1),
             (b"{\"a\":1}\n\n{\"c\":3}", 1),
@@ -67,7 +72,7 @@ mod tests {
             (b"{\"a\":1}\n{\"b\":2}\nnot json", 2),
         ] {
             assert_eq!(
-                check(batch, false),
+                check(batch, NOT_ROUTED),
                 Err(Error::BatchNotJson { message: bad })
             );
         }
@@ -76,13 +81,27 @@ mod tests {
     #[test]
     fn with_routing_every_message_goes_where_the_first_does() {
         let same = b"{\"pool\":\"a\",\"id\":1}\n{\"id\":2,\"pool\":\"\\u0061\"}";
-        assert_eq!(check(same, true), Ok(2));
+        assert_eq!(check(same, (true, false)), Ok(2));
         let other = b"{\"pool\":\"a\",\"id\":1}\n{\"pool\":\"b\",\"id\":2}";
-        assert_eq!(check(other, true), Err(Error::MixedBatch { message: 1 }));
+        assert_eq!(
+            check(other, (true, false)),
+            Err(Error::MixedBatch { message: 1 })
+        );
+        assert_eq!(
+            check(other, (false, true)),
+            Ok(2),
+            "one pool: its name routes nothing"
+        );
         let unnamed = b"{\"pool\":\"a\",\"id\":1}\n{\"id\":2}";
-        assert_eq!(check(unnamed, true), Err(Error::MixedBatch { message: 1 }));
+        assert_eq!(
+            check(unnamed, (true, false)),
+            Err(Error::MixedBatch { message: 1 })
+        );
         let sessions = b"{\"sessionId\":\"s1\"}\n{\"sessionId\":\"s2\"}";
-        assert_eq!(check(sessions, true), Err(Error::MixedBatch { message: 1 }));
-        assert_eq!(check(sessions, false), Ok(2), "nothing routes by them");
+        assert_eq!(
+            check(sessions, (false, true)),
+            Err(Error::MixedBatch { message: 1 })
+        );
+        assert_eq!(check(sessions, NOT_ROUTED), Ok(2), "nothing routes by them");
     }
 }

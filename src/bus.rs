@@ -352,7 +352,7 @@ impl<'r> Bus<'r, Running> {
     pub fn send_batch(&mut self, batch: &[u8]) -> Result<usize, Error> {
         let batch = batch.strip_suffix(b"\n").unwrap_or(batch);
         check_message(batch)?;
-        let count = crate::batch::check(batch, self.router.reads_messages())?;
+        let count = crate::batch::check(batch, self.router.routes_by())?;
         self.route_checked(batch, Target::Message)?;
         Ok(count)
     }

@@ -275,11 +275,11 @@ fn unreadable_and_overlong_lines_are_answered_with_errors() {
 #[test]
 fn every_server_process_gets_the_clients_handshake_restarted_ones_too() {
     let config = json!({
-        "pools": [{"id": "mcp", "command": WORKER, "args": ["--mcp"], "instances": 2}],
+        "pools": [{"id": "mcp", "command": WORKER, "args": ["--mcp"], "instances": 3}],
         "limits": {"max_restarts": 5},
     });
     let mut relay = Relay::start(&config.to_string(), &[]);
-    let workers = relay.workers(2);
+    let workers = relay.workers(3);
     relay.send(&request(
         0,
         "initialize",
@@ -297,19 +297,19 @@ fn every_server_process_gets_the_clients_handshake_restarted_ones_too() {
         seen.sort_by_key(|m| m["id"].as_i64());
         seen
     };
-    let first = answered(&mut relay, 1..9);
+    let first = answered(&mut relay, 1..10);
     assert!(first.iter().all(|m| m["result"].is_object()), "{first:?}");
     let pids: std::collections::BTreeSet<i64> = first
         .iter()
         .map(|m| m["result"]["pid"].as_i64().unwrap())
         .collect();
-    assert_eq!(pids.len(), 2, "both instances answered");
+    assert_eq!(pids.len(), 3, "every instance answered");
 
     // SAFETY: signalling the relay's own worker.
     unsafe { libc::kill(workers[0] as i32, libc::SIGKILL) };
     relay.stderr_line("restarting");
     relay.stderr_line("started");
-    let after = answered(&mut relay, 9..17);
+    let after = answered(&mut relay, 10..19);
     assert!(after.iter().all(|m| m["result"].is_object()), "{after:?}");
     assert!(
         after.iter().all(|m| m["result"]["pid"] != workers[0]),
@@ -319,7 +319,7 @@ fn every_server_process_gets_the_clients_handshake_restarted_ones_too() {
         .iter()
         .map(|m| m["result"]["pid"].as_i64().unwrap())
         .collect();
-    assert_eq!(pids.len(), 2, "both processes answered: {after:?}");
+    assert_eq!(pids.len(), 3, "every process answered: {after:?}");
 }
 
 /// A worker's answer longer than `--max-line` cannot be delivered: the client gets an

@@ -185,7 +185,7 @@ unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize
     let Some(filled) = read_for_kernel(resources, id, fd, buf, len) else {
         return -1;
     };
-    if filled.len <= 0 {
+    if filled.len <= 0 || filled.end_of_output {
         return filled.len;
     }
     // SAFETY: the first `filled.len` bytes at `buf` are the kernel's, just filled.
@@ -216,6 +216,9 @@ struct Filled {
     /// Whether an unfinished line at their end may wait for more (see `held`): the
     /// buffer has room behind them, and the pipe has not ended.
     can_wait: bool,
+    /// They are what ends the worker's output (see `end_of_read`): the kernel gets them
+    /// as they are, never held, as the descriptor leaves the event loop.
+    end_of_output: bool,
 }
 
 /// Fills the kernel's `buf` (room for `len` bytes) for worker `id`'s stdout `fd`: with its
@@ -231,8 +234,11 @@ fn read_for_kernel(
     let limit = resources.line_limit;
     let child = resources.children.get_mut(id)?;
     // The kernel delivered every line of the last read before this one: a line ended by
-    // the bus and not delivered must not take a later one with it.
-    child.lines.drop_next = false;
+    // the bus and not delivered must not take a later one with it. Unless that line was
+    // held back: it is still to come.
+    if child.held.is_none() {
+        child.lines.drop_next = false;
+    }
     let (mut restored, mut kernel_len) = (0, child.lines.len);
     if let Some(held) = child.held.take() {
         // SAFETY: the kernel reads into its connection's buffer, with room for `len`; the
@@ -250,6 +256,7 @@ fn read_for_kernel(
                 len: kept as isize,
                 kernel_len,
                 can_wait: kept < len,
+                end_of_output: false,
             });
         }
     }
@@ -263,6 +270,7 @@ fn read_for_kernel(
             len: restored as isize,
             kernel_len,
             can_wait: false,
+            end_of_output: false,
         });
     }
     if read <= 0 {
@@ -271,6 +279,7 @@ fn read_for_kernel(
             len: end,
             kernel_len: 0,
             can_wait: false,
+            end_of_output: true,
         });
     }
     let line_len = child.lines.len;
@@ -300,6 +309,7 @@ fn read_for_kernel(
         len: total as isize,
         kernel_len,
         can_wait: total < len,
+        end_of_output: false,
     })
 }
 

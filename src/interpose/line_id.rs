@@ -63,7 +63,9 @@ impl Start {
                 return this;
             }
             let at = sc.offset();
-            if sc.skip_value(1).is_err() {
+            // A value that runs to the end of the start may go on past it (`12` cut to
+            // `1`): only one followed by more text is whole.
+            if sc.skip_value(1).is_err() || sc.offset() >= text.len() {
                 return this;
             }
             let value = text
@@ -298,6 +300,14 @@ mod tests {
             let tail = &line[line.len() - 40..];
             assert_eq!(id_of(&line, 64, 96), None, "…{tail}");
         }
+    }
+
+    #[test]
+    fn an_id_cut_by_the_end_of_the_start_is_not_taken() {
+        let line = r#"{"jsonrpc":"2.0","id":12345,"result":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
+        let cut = line.find("345").unwrap();
+        assert_eq!(Start::read(&line.as_bytes()[..cut]).id(b""), None);
+        assert_eq!(id_of(line, cut + 4, 0).as_deref(), Some("12345"));
     }
 
     #[test]

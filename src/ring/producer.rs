@@ -327,6 +327,7 @@ impl<'a> Writer<'a> {
             free: slot_count - head.wrapping_sub(self.core.tail.load(Ordering::Acquire)),
             marker: usize::from(self.state.unreported_events > 0),
             head,
+            admitted: false,
             writer: (!unbounded).then_some(self),
         }
     }
@@ -423,6 +424,8 @@ pub(crate) struct Room<'a> {
     free: usize,
     /// 1 while an overflow marker waits to be written before the next record.
     marker: usize,
+    /// Lines were admitted that the kernel has not stored yet.
+    admitted: bool,
 }
 
 impl Room<'_> {
@@ -432,6 +435,7 @@ impl Room<'_> {
         head: 0,
         free: 0,
         marker: 0,
+        admitted: false,
     };
 
     /// Whether every line is admitted without a look.
@@ -443,8 +447,9 @@ impl Room<'_> {
     /// and if so takes its slots.
     ///
     /// A line that waits only because it cannot wrap around the end of the storage has
-    /// the end padded now, if those slots are free: so every line that fits in the ring
-    /// finds room once the consumer has read enough. A line that does not fit even in an
+    /// the end padded now, if those slots are free and no line admitted by this room is
+    /// still to be stored before it: so every line that fits in the ring finds room once
+    /// the consumer has read enough. A line that does not fit even in an
     /// empty ring is admitted once the ring is empty: waiting would not help, and it goes
     /// to the overflow handler or is counted lost.
     pub(crate) fn admits(&mut self, len: usize) -> bool {
@@ -464,7 +469,9 @@ impl Room<'_> {
         // no use to an empty ring.
         let fits = take + kept < self.free || (empty && take < self.free);
         if !(fits || empty && never) {
-            if padding > 0 && !never {
+            // Not while lines admitted here wait to be stored in front of the padding:
+            // the next read's room pads.
+            if padding > 0 && !never && !self.admitted {
                 writer.pad_to_end();
                 *self = writer_room(self.writer.take());
             }
@@ -473,6 +480,7 @@ impl Room<'_> {
         self.free = self.free.saturating_sub(take);
         self.head = at.wrapping_add(padding).wrapping_add(need);
         self.marker = 0;
+        self.admitted = true;
         true
     }
 }

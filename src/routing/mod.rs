@@ -77,6 +77,12 @@ impl<'r> Router<'r> {
     }
 
     /// Whether `send` must read the message to route it.
+    /// Whether a message's `pool` and its `sessionId` decide where it goes: two or more
+    /// pools; a session table.
+    pub(crate) fn routes_by(&self) -> (bool, bool) {
+        (self.pools.len() > 1, self.sessions.is_some())
+    }
+
     /// Whether a message's `pool`, `sessionId` or `id` decide anything: two or more pools,
     /// a session table or a request table.
     pub(crate) fn reads_messages(&self) -> bool {

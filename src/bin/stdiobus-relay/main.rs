@@ -342,22 +342,27 @@ fn pump(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, timeou
 }
 
 /// Brings each running worker that has not had the client's MCP handshake (a restarted
-/// one, another instance) up to where the client is. A worker whose pipe is full now gets
-/// it at a later step, before anything else is sent to it.
+/// one, another instance) up to where the client is, line by line. A worker whose pipe is
+/// full now gets the rest at a later step; the output is not locked while sending, as
+/// the overflow handler may need it.
 fn catch_up(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>) {
-    let (owed, lines) = lock(output).owed_handshake();
-    for worker in owed {
-        let sent = lines
-            .iter()
-            .try_for_each(|line| bus.send_to_worker(worker, line));
-        match sent {
-            Err(error) if error.is_retryable() => continue,
-            Err(error) => {
-                eprintln!("stdiobus-relay: the handshake did not reach worker {worker}: {error}")
+    let owed = lock(output).owed_handshake();
+    for (worker, from, lines) in owed {
+        let mut had = from;
+        for line in &lines {
+            match bus.send_to_worker(worker, line) {
+                Ok(()) => had += 1,
+                Err(error) if error.is_retryable() => break,
+                Err(error) => {
+                    eprintln!(
+                        "stdiobus-relay: the handshake did not reach worker {worker}: {error}"
+                    );
+                    had = from + lines.len();
+                    break;
+                }
             }
-            Ok(()) => {}
         }
-        lock(output).had_handshake(worker);
+        lock(output).had_handshake(worker, had);
     }
 }
 
@@ -395,7 +400,10 @@ fn forward(
     }
     let delivered = match step {
         Step::Initialize => initialize(bus, output, signals, line),
-        Step::Initialized => to_every_worker(bus, output, line),
+        Step::Initialized => {
+            catch_up(bus, output);
+            Ok(())
+        }
         Step::Other => deliver(bus, output, signals, line, worker),
     };
     if let Err(error) = delivered {
@@ -425,34 +433,20 @@ fn initialize(
         if !lock(output).serving(worker) {
             continue;
         }
+        // Counted as had before it goes, so that the steps of a retry give no copy to it.
+        lock(output).had_handshake(worker, 1);
         match deliver(bus, output, signals, line, Some(worker)) {
             Ok(()) => {
-                lock(output).had_handshake(worker);
                 catch_up(bus, output);
                 return Ok(());
             }
-            Err(error) => last = error,
+            Err(error) => {
+                lock(output).had_handshake(worker, 0);
+                last = error;
+            }
         }
     }
     Err(last)
-}
-
-/// The client's `notifications/initialized`: to every worker that has had `initialize`;
-/// the others get both from `catch_up`.
-fn to_every_worker(
-    bus: &mut Bus<'static, Running>,
-    output: &Mutex<Output<'static>>,
-    line: &[u8],
-) -> Result<(), Error> {
-    let (owed, _) = lock(output).owed_handshake();
-    for worker in 0..bus.worker_count() as i32 {
-        // Not locked while sending: the overflow handler may need the output.
-        let due = lock(output).serving(worker) && !owed.contains(&worker);
-        if due && let Err(error) = bus.send_to_worker(worker, line) {
-            eprintln!("stdiobus-relay: worker {worker} missed notifications/initialized: {error}");
-        }
-    }
-    Ok(())
 }
 
 /// Sends `line` (to `worker`, if given), retrying while the bus says "later": polling

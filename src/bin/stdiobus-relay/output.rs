@@ -8,7 +8,7 @@ use std::io::{self, BufWriter, Write};
 use stdiobus_embed::jsonrpc::{Kind, Message};
 use stdiobus_embed::{Consumer, Event, WorkerEvent};
 
-use crate::handshake::{Handshake, REPLAY_ID, Step};
+use crate::handshake::{Handshake, Step, is_replay_id};
 
 /// JSON-RPC error codes of the relay's own answers, in the range the specification leaves
 /// to implementations.
@@ -112,24 +112,26 @@ impl<'r> Output<'r> {
         self.client.handshake.note(line, message)
     }
 
-    /// Worker `id` has had the handshake, as far as the client has gone.
-    pub fn had_handshake(&mut self, id: i32) {
-        self.client.handshake.had(id);
+    /// Worker `id` has had the first `lines` lines of the handshake.
+    pub fn had_handshake(&mut self, id: i32, lines: usize) {
+        self.client.handshake.had(id, lines);
     }
 
-    /// The workers running that have not had the handshake, and the lines that bring them
-    /// up to where the client is.
-    pub fn owed_handshake(&self) -> (Vec<i32>, Vec<Vec<u8>>) {
-        let owed: Vec<i32> = (0..self.client.workers.len() as i32)
-            .filter(|&id| self.serving(id) && self.client.handshake.owed(id))
-            .collect();
-        if owed.is_empty() {
-            return (owed, Vec::new());
+    /// Each running worker that has not had all of the handshake: how many lines it has
+    /// had, and the lines it is to get now.
+    pub fn owed_handshake(&mut self) -> Vec<(i32, usize, Vec<Vec<u8>>)> {
+        let len = self.client.handshake.len();
+        let mut owed = Vec::new();
+        for id in 0..self.client.workers.len() as i32 {
+            let had = self.client.handshake.progress(id);
+            if self.serving(id) && had < len {
+                let lines = (had..len)
+                    .filter_map(|line| self.client.handshake.line(line))
+                    .collect();
+                owed.push((id, had, lines));
+            }
         }
-        (
-            owed,
-            self.client.handshake.lines().map(<[u8]>::to_vec).collect(),
-        )
+        owed
     }
 
     /// Whether worker `id` runs.
@@ -242,7 +244,7 @@ impl Client {
         match event {
             Event::Message { worker, line } => {
                 let message = Message::parse(line.as_bytes()).ok();
-                if let Some(message) = message.filter(|m| m.raw_id() == Some(REPLAY_ID)) {
+                if let Some(message) = message.filter(|m| m.raw_id().is_some_and(is_replay_id)) {
                     // The answer to the relay's copy of the handshake: not the client's.
                     if let Some(error) = message.error() {
                         eprintln!(
