@@ -158,12 +158,13 @@ fn request(id: &str, pad: usize) -> Vec<u8> {
         .into_bytes()
 }
 
-/// A bus over a ring of 16 slots of 256 bytes, with the default reserve.
-fn small_ring_bus() -> (
+/// A bus with one echo worker over a ring of `SLOTS` slots of `SLOT_SIZE` bytes, with the
+/// default poll reserve.
+fn echo_bus<const SLOTS: usize, const SLOT_SIZE: usize>() -> (
     Bus<'static, stdiobus_embed::Running>,
     stdiobus_embed::Consumer<'static>,
 ) {
-    let ring = Box::leak(EventRing::<16, 256>::boxed());
+    let ring = Box::leak(EventRing::<SLOTS, SLOT_SIZE>::boxed());
     let (producer, mut events) = ring.split().unwrap();
     let pools = [Pool::new("echo", WORKER)];
     let bus = Bus::create(
@@ -176,6 +177,14 @@ fn small_ring_bus() -> (
     .unwrap();
     common::drain(&mut events, &mut Vec::new());
     (bus, events)
+}
+
+/// [`echo_bus`] over 16 slots of 256 bytes: 4 KiB.
+fn small_ring_bus() -> (
+    Bus<'static, stdiobus_embed::Running>,
+    stdiobus_embed::Consumer<'static>,
+) {
+    echo_bus::<16, 256>()
 }
 
 /// The ids of the responses in `seen` and of those the overflow markers name lost, in
@@ -292,18 +301,7 @@ fn a_ring_nobody_reads_holds_the_workers_back_instead_of_losing() {
 /// ring is read after every poll. Returns the ticks that arrived, in order, and how many
 /// events the ring lost.
 fn keep_up<const SLOTS: usize, const SLOT_SIZE: usize>(count: u32) -> (Vec<u32>, u64) {
-    let ring = Box::leak(EventRing::<SLOTS, SLOT_SIZE>::boxed());
-    let (producer, mut events) = ring.split().unwrap();
-    let pools = [Pool::new("echo", WORKER)];
-    // The default poll reserve.
-    let mut bus = Bus::create(
-        config(&pools, &Limits::default()),
-        common::options(),
-        producer,
-    )
-    .unwrap()
-    .start()
-    .unwrap();
+    let (mut bus, mut events) = echo_bus::<SLOTS, SLOT_SIZE>();
     let request =
         format!(r#"{{"jsonrpc":"2.0","id":1,"method":"notify","params":{{"count":{count}}}}}"#);
     bus.send(request.as_bytes()).unwrap();
@@ -364,17 +362,7 @@ fn an_event_loop_on_the_poll_fd_is_woken_for_output_held_back() {
     // A host that sleeps on the bus's descriptor and reads the ring after each step. The
     // worker writes its whole burst at once; most of it waits for room in the bus, not in
     // the pipe, and the descriptor must say so.
-    let ring = Box::leak(EventRing::<8, 256>::boxed());
-    let (producer, mut events) = ring.split().unwrap();
-    let pools = [Pool::new("echo", WORKER)];
-    let mut bus = Bus::create(
-        config(&pools, &Limits::default()),
-        common::options(),
-        producer,
-    )
-    .unwrap()
-    .start()
-    .unwrap();
+    let (mut bus, mut events) = echo_bus::<8, 256>();
     let fd = bus.poll_fd().expect("the kernel's epoll descriptor");
     bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":2000}}"#)
         .unwrap();
