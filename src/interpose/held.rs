@@ -15,11 +15,12 @@
 //! `epoll_wait` reports the worker readable once the ring has room (see `calls`), and an
 //! event descriptor keeps the event loop's descriptor readable for hosts that wait on it.
 //!
+//! While output is held the worker's pipe fills and the worker waits: back-pressure that
+//! reaches the worker, and no line is lost.
+//!
 //! The same place holds the start of a line not finished yet, so that the kernel does not
 //! scan it again after every read (see [`hand_over`]); that waits for the pipe, not for the
-//! ring.
-//! While output is held the worker's pipe fills and the worker waits: back-pressure that
-//! reaches the worker, and no line is lost. No system calls here.
+//! ring. No system calls here.
 
 use crate::ring::Room;
 
@@ -51,8 +52,8 @@ unsafe impl Send for Held {}
 /// The kernel gets whole lines while `room` admits them. An unfinished line at the end is
 /// held too while `can_wait`, that is while the kernel's buffer has room for more behind
 /// it: the transport scans its whole buffer for a newline after every read, so a long line
-/// read piece by piece would be scanned again for each piece (a 1 MiB line sixteen times).
-/// Held, it reaches the kernel once it is finished or fills the buffer, which then grows.
+/// read piece by piece would be scanned again for each piece. Held, it reaches the kernel
+/// once it is finished or fills the buffer, which then grows.
 pub(crate) fn hand_over(
     data: &mut [u8],
     kernel_len: usize,

@@ -40,7 +40,8 @@
 //!    (`held`): the rest of a read waits in the kernel's own buffer, the worker's pipe
 //!    fills, and the worker waits. So no line that fits in the ring is lost, whatever the
 //!    ring's shape. An overflow handler, a mask without messages, or a shutdown lifts
-//!    the bound.
+//!    the bound. An unfinished line waits there too, until it ends or fills the buffer.
+//!    `ingest`'s message and its newline go out in one `writev`.
 //!
 //! Each function here is entered from C: none may unwind, block beyond the call it wraps,
 //! or allocate; the one wait added is `fork`'s for its child's `exec` (`exec_report`, at
