@@ -243,26 +243,40 @@ impl<'a> Writer<'a> {
             {
                 state.unreported_ids.push(id);
             }
-            let bytes = payload.len() as u64;
-            state.lost_events = state.lost_events.wrapping_add(1);
-            state.lost_bytes = state.lost_bytes.wrapping_add(bytes);
-            state.unreported_events = state.unreported_events.wrapping_add(1);
-            state.unreported_bytes = state.unreported_bytes.wrapping_add(bytes);
+            self.count_lost(payload.len());
         }
         stored
     }
 
     fn try_push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
-        let slots = self.core.slot_count();
         let need = record::slots_for(payload.len(), self.core.slot_size());
+        let Some(place) = self.reserve(need, false) else {
+            return false;
+        };
+        self.write(place.at, kind, value, payload);
+        self.publish(place);
+        true
+    }
+
+    /// Makes room for a record of `need` slots: writes a pending overflow marker, then the
+    /// padding that keeps the record from wrapping (`to_end`: padding up to the end of the
+    /// storage, whatever `need`, and `None` when there is none to write). `None` when it
+    /// does not fit with one slot kept free for a future marker. Nothing is published
+    /// until [`Writer::publish`].
+    fn reserve(&mut self, need: usize, to_end: bool) -> Option<Place> {
+        let slots = self.core.slot_count();
         let head = self.core.head.load(Ordering::Relaxed);
         let free = slots - head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
         let marker = usize::from(self.state.unreported_events > 0);
         let at = head.wrapping_add(marker);
-        let padding = self.padding_before(at, need);
+        let padding = if to_end {
+            (slots - (at & (slots - 1))) % slots
+        } else {
+            self.padding_before(at, need)
+        };
         // The last `1` keeps a slot free for a future overflow marker.
-        if marker + padding + need + 1 > free {
-            return false;
+        if (to_end && padding == 0) || marker + padding + need + 1 > free {
+            return None;
         }
         if marker == 1 {
             self.write_marker(head);
@@ -270,11 +284,18 @@ impl<'a> Writer<'a> {
         if padding > 0 {
             self.write(at, Kind::Padding, 0, &[]);
         }
-        self.write(at.wrapping_add(padding), kind, value, payload);
-        let new_head = at.wrapping_add(padding).wrapping_add(need);
-        self.core.head.store(new_head, Ordering::Release);
-        self.note_use(slots - free + (new_head.wrapping_sub(head)));
-        true
+        Some(Place {
+            at: at.wrapping_add(padding),
+            head,
+            end: at.wrapping_add(padding).wrapping_add(need),
+            used: slots - free,
+        })
+    }
+
+    /// Hands everything written up to `place`'s end to the consumer.
+    fn publish(&mut self, place: Place) {
+        self.core.head.store(place.end, Ordering::Release);
+        self.note_use(place.used + place.end.wrapping_sub(place.head));
     }
 
     /// Writes the overflow marker if events were lost and one slot is free.
@@ -350,22 +371,9 @@ impl<'a> Writer<'a> {
     /// a pending marker), if they are free: a record that cannot fit before the end then
     /// starts at slot 0 once the consumer gets there.
     fn pad_to_end(&mut self) {
-        let slots = self.core.slot_count();
-        let head = self.core.head.load(Ordering::Relaxed);
-        let free = slots - head.wrapping_sub(self.core.tail.load(Ordering::Acquire));
-        let marker = usize::from(self.state.unreported_events > 0);
-        let at = head.wrapping_add(marker);
-        let padding = (slots - (at & (slots - 1))) % slots;
-        if padding == 0 || marker + padding + 1 > free {
-            return;
+        if let Some(place) = self.reserve(0, true) {
+            self.publish(place);
         }
-        if marker == 1 {
-            self.write_marker(head);
-        }
-        self.write(at, Kind::Padding, 0, &[]);
-        let new_head = at.wrapping_add(padding);
-        self.core.head.store(new_head, Ordering::Release);
-        self.note_use(slots - free + new_head.wrapping_sub(head));
     }
 
     /// Counts an event of `bytes` as lost without looking at it.
@@ -396,6 +404,15 @@ impl<'a> Writer<'a> {
             ptr::copy_nonoverlapping(payload.as_ptr(), start.add(HEADER_LEN), payload.len());
         }
     }
+}
+
+/// Where [`Writer::reserve`] made room for a record: its first slot, the head before and
+/// after it, and the slots in use before.
+struct Place {
+    at: usize,
+    head: usize,
+    end: usize,
+    used: usize,
 }
 
 /// Slots of padding needed before a record of `need` slots at position `at` of a ring of
