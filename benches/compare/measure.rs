@@ -164,38 +164,45 @@ fn ping_pong<C: Contender>(
 
 /// Up to `WINDOW` requests in flight, one message per `send`, until every reply is in.
 fn pipelined<C: Contender>(contender: &mut C, m: &Messages<C::Message>) -> Result<u64, String> {
-    let total = m.pipelined.len();
-    let base = contender.replies();
-    let (mut sent, mut received) = (0usize, 0usize);
-    let deadline = Instant::now() + RESPONSE_TIMEOUT * 10;
-    while received < total {
-        while sent < total && sent - received < WINDOW {
-            contender
-                .send(&m.pipelined[sent])
-                .map_err(|e| format!("failed: send: {e}"))?;
-            sent += 1;
-        }
-        let waiting = contender.collect(deadline)?;
-        received = (contender.replies() - base) as usize;
-        if !waiting {
-            return Err(format!("failed: {received} of {total} replies"));
-        }
-    }
-    Ok(total as u64)
+    in_flight(
+        contender,
+        m.pipelined.len(),
+        &m.pipelined,
+        1,
+        |c, message| c.send(message).map_err(|e| format!("failed: send: {e}")),
+    )
 }
 
-/// [`pipelined`], the requests handed over [`BATCH`] at a time: up to `WINDOW` in flight.
+/// [`pipelined`], the requests handed over [`BATCH`] at a time.
 fn batches<C: Contender>(contender: &mut C, m: &Messages<C::Message>) -> Result<u64, String> {
-    let total = m.pipelined.len();
+    in_flight(
+        contender,
+        m.pipelined.len(),
+        &m.batches,
+        BATCH,
+        |c, batch| {
+            c.send_batch(batch)
+                .map_err(|e| format!("failed: send_batch: {e}"))
+        },
+    )
+}
+
+/// Sends `sends`, each `per_send` of the `total` requests (the last one the rest), keeping
+/// up to `WINDOW` requests in flight, until every reply is in.
+fn in_flight<C: Contender>(
+    contender: &mut C,
+    total: usize,
+    sends: &[C::Message],
+    per_send: usize,
+    send: impl Fn(&mut C, &C::Message) -> Result<(), String>,
+) -> Result<u64, String> {
     let base = contender.replies();
     let (mut sent, mut received, mut next) = (0usize, 0usize, 0usize);
     let deadline = Instant::now() + RESPONSE_TIMEOUT * 10;
     while received < total {
-        while next < m.batches.len() && sent - received + BATCH <= WINDOW {
-            contender
-                .send_batch(&m.batches[next])
-                .map_err(|e| format!("failed: send_batch: {e}"))?;
-            sent += BATCH.min(total - sent);
+        while next < sends.len() && sent - received + per_send <= WINDOW {
+            send(contender, &sends[next])?;
+            sent += per_send.min(total - sent);
             next += 1;
         }
         let waiting = contender.collect(deadline)?;
