@@ -207,12 +207,7 @@ impl Backlog {
         if watch < 0 {
             return; // the next step tries again
         }
-        let mut event = libc::epoll_event {
-            events: libc::EPOLLOUT as u32,
-            u64: STDIN_TAG | self.worker as u64,
-        };
-        // SAFETY: both descriptors are open; `event` is valid for the call.
-        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, watch, &mut event) } == 0 {
+        if super::epoll_add(epoll, watch, libc::EPOLLOUT, STDIN_TAG | self.worker as u64) {
             self.watch = watch;
         } else {
             // SAFETY: the duplicate made above.

@@ -584,24 +584,15 @@ fn track(
         },
     };
     if pidfd >= 0 && resources.epoll >= 0 {
-        let mut event = epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
-            u64: PIDFD_TAG | id as u64,
-        };
-        // SAFETY: both descriptors are open; `event` is valid for the call.
-        unsafe { libc::epoll_ctl(resources.epoll, libc::EPOLL_CTL_ADD, pidfd, &mut event) };
+        let events = libc::EPOLLIN | libc::EPOLLONESHOT;
+        super::epoll_add(resources.epoll, pidfd, events, PIDFD_TAG | id as u64);
     }
 }
 
 /// Puts a worker's stdout back in the kernel's epoll set as its event loop registers
 /// descriptors: readable, level-triggered, the number as data.
 pub(super) fn watch(epoll: c_int, fd: c_int) {
-    let mut event = epoll_event {
-        events: libc::EPOLLIN as u32,
-        u64: fd as u64,
-    };
-    // SAFETY: both descriptors are open; `event` is valid for the call.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) };
+    super::epoll_add(epoll, fd, libc::EPOLLIN, fd as u64);
 }
 
 /// Ends the input of the pipe whose write end is `fd` and keeps the number open: a pipe

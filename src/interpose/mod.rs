@@ -90,6 +90,17 @@ fn end_input(_fd: cty::c_int) -> bool {
     false
 }
 
+/// Adds `fd` to `epoll` for `events`, reported with `data`; whether it was added.
+#[cfg(target_os = "linux")]
+fn epoll_add(epoll: cty::c_int, fd: cty::c_int, events: cty::c_int, data: u64) -> bool {
+    let mut event = libc::epoll_event {
+        events: events as u32,
+        u64: data,
+    };
+    // SAFETY: `event` is valid for the call; the kernel checks both descriptors.
+    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) == 0 }
+}
+
 /// A timer descriptor in `epoll`, marked so the kernel ignores its events, or -1.
 fn restart_timer(epoll: cty::c_int) -> cty::c_int {
     #[cfg(target_os = "linux")]
@@ -102,12 +113,7 @@ fn restart_timer(epoll: cty::c_int) -> cty::c_int {
             )
         };
         if timer >= 0 && epoll >= 0 {
-            let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
-                u64: TIMER_TAG,
-            };
-            // SAFETY: both descriptors are open; `event` is valid for the call.
-            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, timer, &mut event) };
+            epoll_add(epoll, timer, libc::EPOLLIN | libc::EPOLLONESHOT, TIMER_TAG);
         }
         timer
     }
@@ -157,12 +163,7 @@ fn wake_event(epoll: cty::c_int) -> cty::c_int {
         // SAFETY: plain system calls; the descriptor is the bus's, added to `epoll`.
         let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if wake >= 0 && epoll >= 0 {
-            let mut event = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: WAKE_TAG,
-            };
-            // SAFETY: both descriptors are open; `event` is valid for the call.
-            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, wake, &mut event) };
+            epoll_add(epoll, wake, libc::EPOLLIN, WAKE_TAG);
         }
         wake
     }
