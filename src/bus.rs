@@ -197,7 +197,7 @@ impl<'r> Bus<'r, Created> {
         resources.ring = producer.user_data();
         resources.hold_back = true;
         resources.line_limit =
-            input_limit.unwrap_or(crate::config::DEFAULT_MAX_INPUT_BUFFER) as usize;
+            input_limit.unwrap_or(crate::limits::DEFAULT_MAX_INPUT_BUFFER) as usize;
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
         // the instance ('r) and is reached only through `producer` (ring invariant 3).

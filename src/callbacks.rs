@@ -11,7 +11,8 @@ use core::ffi::CStr;
 use cty::{c_char, c_int, c_void, size_t};
 
 use crate::EventMask;
-use crate::ring::record::Kind;
+use crate::event::Kind;
+use crate::jsonrpc::response_id::response_id;
 use crate::ring::{Producer, Writer};
 use crate::sys;
 
@@ -44,7 +45,8 @@ unsafe extern "C" fn on_message(
     // SAFETY: `user_data` is the ring of the bus whose call is running (see `install`).
     let mut writer = unsafe { Writer::from_user_data(user_data) };
     if writer.wants(EventMask::MESSAGE) {
-        writer.push(Kind::Message, worker.map_or(-1, |id| id as c_int), payload);
+        let worker = worker.map_or(-1, |id| id as c_int);
+        writer.push_answering(Kind::Message, worker, payload, response_id);
     }
 }
 

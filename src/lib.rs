@@ -18,8 +18,10 @@ mod event_mask;
 mod interpose;
 mod json;
 pub mod jsonrpc;
+mod limits;
 mod memchr;
 mod options;
+mod os;
 mod ring;
 mod routing;
 mod shutdown;
@@ -37,13 +39,11 @@ pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
 #[cfg(feature = "embedded-workers")]
 pub use embedded::EmbeddedWorker;
 pub use error::{Error, ErrorCode, Retry};
-pub use event::{Bytes, Event, ExitStatus, LogLevel, WorkerEvent};
+pub use event::{Bytes, Event, ExitStatus, LogLevel, Loss, Overflow, WorkerEvent};
 pub use event_mask::EventMask;
+pub use limits::{MAX_REQUEST_ID, MAX_SESSION_ID};
 pub use options::{Listener, Options};
-pub use ring::{
-    AlreadySplit, Consumer, EventRef, EventRing, Loss, Overflow, OverflowHandler, Producer,
-    RingStats,
-};
-pub use routing::{MAX_REQUEST_ID, MAX_SESSION_ID, RequestSlot, SessionSlot, Slot};
+pub use ring::{AlreadySplit, Consumer, EventRef, EventRing, OverflowHandler, Producer, RingStats};
+pub use routing::{RequestSlot, SessionSlot, Slot};
 pub use state::{Created, KernelState, Running, State, Stopped, Stopping};
 pub use stats::Stats;

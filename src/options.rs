@@ -169,7 +169,7 @@ fn someone_listens(path: &CStr) -> bool {
     // SAFETY: `address` is a valid `sockaddr_un` of `len` bytes.
     let rc = unsafe { libc::connect(fd, (&raw const address).cast::<libc::sockaddr>(), len) };
     // A full backlog (EAGAIN) is a listener too.
-    let listening = rc == 0 || crate::interpose::errno() == libc::EAGAIN;
+    let listening = rc == 0 || crate::os::errno() == libc::EAGAIN;
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
     listening

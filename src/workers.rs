@@ -11,8 +11,6 @@
 use crate::Error;
 use crate::interpose::{Backlog, Child, Life};
 
-pub(crate) use crate::interpose::MAX_WORKERS;
-
 /// The pipes the kernel may write a message to: those of workers not reaped yet.
 fn pipes<'a>(children: impl Iterator<Item = &'a Child>) -> impl Iterator<Item = &'a Child> {
     children.filter(|w| w.life == Life::Alive && w.stdin >= 0 && w.stdin_capacity > 0)

@@ -25,7 +25,7 @@ pub(crate) fn check(
     let fd = unsafe { libc::open(path.as_ptr(), flags) };
     if fd < 0 {
         return Err(ConfigError::FileUnreadable {
-            errno: crate::interpose::errno(),
+            errno: crate::os::errno(),
         });
     }
     let checked = check_open(fd, pool, input_limit);
@@ -44,7 +44,7 @@ fn check_open(
     // SAFETY: as above.
     if unsafe { libc::fstat(fd, &mut status) } != 0 {
         return Err(ConfigError::FileUnreadable {
-            errno: crate::interpose::errno(),
+            errno: crate::os::errno(),
         });
     }
     let kind = match status.st_mode & libc::S_IFMT {
@@ -76,7 +76,7 @@ fn check_open(
     };
     if map == libc::MAP_FAILED {
         return Err(ConfigError::FileUnreadable {
-            errno: crate::interpose::errno(),
+            errno: crate::os::errno(),
         });
     }
     // SAFETY: the mapping holds `len` readable bytes until `munmap`. A file truncated

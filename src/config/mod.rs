@@ -34,7 +34,7 @@ pub(crate) use file::check as check_file;
 pub use normalize::NORMALIZE_SLACK;
 pub use pool::{Limits, Pool};
 use text::check_text_document;
-pub(crate) use text::{DEFAULT_MAX_INPUT_BUFFER, layout};
+pub(crate) use text::layout;
 pub use writer::ConfigBuffer;
 
 /// Where the kernel reads its configuration from: checked JSON text or a file path.

@@ -1040,7 +1040,7 @@ fn garbage_never_panics() {
 
 #[test]
 fn more_workers_than_a_bus_tracks_are_refused() {
-    let max = crate::workers::MAX_WORKERS;
+    let max = crate::limits::MAX_WORKERS;
     let fits = [
         Pool::new("a", "/w").instances(max as u32 - 1),
         Pool::new("b", "/w"),
@@ -1079,7 +1079,7 @@ fn more_workers_than_a_bus_tracks_are_refused() {
 
 #[test]
 fn a_huge_configuration_is_refused_at_the_first_pool_past_the_limit() {
-    let max = crate::workers::MAX_WORKERS;
+    let max = crate::limits::MAX_WORKERS;
     // 30 000 pools, the last one repeating the first id: checking all of them took
     // quadratic time. It stops at pool 256, the 257th worker.
     let mut json = String::from(r#"{"pools":["#);

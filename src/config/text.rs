@@ -63,14 +63,6 @@ fn check_json(text: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// The longest worker line the kernel takes, newline included, when the configuration
-/// leaves `max_input_buffer` unset: the archive's default (observed).
-pub(crate) const DEFAULT_MAX_INPUT_BUFFER: u32 = if cfg!(stdio_bus_embedded_api) {
-    10 << 20
-} else {
-    1 << 20
-};
-
 /// What the bus needs to know of a document [`check_json`] accepted, read in one walk:
 /// calls `each` with every pool's id and instance count, in document order, and returns
 /// `limits.max_input_buffer` if set (anything unexpected ends the walk early).

@@ -151,7 +151,7 @@ pub(super) fn check_pools(pools: &[Pool<'_>]) -> Result<(), ConfigError> {
 
 /// A bus tracks every worker process it starts (to stop and reap it); refuse more.
 pub(super) fn check_worker_total(total: u64) -> Result<(), ConfigError> {
-    let max = crate::workers::MAX_WORKERS;
+    let max = crate::limits::MAX_WORKERS;
     if total > max as u64 {
         return Err(ConfigError::TooManyWorkers { total, max });
     }

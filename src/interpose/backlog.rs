@@ -106,7 +106,7 @@ impl Backlog {
         let written = write(fd, line);
         let taken = match usize::try_from(written) {
             Ok(taken) => taken,
-            Err(_) if super::errno() == libc::EAGAIN => 0,
+            Err(_) if crate::os::errno() == libc::EAGAIN => 0,
             Err(_) => return written,
         };
         if taken == total || self.capacity == 0 {
@@ -162,7 +162,7 @@ impl Backlog {
             match usize::try_from(write(self.fd, [pending, &[]])) {
                 Ok(written) => self.start += written,
                 // Full: the watch wakes the loop when the worker has read.
-                Err(_) if super::errno() == libc::EAGAIN => break,
+                Err(_) if crate::os::errno() == libc::EAGAIN => break,
                 // The worker closed its stdin, or worse: the rest can never go.
                 Err(_) => {
                     self.clear(epoll);
@@ -231,7 +231,7 @@ fn unwatch(_epoll: c_int, _watch: c_int) {}
 
 /// What a non-blocking `write` returns when the pipe is full.
 fn would_block() -> isize {
-    super::set_errno(libc::EAGAIN);
+    crate::os::set_errno(libc::EAGAIN);
     -1
 }
 

@@ -7,11 +7,12 @@ use cty::{c_char, c_int, c_uint, c_void};
 use libc::{epoll_event, pid_t, sockaddr, socklen_t};
 
 use super::backlog::STDIN_TAG;
-use super::children::{Child, Life, Refusal, set_errno};
+use super::children::{Child, Life, Refusal};
 use super::exec_report::{self, ExecReport};
 use super::fd_set::KERNEL_FD_LIMIT;
 use super::resources::Unwritten;
 use super::{KernelResources, TIMER_TAG, WAKE_TAG, current, held};
+use crate::os::set_errno;
 
 /// Marks a worker's pidfd in the kernel's epoll set: the kernel reads an event's data as a
 /// descriptor number (its low 32 bits, on a little-endian target) and skips any outside
@@ -426,7 +427,7 @@ unsafe extern "C" fn stdiobus_embed_epoll_wait(
     };
     // Workers whose held output the ring has room for now: the kernel is to read them,
     // whether or not their pipes have more.
-    let mut due = heapless::Vec::<c_int, { super::MAX_WORKERS }>::new();
+    let mut due = heapless::Vec::<c_int, { crate::limits::MAX_WORKERS }>::new();
     if resources.output_held {
         let mut room = resources.room();
         for child in resources.children.iter() {
@@ -645,7 +646,7 @@ unsafe extern "C" fn stdiobus_embed_execvp(
     prepare_worker(report);
     // SAFETY: the kernel's arguments, forwarded.
     let failed = unsafe { libc::execvp(file, argv) };
-    exec_report::child_failed(report, super::errno());
+    exec_report::child_failed(report, crate::os::errno());
     failed
 }
 

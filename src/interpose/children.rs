@@ -14,9 +14,9 @@ use cty::c_int;
 use super::held::Held;
 use super::lines::Lines;
 use crate::clock::Deadline;
+use crate::os::{errno, set_errno};
 
-/// Worker processes tracked per bus; the configuration writer refuses more.
-pub(crate) const MAX_WORKERS: usize = 256;
+use crate::limits::MAX_WORKERS;
 
 /// A process that lives this long before it ends was stable: its replacement starts at
 /// once, and the backoff starts over.
@@ -401,29 +401,5 @@ impl Child {
             unsafe { libc::close(self.pidfd) };
             self.pidfd = -1;
         }
-    }
-}
-
-/// The calling thread's `errno`.
-pub(crate) fn errno() -> c_int {
-    // SAFETY: the C library keeps a valid, thread-local errno for the calling thread.
-    unsafe { *errno_location() }
-}
-
-pub(crate) fn set_errno(value: c_int) {
-    // SAFETY: as in `errno`.
-    unsafe { *errno_location() = value };
-}
-
-fn errno_location() -> *mut c_int {
-    // SAFETY: both return the calling thread's errno slot and have no preconditions.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    unsafe {
-        libc::__errno_location()
-    }
-    // SAFETY: as above.
-    #[cfg(any(target_vendor = "apple", target_os = "freebsd"))]
-    unsafe {
-        libc::__error()
     }
 }

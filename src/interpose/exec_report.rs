@@ -86,7 +86,7 @@ fn readable_within(fd: c_int, ms: c_int) -> bool {
         // SAFETY: one valid pollfd. An interrupted wait starts over with the whole limit,
         // which only a flood of signals could stretch.
         let ready = unsafe { libc::poll(&mut pollfd, 1, ms) };
-        if ready >= 0 || super::errno() != libc::EINTR {
+        if ready >= 0 || crate::os::errno() != libc::EINTR {
             return ready > 0;
         }
     }

@@ -61,7 +61,7 @@ mod lines;
 mod resources;
 
 pub(crate) use backlog::Backlog;
-pub(crate) use children::{Child, Children, Life, MAX_WORKERS, Restart, errno, set_errno};
+pub(crate) use children::{Child, Children, Life, Restart};
 pub(crate) use resources::{KernelResources, LineHook};
 
 use cty::c_void;

@@ -178,7 +178,7 @@ impl KernelResources {
             unwritten: None,
             write_failed: false,
             reading: None,
-            line_limit: crate::config::DEFAULT_MAX_INPUT_BUFFER as usize,
+            line_limit: crate::limits::DEFAULT_MAX_INPUT_BUFFER as usize,
             line_ids: LineIds::new(),
             line_hook: None,
             restarts_allowed: false,

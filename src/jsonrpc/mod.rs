@@ -46,6 +46,7 @@
 use core::fmt;
 
 mod pending;
+pub(crate) mod response_id;
 mod scan;
 mod writer;
 

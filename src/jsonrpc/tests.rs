@@ -10,7 +10,7 @@ use proptest::test_runner::Config as ProptestConfig;
 
 use super::*;
 use crate::Overflow;
-use crate::ring::record;
+use crate::event::encode_loss;
 
 fn write(request: &Request<'_>) -> String {
     let mut buf = [0u8; 4096];
@@ -472,7 +472,7 @@ fn expires_at_the_deadline() {
 
 /// An overflow marker as the ring writes it: the loss, then `[more][count][len id]...`.
 fn overflow_payload(ids: &[&[u8]], more: bool) -> Vec<u8> {
-    let mut payload = record::encode_loss(3, 300).to_vec();
+    let mut payload = encode_loss(3, 300).to_vec();
     payload.push(u8::from(more));
     payload.push(ids.len() as u8);
     for id in ids {

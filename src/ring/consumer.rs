@@ -4,9 +4,10 @@ use core::fmt;
 use core::marker::PhantomData;
 
 use super::RingCore;
-use super::record::{self, HEADER_LEN, Header, Kind};
+use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
 use crate::Event;
+use crate::event::Kind;
 
 /// The reading half of an [`EventRing`](super::EventRing).
 ///

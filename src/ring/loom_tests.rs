@@ -22,8 +22,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::vec::Vec;
 
-use super::record::Kind;
 use super::{Consumer, EventRing, Loss, Producer, Writer};
+use crate::event::Kind;
+use crate::jsonrpc::response_id::response_id;
 use crate::{Event, EventMask, LogLevel};
 
 /// Preemptions per execution, unless `LOOM_MAX_PREEMPTIONS` says otherwise. Loom's search
@@ -81,7 +82,7 @@ enum Seen {
 fn push(producer: &mut Producer<'_>, payload: &[u8]) -> bool {
     // SAFETY: the model holds the only producer and no bus exists.
     let mut writer = unsafe { Writer::from_core(producer.core) };
-    writer.push(Kind::Message, 0, payload)
+    writer.push_answering(Kind::Message, 0, payload, response_id)
 }
 
 fn read_one(consumer: &mut Consumer<'_>) -> Option<Seen> {
@@ -149,7 +150,7 @@ fn check(pushed: &[(&[u8], bool)], seen: &[Seen], lost: Loss) {
                 assert_eq!(loss.bytes, bytes, "bytes lost at event {next}");
                 let expected: Vec<&[u8]> = gap
                     .iter()
-                    .filter_map(|(payload, _)| crate::json::response_id(payload))
+                    .filter_map(|(payload, _)| response_id(payload))
                     .collect();
                 assert!(
                     expected.starts_with(&ids.iter().map(Vec::as_slice).collect::<Vec<_>>()),

@@ -33,7 +33,6 @@
 mod consumer;
 #[cfg(all(test, loom))]
 mod loom_tests;
-mod lost_ids;
 mod producer;
 pub(crate) mod record;
 mod sync;
@@ -47,6 +46,7 @@ pub(crate) use producer::{Room, Writer};
 use sync::{AtomicBool, AtomicPtr, AtomicUsize, SlotAccess, const_unless_loom};
 
 use crate::EventMask;
+use crate::event::{Loss, lost_ids};
 
 /// Fixed-capacity storage for the events of one bus: `SLOTS` buffers of `SLOT_SIZE` bytes.
 ///
@@ -300,75 +300,23 @@ pub struct RingStats {
     pub high_water: usize,
 }
 
-/// Where events were lost, as the consumer reads it in place of them: how many, and the
-/// JSON-RPC ids of the responses among them, so their requests can be failed at once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Overflow<'a> {
-    loss: Loss,
-    more_ids: bool,
-    ids: lost_ids::Records<'a>,
-}
-
-impl<'a> Overflow<'a> {
-    pub(crate) fn decode(payload: &'a [u8]) -> Self {
-        let (events, bytes) = record::decode_loss(payload);
-        let (more_ids, ids) = lost_ids::decode(payload.get(record::LOSS_LEN..).unwrap_or(&[]));
-        Self {
-            loss: Loss { events, bytes },
-            more_ids,
-            ids,
-        }
-    }
-
-    /// How many events, and how many payload bytes, were lost here.
-    pub const fn loss(&self) -> Loss {
-        self.loss
-    }
-
-    /// The raw JSON `id`s (`42`, `"req-42"`) of the responses lost here, oldest first:
-    /// as many as fit in one slot of the ring, at most 16, each at most 32 bytes long.
-    pub fn lost_ids(&self) -> impl Iterator<Item = crate::Bytes<'a>> + use<'a> {
-        self.ids.map(crate::Bytes::new)
-    }
-
-    /// Whether more responses were lost here than [`Overflow::lost_ids`] lists: if so,
-    /// the host cannot tell which of its pending requests they answered.
-    pub const fn more_ids_lost(&self) -> bool {
-        self.more_ids
-    }
-}
-
-#[cfg(feature = "defmt")]
-impl defmt::Format for Overflow<'_> {
-    fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "Overflow({}, more ids: {})", self.loss, self.more_ids);
-    }
-}
-
-/// Events and bytes that could not be stored in the ring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Loss {
-    /// Events dropped.
-    pub events: u64,
-    /// Payload bytes of the dropped events.
-    pub bytes: u64,
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
     use std::vec::Vec;
 
-    use super::record::{self, Kind};
+    use super::record;
     use super::*;
     use crate::Event;
+    use crate::Overflow;
+    use crate::event::Kind;
+    use crate::jsonrpc::response_id::response_id;
 
     /// Pushes through the same path the kernel callbacks use.
     fn push(producer: &mut Producer<'_>, payload: &[u8]) -> bool {
         // SAFETY: the test holds the only producer and no bus exists.
         let mut writer = unsafe { Writer::from_core(producer.core) };
-        writer.push(Kind::Message, 0, payload)
+        writer.push_answering(Kind::Message, 0, payload, response_id)
     }
 
     fn read_all(consumer: &mut Consumer<'_>) -> Vec<Event<'static>> {
@@ -387,7 +335,7 @@ mod tests {
 
     /// A marker for `events` and `bytes` lost, with no response ids.
     fn lost(events: u64, bytes: u64) -> Overflow<'static> {
-        let mut payload = std::vec::Vec::from(record::encode_loss(events, bytes));
+        let mut payload = std::vec::Vec::from(crate::event::encode_loss(events, bytes));
         payload.extend_from_slice(&[0, 0]);
         Overflow::decode(std::vec::Vec::leak(payload))
     }

@@ -4,9 +4,10 @@ use core::fmt;
 use core::marker::PhantomData;
 use core::ptr;
 
-use super::record::{self, HEADER_LEN, Header, Kind, LOSS_LEN};
+use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
-use super::{Loss, OverflowHandler, ProducerState, RingCore, RingStats};
+use super::{OverflowHandler, ProducerState, RingCore, RingStats};
+use crate::event::{Kind, LOSS_LEN, Loss, encode_loss, lost_ids};
 use crate::{EventMask, LogLevel};
 
 /// The writing half of an [`EventRing`](super::EventRing).
@@ -160,9 +161,9 @@ impl Producer<'_> {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         let mut writer = unsafe { Writer::from_core(self.core) };
         if writer.wants(EventMask::WORKER) {
-            let mut payload = [0u8; 4 + crate::MAX_SESSION_ID];
+            let mut payload = [0u8; 4 + crate::limits::MAX_SESSION_ID];
             payload[..4].copy_from_slice(&from.to_ne_bytes());
-            let end = 4 + session.len().min(crate::MAX_SESSION_ID);
+            let end = 4 + session.len().min(crate::limits::MAX_SESSION_ID);
             payload[4..end].copy_from_slice(&session[..end - 4]);
             writer.push(Kind::SessionMoved, to, &payload[..end]);
         }
@@ -179,8 +180,7 @@ impl fmt::Debug for Producer<'_> {
 }
 
 /// The largest marker payload: the loss and every id that can be pending.
-const MARKER_MAX: usize =
-    LOSS_LEN + 2 + super::lost_ids::MAX_IDS * (1 + super::lost_ids::MAX_ID_LEN);
+const MARKER_MAX: usize = LOSS_LEN + 2 + lost_ids::MAX_IDS * (1 + lost_ids::MAX_ID_LEN);
 
 /// Exclusive write access to a ring for the length of one call: what a kernel callback
 /// builds from its `user_data`.
@@ -226,6 +226,19 @@ impl<'a> Writer<'a> {
     /// Stores one event, or hands it to the overflow handler, or counts it as lost. Never
     /// blocks, never allocates.
     pub(crate) fn push(&mut self, kind: Kind, value: i32, payload: &[u8]) -> bool {
+        self.push_answering(kind, value, payload, |_| None)
+    }
+
+    /// [`Writer::push`] of an event that may answer a request: if it is lost, the id
+    /// `answers` finds in its payload goes with the loss, so that the host can fail that
+    /// request at once. `answers` runs only then; the ring itself reads no payload.
+    pub(crate) fn push_answering(
+        &mut self,
+        kind: Kind,
+        value: i32,
+        payload: &[u8],
+        answers: impl FnOnce(&[u8]) -> Option<&[u8]>,
+    ) -> bool {
         let stored = u32::try_from(payload.len()).is_ok() && self.try_push(kind, value, payload);
         // Wrapping: a callback must not panic, and 2^64 events never happen anyway.
         let state = &mut *self.state;
@@ -238,9 +251,7 @@ impl<'a> Writer<'a> {
             handler(crate::Event::decode(kind, value, payload));
             state.handed_over = state.handed_over.wrapping_add(1);
         } else {
-            if kind == Kind::Message
-                && let Some(id) = crate::json::response_id(payload)
-            {
+            if let Some(id) = answers(payload) {
                 state.unreported_ids.push(id);
             }
             self.count_lost(payload.len());
@@ -321,7 +332,7 @@ impl<'a> Writer<'a> {
     /// ids that fit in the slot.
     fn write_marker(&mut self, at: usize) {
         let mut marker = [0u8; MARKER_MAX];
-        let loss = record::encode_loss(self.state.unreported_events, self.state.unreported_bytes);
+        let loss = encode_loss(self.state.unreported_events, self.state.unreported_bytes);
         marker[..LOSS_LEN].copy_from_slice(&loss);
         let room = (self.core.slot_size() - HEADER_LEN).min(MARKER_MAX);
         let ids = self
@@ -357,10 +368,10 @@ impl<'a> Writer<'a> {
     /// limit, then the `id` of the response it was, if known.
     pub(crate) fn push_line_too_long(&mut self, worker: i32, limit: usize, id: Option<&[u8]>) {
         if self.wants(EventMask::MESSAGE) {
-            let mut payload = [0u8; 8 + crate::MAX_REQUEST_ID];
+            let mut payload = [0u8; 8 + crate::limits::MAX_REQUEST_ID];
             payload[..8].copy_from_slice(&(limit as u64).to_ne_bytes());
             let id = id
-                .filter(|id| id.len() <= crate::MAX_REQUEST_ID)
+                .filter(|id| id.len() <= crate::limits::MAX_REQUEST_ID)
                 .unwrap_or(&[]);
             payload[8..8 + id.len()].copy_from_slice(id);
             self.push(Kind::LineTooLong, worker, &payload[..8 + id.len()]);

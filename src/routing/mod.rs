@@ -21,13 +21,14 @@ mod fields;
 mod pools;
 mod table;
 
-pub use table::{MAX_REQUEST_ID, MAX_SESSION_ID, RequestSlot, SessionSlot, Slot};
+pub use table::{RequestSlot, SessionSlot, Slot};
 
 pub(crate) use fields::destination;
 pub(crate) use pools::Pools;
 
 use crate::Error;
 use crate::interpose::Children;
+use crate::limits::{MAX_REQUEST_ID, MAX_SESSION_ID};
 pub(crate) use table::Binding;
 use table::{Requests, SessionKey, Sessions};
 
@@ -134,7 +135,7 @@ impl<'r> Router<'r> {
     /// is no longer awaited.
     pub(crate) fn received(&mut self, worker: usize, line: &[u8]) {
         if self.requests.is_some()
-            && let Some(id) = crate::json::response_id(line)
+            && let Some(id) = crate::jsonrpc::response_id::response_id(line)
         {
             self.answered(worker, id);
         }

@@ -2,7 +2,7 @@
 //! configuration order, pool after pool.
 
 use crate::config::PoolIdText;
-use crate::workers::MAX_WORKERS;
+use crate::limits::MAX_WORKERS;
 
 /// One pool: its id and the workers `first..first + count`.
 #[derive(Clone, Copy, Debug)]

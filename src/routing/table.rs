@@ -2,11 +2,7 @@
 //! found by hash with linear probing: the sessions (key: pool and `sessionId`) and the
 //! requests in flight (key: the raw `id`).
 
-/// The longest session id a table keeps, in bytes of its decoded text.
-pub const MAX_SESSION_ID: usize = 64;
-/// The longest request id the request table keeps, in bytes of raw JSON (`"req-42"` with
-/// its quotes, or `42`): room for a UUID in a string (38).
-pub const MAX_REQUEST_ID: usize = 64;
+use crate::limits::{MAX_REQUEST_ID, MAX_SESSION_ID};
 
 /// Room for one entry of a table the bus keeps in the caller's storage: a
 /// [`SessionSlot`] or a [`RequestSlot`].

@@ -1,11 +1,17 @@
 //! What the kernel reports, as typed events borrowed from the ring.
 
+mod kind;
+pub(crate) mod lost_ids;
+mod overflow;
+
+pub(crate) use kind::Kind;
+pub(crate) use overflow::{LOSS_LEN, encode_loss};
+pub use overflow::{Loss, Overflow};
+
 use core::fmt;
 use core::str::Utf8Error;
 
 use crate::ErrorCode;
-use crate::ring::Overflow;
-use crate::ring::record::Kind;
 
 /// One event reported by the kernel, borrowing its bytes from the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
