@@ -6,12 +6,8 @@
 
 mod batch;
 mod bus;
-mod callbacks;
 mod clock;
 pub mod config;
-#[cfg(feature = "embedded-workers")]
-#[cfg_attr(docsrs, doc(cfg(feature = "embedded-workers")))]
-mod embedded;
 mod error;
 mod event;
 mod event_mask;
@@ -24,7 +20,6 @@ mod options;
 mod os;
 mod ring;
 mod routing;
-mod shutdown;
 mod sigpipe;
 mod state;
 mod stats;
@@ -34,10 +29,10 @@ mod workers;
 #[cfg(test)]
 mod test_support;
 
+#[cfg(feature = "embedded-workers")]
+pub use bus::EmbeddedWorker;
 pub use bus::{Bus, Failed};
 pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
-#[cfg(feature = "embedded-workers")]
-pub use embedded::EmbeddedWorker;
 pub use error::{Error, ErrorCode, Retry};
 pub use event::{Bytes, Event, ExitStatus, LogLevel, Loss, Overflow, WorkerEvent};
 pub use event_mask::EventMask;

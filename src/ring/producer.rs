@@ -310,6 +310,11 @@ impl<'a> Writer<'a> {
     }
 
     /// Writes the overflow marker if events were lost and one slot is free.
+    /// Lets go of the overflow handler: lost events are counted again.
+    pub(crate) fn clear_overflow_handler(&mut self) {
+        self.state.overflow_handler = None;
+    }
+
     pub(crate) fn flush_loss(&mut self) {
         if self.state.unreported_events == 0 {
             return;

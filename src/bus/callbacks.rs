@@ -17,7 +17,7 @@ use crate::ring::{Producer, Writer};
 use crate::sys;
 
 /// Points every callback of `options` at this module and `user_data` at the ring.
-pub(crate) fn install(options: &mut sys::stdio_bus_options_t, producer: &Producer<'_>) {
+pub(super) fn install(options: &mut sys::stdio_bus_options_t, producer: &Producer<'_>) {
     options.on_message = Some(on_message);
     options.on_error = Some(on_error);
     options.on_log = Some(on_log);

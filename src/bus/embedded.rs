@@ -18,14 +18,16 @@ use core::ffi::CStr;
 
 use cty::c_int;
 
+use super::kernel::Kernel;
+use super::{Bus, Failed};
 use crate::state::Running;
-use crate::{Bus, Error, Failed, sys};
+use crate::{Error, sys};
 
 /// Embedded workers one bus keeps track of.
-pub(crate) const MAX_EMBEDDED: usize = 16;
+pub(super) const MAX_EMBEDDED: usize = 16;
 
 /// Ids of the embedded workers a bus has registered and not unregistered.
-pub(crate) type Registered = heapless::Vec<c_int, MAX_EMBEDDED>;
+pub(super) type Registered = heapless::Vec<c_int, MAX_EMBEDDED>;
 
 /// A worker registered with [`Bus::register_embedded_worker`]; unregister it with
 /// [`Bus::unregister_embedded_worker`], or let the bus do so when it stops.
@@ -56,7 +58,7 @@ impl<'r> Bus<'r, Running> {
         pool: &CStr,
     ) -> Result<EmbeddedWorker, Failed<std::os::fd::OwnedFd>> {
         use std::os::fd::{AsRawFd, IntoRawFd};
-        if self.embedded.is_full() {
+        if self.kernel.embedded.is_full() {
             let error = Error::TooManyWorkers { max: MAX_EMBEDDED };
             return Err(Failed {
                 error,
@@ -73,15 +75,15 @@ impl<'r> Bus<'r, Running> {
                 value: socket,
             });
         }
-        let raw = self.raw.as_ptr();
+        let raw = self.kernel.raw.as_ptr();
         let fd = socket.as_raw_fd();
         // The kernel may close them from now on, each once; numbers it cannot serve it
         // would refuse anyway.
-        let adopted = self.resources.adopt(fd) && self.resources.adopt(copy);
+        let adopted = self.kernel.resources.adopt(fd) && self.kernel.resources.adopt(copy);
         // SAFETY: `raw` is live and RUNNING (type state); both descriptors are open;
         // `pool` is read during the call only.
         let rc = if adopted {
-            self.resources.enter(|| unsafe {
+            self.kernel.resources.enter(|| unsafe {
                 sys::stdio_bus_register_embedded_worker(raw, fd, copy, pool.as_ptr())
             })
         } else {
@@ -92,13 +94,13 @@ impl<'r> Bus<'r, Running> {
             Ok(id) => {
                 // The kernel owns both descriptors now.
                 let _ = socket.into_raw_fd();
-                let _ = self.embedded.push(id);
+                let _ = self.kernel.embedded.push(id);
                 Ok(EmbeddedWorker { id })
             }
             Err(error) => {
                 // The kernel refused and closed neither (observed): both are ours again.
-                self.resources.disown(fd);
-                self.resources.disown(copy);
+                self.kernel.resources.disown(fd);
+                self.kernel.resources.disown(copy);
                 // SAFETY: the copy is ours alone and closed once.
                 unsafe { libc::close(copy) };
                 Err(Failed {
@@ -116,9 +118,9 @@ impl<'r> Bus<'r, Running> {
         &mut self,
         worker: EmbeddedWorker,
     ) -> Result<(), Failed<EmbeddedWorker>> {
-        match self.unregister(worker.id) {
+        match self.kernel.unregister(worker.id) {
             Ok(()) => {
-                self.embedded.retain(|&id| id != worker.id);
+                self.kernel.embedded.retain(|&id| id != worker.id);
                 Ok(())
             }
             Err(error) => Err(Failed {
@@ -129,10 +131,10 @@ impl<'r> Bus<'r, Running> {
     }
 }
 
-impl<S: crate::State> Bus<'_, S> {
+impl Kernel<'_> {
     /// Unregisters every embedded worker still registered (the kernel would leave their
     /// descriptors open at destroy).
-    pub(crate) fn unregister_all_embedded(&mut self) {
+    pub(super) fn unregister_all_embedded(&mut self) {
         while let Some(id) = self.embedded.pop() {
             // Nothing to report to from here; the id goes either way.
             let _ = self.unregister(id);
@@ -145,7 +147,7 @@ impl<S: crate::State> Bus<'_, S> {
         let rc = self
             .resources
             .enter(|| unsafe { sys::stdio_bus_unregister_embedded_worker(raw, id) });
-        self.producer.flush_loss();
+        self.flush_loss();
         Error::check(rc).map(drop)
     }
 }

@@ -12,16 +12,17 @@
 
 use core::time::Duration;
 
+use super::Bus;
 use crate::clock::{Deadline, whole_units};
-use crate::state::State;
-use crate::{Bus, Error, KernelState, sys};
+use crate::state::{State, Stopping};
+use crate::{Error, KernelState, sys};
 
 /// How long killed workers get to be reaped before the bus stops waiting for them.
-pub(crate) const KILL_LIMIT: Duration = Duration::from_secs(2);
+pub(super) const KILL_LIMIT: Duration = Duration::from_secs(2);
 
 /// Where a bus is in its shutdown.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Phase {
+pub(super) enum Phase {
     /// Not stopping.
     Running,
     /// Workers asked to exit with SIGTERM; the kernel still runs and reaps them.
@@ -34,17 +35,17 @@ pub(crate) enum Phase {
 
 impl<S: State> Bus<'_, S> {
     /// Starts the shutdown; workers get `drain` to exit after SIGTERM.
-    pub(crate) fn begin_shutdown(&mut self, drain: Duration) -> Result<(), Error> {
+    pub(super) fn begin_shutdown(&mut self, drain: Duration) -> Result<(), Error> {
         #[cfg(feature = "embedded-workers")]
-        self.unregister_all_embedded();
-        self.resources.restarts_allowed = false;
+        self.kernel.unregister_all_embedded();
+        self.kernel.resources.restarts_allowed = false;
         // From now on what the workers write goes on, and what the ring has no room for
         // is counted lost: nothing may wait for room that nobody frees.
-        self.resources.hold_back = false;
-        if self.resources.children.alive() == 0 {
+        self.kernel.resources.hold_back = false;
+        if self.kernel.resources.children.alive() == 0 {
             return self.stop_kernel(drain);
         }
-        self.resources.signal_workers(libc::SIGTERM);
+        self.kernel.resources.signal_workers(libc::SIGTERM);
         self.phase = Phase::Draining {
             kill_at: Deadline::after(drain),
         };
@@ -52,7 +53,7 @@ impl<S: State> Bus<'_, S> {
     }
 
     /// One step of the shutdown, waiting up to `timeout`; returns the events delivered.
-    pub(crate) fn advance_shutdown(&mut self, timeout: Duration) -> Result<usize, Error> {
+    pub(super) fn advance_shutdown(&mut self, timeout: Duration) -> Result<usize, Error> {
         match self.phase {
             Phase::Running => Ok(0),
             Phase::Kernel if self.kernel_state() == KernelState::Stopped => Ok(0),
@@ -61,10 +62,10 @@ impl<S: State> Bus<'_, S> {
             // hold back SIGKILL or the kernel's stop; its error is reported afterwards.
             Phase::Draining { kill_at } => {
                 let stepped = self.step(timeout);
-                if self.resources.children.alive() == 0 {
+                if self.kernel.resources.children.alive() == 0 {
                     self.stop_kernel(Duration::ZERO)?;
                 } else if kill_at.has_passed() {
-                    self.resources.signal_workers(libc::SIGKILL);
+                    self.kernel.resources.signal_workers(libc::SIGKILL);
                     self.phase = Phase::Killed {
                         give_up_at: Deadline::after(KILL_LIMIT),
                     };
@@ -73,7 +74,7 @@ impl<S: State> Bus<'_, S> {
             }
             Phase::Killed { give_up_at } => {
                 let stepped = self.step(timeout);
-                if self.resources.children.alive() == 0 || give_up_at.has_passed() {
+                if self.kernel.resources.children.alive() == 0 || give_up_at.has_passed() {
                     self.stop_kernel(Duration::ZERO)?;
                 }
                 stepped
@@ -82,7 +83,7 @@ impl<S: State> Bus<'_, S> {
     }
 
     /// Whether the shutdown is complete.
-    pub(crate) fn shutdown_done(&self) -> bool {
+    pub(super) fn shutdown_done(&self) -> bool {
         matches!(self.phase, Phase::Kernel) && self.kernel_state() == KernelState::Stopped
     }
 
@@ -90,14 +91,33 @@ impl<S: State> Bus<'_, S> {
     /// (it does only outside RUNNING, when it is stopping or stopped already), so the
     /// shutdown always ends in stepping the kernel to STOPPED.
     fn stop_kernel(&mut self, drain: Duration) -> Result<(), Error> {
-        let raw = self.raw.as_ptr();
+        let raw = self.kernel.raw.as_ptr();
         // SAFETY: `raw` is live.
         let rc = self
+            .kernel
             .resources
             .enter(|| unsafe { sys::stdio_bus_stop(raw, whole_seconds(drain)) });
         self.producer.flush_loss();
         self.phase = Phase::Kernel;
         Error::check(rc).map(drop)
+    }
+}
+
+impl Bus<'_, Stopping> {
+    /// Runs one kernel step of the shutdown, delivering its events into the ring; returns
+    /// how many. Does nothing once the kernel has stopped. Timeouts as for
+    /// [`Bus::poll`].
+    ///
+    /// Like [`Bus::poll`], refuses with [`Error::RingFull`] while the ring is short of
+    /// its poll reserve.
+    pub fn poll_stop(&mut self, timeout: Duration) -> Result<usize, Error> {
+        self.check_reserve()?;
+        self.advance_shutdown(timeout)
+    }
+
+    /// Whether every worker is gone and the bus can become [`Stopped`](crate::Stopped).
+    pub fn is_stopped(&self) -> bool {
+        self.shutdown_done()
     }
 }
 
