@@ -1,22 +1,49 @@
-//! A monotonic deadline without std: the blocking stop and drop need to bound their wait.
+//! Monotonic time without std: the supervision policy takes `now` as a value, and the
+//! blocking stop and drop bound their waits.
 
 use core::time::Duration;
 
 /// A point on the monotonic clock, in nanoseconds: eight bytes, as every worker entry
 /// keeps two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Instant(u64);
+
+impl Instant {
+    /// Now, on the monotonic clock.
+    pub(crate) fn now() -> Self {
+        Self(nanos(now()))
+    }
+
+    /// The instant `nanos` after the clock's origin: for tests that feed time in.
+    #[cfg(test)]
+    pub(crate) const fn from_nanos(nanos: u64) -> Self {
+        Self(nanos)
+    }
+
+    /// `duration` later; saturates far in the future.
+    pub(crate) fn after(self, duration: Duration) -> Self {
+        Self(self.0.saturating_add(nanos(duration)))
+    }
+
+    /// How long from this instant until `later`; zero once `later` has passed.
+    pub(crate) fn until(self, later: Self) -> Duration {
+        Duration::from_nanos(later.0.saturating_sub(self.0))
+    }
+}
+
+/// A point by which something must happen.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(u64);
+pub(crate) struct Deadline(Instant);
 
 impl Deadline {
     /// `timeout` from now; saturates far in the future.
     pub(crate) fn after(timeout: Duration) -> Self {
-        let timeout = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
-        Self(nanos(now()).saturating_add(timeout))
+        Self(Instant::now().after(timeout))
     }
 
     /// Time left, zero once passed.
     pub(crate) fn remaining(&self) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(nanos(now())))
+        Instant::now().until(self.0)
     }
 
     pub(crate) fn has_passed(&self) -> bool {

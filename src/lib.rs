@@ -23,6 +23,7 @@ mod routing;
 mod sigpipe;
 mod state;
 mod stats;
+mod supervise;
 pub mod sys;
 mod workers;
 

@@ -9,11 +9,11 @@
 //! that the host's send buffer can keep what the pipe cannot take yet (`interpose::Backlog`).
 
 use crate::Error;
-use crate::interpose::{Backlog, Child, Life};
+use crate::interpose::{Backlog, Child};
 
 /// The pipes the kernel may write a message to: those of workers not reaped yet.
 fn pipes<'a>(children: impl Iterator<Item = &'a Child>) -> impl Iterator<Item = &'a Child> {
-    children.filter(|w| w.life == Life::Alive && w.stdin >= 0 && w.stdin_capacity > 0)
+    children.filter(|w| w.life.is_unreaped() && w.stdin >= 0 && w.stdin_capacity > 0)
 }
 
 /// The longest message every worker's stdin pipe, or the send buffer, can hold, if the

@@ -138,8 +138,7 @@ impl<'r, S: State> Bus<'r, S> {
             .resources
             .children
             .get(usize::try_from(id).ok()?)?;
-        let alive = child.life == crate::interpose::Life::Alive;
-        alive.then(|| child.pid.unsigned_abs())
+        child.life.is_unreaped().then(|| child.pid.unsigned_abs())
     }
 
     /// Sessions the kernel itself routes by `sessionId`: those of listener clients. The

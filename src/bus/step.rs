@@ -7,9 +7,10 @@ use cty::c_int;
 
 use super::Bus;
 use crate::clock::whole_units;
-use crate::interpose::{LineHook, Restart};
+use crate::interpose::LineHook;
 use crate::routing::Router;
 use crate::state::{Running, State};
+use crate::supervise::Restart;
 use crate::{Error, sys};
 
 impl<'r> Bus<'r, Running> {

@@ -2,7 +2,7 @@
 //! buffer the host lends (`Bus::set_send_buffer`) and written as the worker reads.
 //!
 //! `ingest` writes a message with one non-blocking `write`, then its newline (one `writev`
-//! here, see `calls`), and drops what the pipe does not take. With a lent buffer, the bus takes a message longer than
+//! here, see `io`), and drops what the pipe does not take. With a lent buffer, the bus takes a message longer than
 //! the pipe's room: the `write` puts into the pipe what fits and keeps the rest here, and
 //! the kernel is told everything was written. Each step then writes more of it; while
 //! some is left, the pipe's write end is watched in the kernel's epoll set, so that a
@@ -14,10 +14,8 @@ use core::ptr;
 
 use cty::c_int;
 
-/// Marks the watch of a worker's stdin in the kernel's epoll set: outside the descriptor
-/// numbers the kernel serves, and unlike a pidfd's tag (bit 31 alone, with a worker id
-/// below 256) or the timer's; the low bits carry the worker id.
-pub(super) const STDIN_TAG: u64 = (1 << 31) | (1 << 30);
+#[cfg(target_os = "linux")]
+use super::epoll::{STDIN_TAG, epoll_add};
 
 /// A lent buffer and what it holds.
 #[derive(Debug)]
@@ -207,7 +205,7 @@ impl Backlog {
         if watch < 0 {
             return; // the next step tries again
         }
-        if super::epoll_add(epoll, watch, libc::EPOLLOUT, STDIN_TAG | self.worker as u64) {
+        if epoll_add(epoll, watch, libc::EPOLLOUT, STDIN_TAG | self.worker as u64) {
             self.watch = watch;
         } else {
             // SAFETY: the duplicate made above.

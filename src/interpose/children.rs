@@ -7,79 +7,36 @@
 //! forked in configuration order by `start`, and a restart replaces the entry of the worker
 //! it restarts.
 
-use core::time::Duration;
-
 use cty::c_int;
 
 use super::held::Held;
 use super::lines::Lines;
-use crate::clock::Deadline;
-use crate::os::{errno, set_errno};
-
+use crate::clock::Instant;
 use crate::limits::MAX_WORKERS;
+use crate::os::{errno, set_errno};
+use crate::supervise::{Backoff, Life, Restart, WaitStatus};
 
-/// A process that lives this long before it ends was stable: its replacement starts at
-/// once, and the backoff starts over.
-pub(crate) const STABLE: Duration = Duration::from_secs(5);
-/// The first wait before restarting a process that ended quickly; it doubles with each
-/// quick end in a row, up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_millis(25);
-/// The longest wait before a restart.
-const MAX_BACKOFF: Duration = Duration::from_millis(500);
-
-/// What became of a worker the kernel was told had crashed.
+/// Whether a worker's stdin pipe still takes messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Restart {
-    /// A new process took its place.
-    Done,
-    /// It will not be restarted, for this reason.
-    Refused(Refusal),
+pub(crate) enum Input {
+    Open,
+    /// The bus ended it (see `KernelResources::close_worker_stdin`): the worker has seen
+    /// the end of its input and takes no more messages.
+    Closed,
 }
 
-/// Why a crashed worker is not restarted.
+/// How the kernel's transport reads a worker's stdout pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Refusal {
-    /// The configuration's `max_restarts` within `restart_window_sec` are used up (the
-    /// kernel did not fork).
-    LimitReached,
-    /// The fork failed.
-    SpawnFailed,
-    /// The transport had closed the worker's output: a new process could not be read.
-    OutputClosed,
-    /// The new process could not execute the worker's command: another would fail alike.
-    ExecFailed,
+pub(crate) enum Output {
+    /// In the kernel's epoll set, read as it has data.
+    Reading,
+    /// Its end was kept from the transport, whose connection stays open for a replacement
+    /// (see `io::stdiobus_embed_read`); the descriptor is out of the kernel's epoll set
+    /// meanwhile.
+    Parked,
 }
 
-impl Refusal {
-    /// The worker event that reports it: `failed: ` and the reason.
-    pub(crate) const fn word(self) -> &'static str {
-        match self {
-            Self::LimitReached => "failed: the restart limit was reached",
-            Self::SpawnFailed => "failed: its restart could not be spawned",
-            Self::ExecFailed => "failed: its command could not be executed",
-            Self::OutputClosed => {
-                "failed: the kernel had closed its output, so a new process could not be \
-                 connected"
-            }
-        }
-    }
-}
-
-/// How a process ended, as `waitpid` reported it; `None` when someone else reaped it
-/// first (a host that ignores SIGCHLD, say), so its status is unknown.
-pub(crate) type WaitStatus = Option<c_int>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Life {
-    /// Running, or exited and not reaped yet.
-    Alive,
-    /// Reaped; the bus has not reported it yet.
-    Reaped(WaitStatus),
-    /// Reaped and reported to the host.
-    Reported(WaitStatus),
-}
-
-/// One worker process.
+/// One worker process and the kernel's ends of its pipes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Child {
     pub(crate) pid: libc::pid_t,
@@ -87,22 +44,12 @@ pub(crate) struct Child {
     pub(crate) pidfd: c_int,
     /// The kernel's end of the worker's stdin pipe, or -1.
     pub(crate) stdin: c_int,
-    /// The kernel's end of the worker's stdout pipe, or -1 once the kernel closed it.
-    pub(crate) stdout: c_int,
+    pub(crate) input: Input,
     /// Bytes the stdin pipe holds; 0 when unknown.
     pub(crate) stdin_capacity: u32,
-    /// Its pidfd became readable: the process has exited.
-    pub(crate) exited: bool,
-    /// The bus itself asked it to end (a stop, a drop): not a crash.
-    pub(crate) ended_by_bus: bool,
-    /// The kernel's `waitpid` has reported it reaped.
-    pub(crate) kernel_told: bool,
-    /// How many processes were started in this worker's place before this one.
-    pub(crate) generation: u32,
-    /// The end of its output was kept from the transport, whose connection stays open for
-    /// a replacement (see `calls::stdiobus_embed_read`); its descriptor is out of the
-    /// kernel's epoll set meanwhile.
-    pub(crate) parked: bool,
+    /// The kernel's end of the worker's stdout pipe, or -1 once the kernel closed it.
+    pub(crate) stdout: c_int,
+    pub(crate) output: Output,
     /// The process manager's own copy of the stdout pipe's read end: `stdout` itself for
     /// the first process, a later pipe's for a replacement (whose pipe was moved onto
     /// `stdout`); -1 once closed.
@@ -111,34 +58,28 @@ pub(crate) struct Child {
     pub(crate) lines: Lines,
     /// Output read for the kernel that the ring had no room for yet (see `held`).
     pub(crate) held: Option<Held>,
-    /// The kernel started this process in place of an ended one, and the host has not
-    /// been told yet.
-    pub(crate) respawned: bool,
-    /// The kernel was told this process crashed: why it will not be restarted, unless
-    /// the kernel restarts it within the same step.
-    pub(crate) restart: Option<Refusal>,
-    /// Ended processes in a row that lived shorter than [`STABLE`]: the restart backoff.
-    pub(crate) quick_restarts: u8,
+    /// How many processes were started in this worker's place before this one.
+    pub(crate) generation: u32,
     /// The errno its `execvp` failed with, or 0 once it exec'd its command.
     pub(crate) exec_errno: u16,
-    /// The bus closed its stdin (see `KernelResources::close_worker_stdin`): it takes no
-    /// more messages.
-    pub(crate) input_closed: bool,
-    /// When this process will have lived [`STABLE`].
-    pub(crate) stable_at: Deadline,
-    /// When the kernel may learn that this process ended, and so restart it.
-    pub(crate) restart_at: Deadline,
     pub(crate) life: Life,
+    /// When a replacement may start once it has ended.
+    pub(crate) backoff: Backoff,
+    /// What became of the restart of this worker that the host has not been told yet:
+    /// this process replaced an ended one (`Done`), or the kernel was told its process
+    /// crashed and why it will not be restarted, unless the kernel restarts it within the
+    /// same step.
+    pub(crate) outcome: Option<Restart>,
 }
 
 /// The worker processes of one kernel instance, in kernel worker id order.
 #[derive(Debug, Default)]
 pub(crate) struct Children {
     list: heapless::Vec<Child, MAX_WORKERS>,
-    /// How many are [`Life::Alive`]: `send` asks on every message.
+    /// How many are not reaped: `send` asks on every message.
     alive: usize,
-    /// Whether some are [`Life::Reaped`]: every step asks.
-    unreported: bool,
+    /// Those reaped that the host has not been told of: every step asks.
+    unreported: WorkerSet,
 }
 
 impl Children {
@@ -146,7 +87,7 @@ impl Children {
         Self {
             list: heapless::Vec::new(),
             alive: 0,
-            unreported: false,
+            unreported: WorkerSet::new(),
         }
     }
 
@@ -157,7 +98,7 @@ impl Children {
     /// Records a process the kernel forked in place of worker `id`'s ended one.
     pub(crate) fn respawn(&mut self, id: usize, child: Child) {
         if let Some(slot) = self.list.get_mut(id) {
-            let was_alive = slot.life == Life::Alive;
+            let was_alive = slot.life.is_unreaped();
             *slot = child;
             if !was_alive {
                 self.alive += 1;
@@ -178,11 +119,11 @@ impl Children {
         let Some(child) = self.list.get_mut(id) else {
             return false;
         };
-        let was_alive = child.life == Life::Alive;
+        let was_alive = child.life.is_unreaped();
         let reaped = child.reap(options);
         if was_alive && reaped {
             self.alive -= 1;
-            self.unreported = true;
+            self.unreported.insert(id);
         }
         reaped
     }
@@ -190,12 +131,11 @@ impl Children {
     /// Calls `report` with `(worker id, status, generation)` for each worker reaped since
     /// the last call, once each.
     pub(crate) fn take_reaped(&mut self, mut report: impl FnMut(usize, WaitStatus, u32)) {
-        if !core::mem::take(&mut self.unreported) {
-            return;
-        }
-        for (id, child) in self.list.iter_mut().enumerate() {
-            if let Life::Reaped(status) = child.life {
-                child.life = Life::Reported(status);
+        for id in self.unreported.take() {
+            // A process the kernel replaced in the meantime is not this one.
+            if let Some(child) = self.list.get(id)
+                && let Some(status) = child.life.status()
+            {
                 report(id, status, child.generation);
             }
         }
@@ -230,10 +170,9 @@ impl Children {
     pub(crate) fn serves(&self, id: usize, generation: u32) -> bool {
         self.list.get(id).is_some_and(|child| {
             child.generation == generation
-                && child.life == Life::Alive
-                && !child.exited
+                && child.life == Life::Running
                 && child.stdin >= 0
-                && !child.input_closed
+                && child.input == Input::Open
                 && child.exec_errno == 0
         })
     }
@@ -252,7 +191,7 @@ impl Children {
     pub(crate) fn alive_mut(&mut self, pid: libc::pid_t) -> Option<&mut Child> {
         self.list
             .iter_mut()
-            .find(|child| child.pid == pid && child.life == Life::Alive)
+            .find(|child| child.pid == pid && child.life.is_unreaped())
     }
 
     /// Processes not reaped yet.
@@ -262,53 +201,38 @@ impl Children {
 }
 
 impl Child {
-    /// A process just forked, with the kernel's ends of its pipes.
-    pub(crate) fn new(pid: libc::pid_t, pidfd: c_int, stdin: c_int, stdout: c_int) -> Self {
+    /// A process just forked at `now`, with the kernel's ends of its pipes: a worker's
+    /// first, or (`previous`) the replacement of an ended one.
+    pub(crate) fn new(
+        pid: libc::pid_t,
+        pidfd: c_int,
+        [stdin, stdout]: [c_int; 2],
+        now: Instant,
+        previous: Option<&Child>,
+    ) -> Self {
         Self {
             pid,
             pidfd,
             stdin,
-            stdout,
+            input: Input::Open,
             stdin_capacity: 0,
-            exited: false,
-            ended_by_bus: false,
-            kernel_told: false,
-            generation: 0,
-            parked: false,
+            stdout,
+            output: Output::Reading,
             pm_stdout: stdout,
             lines: Lines::default(),
             held: None,
-            respawned: false,
-            restart: None,
-            quick_restarts: 0,
+            generation: previous.map_or(0, |old| old.generation.wrapping_add(1)),
             exec_errno: 0,
-            input_closed: false,
-            stable_at: Deadline::after(STABLE),
-            restart_at: Deadline::after(Duration::ZERO),
-            life: Life::Alive,
+            life: Life::Running,
+            backoff: Backoff::started(now, previous.map(|old| &old.backoff)),
+            outcome: None,
         }
     }
 
     /// Whether it has exited and the kernel has read its output to the end (closed its
     /// stdout pipe, or found its end, kept from the transport).
     pub(crate) fn drained_exit(&self) -> bool {
-        self.life == Life::Alive && self.exited && (self.stdout < 0 || self.parked)
-    }
-
-    /// Notes that the process ended, to decide when its replacement may start: at once
-    /// after a stable run, later after each quick end in a row.
-    pub(crate) fn ended(&mut self) {
-        if self.stable_at.has_passed() {
-            self.quick_restarts = 0;
-        }
-        let backoff = match self.quick_restarts {
-            0 => Duration::ZERO,
-            n => FIRST_BACKOFF
-                .saturating_mul(1 << (n - 1).min(16))
-                .min(MAX_BACKOFF),
-        };
-        self.quick_restarts = self.quick_restarts.saturating_add(1);
-        self.restart_at = Deadline::after(backoff);
+        self.life == Life::Exited && (self.stdout < 0 || self.output == Output::Parked)
     }
 
     /// Sends `signal` to this process, and to its descendants, if it has not been reaped.
@@ -319,7 +243,7 @@ impl Child {
     /// wait frees it. A worker that left its group gets the signal alone, through its
     /// pidfd where the system has them, which reaches exactly this process.
     pub(crate) fn signal(&self, signal: c_int) -> c_int {
-        if self.life != Life::Alive || !self.still_ours() {
+        if !self.life.is_unreaped() || !self.still_ours() {
             set_errno(libc::ESRCH);
             return -1;
         }
@@ -343,7 +267,7 @@ impl Child {
     /// Reaps this process if it has ended (or waits for it without `WNOHANG`), storing its
     /// status; returns whether it is reaped now.
     fn reap(&mut self, options: c_int) -> bool {
-        if self.life != Life::Alive {
+        if !self.life.is_unreaped() {
             return true;
         }
         let mut status: c_int = 0;
@@ -357,7 +281,7 @@ impl Child {
         let Some(status) = reaped else {
             return false;
         };
-        self.life = Life::Reaped(status);
+        self.life.reap(status);
         self.close_pidfd();
         true
     }
@@ -401,5 +325,36 @@ impl Child {
             unsafe { libc::close(self.pidfd) };
             self.pidfd = -1;
         }
+    }
+}
+
+const _: () = assert!(MAX_WORKERS.is_multiple_of(64));
+
+/// A set of worker ids, in id order.
+#[derive(Clone, Copy, Debug, Default)]
+struct WorkerSet([u64; MAX_WORKERS / 64]);
+
+impl WorkerSet {
+    const fn new() -> Self {
+        Self([0; MAX_WORKERS / 64])
+    }
+
+    fn insert(&mut self, id: usize) {
+        if let Some(word) = self.0.get_mut(id / 64) {
+            *word |= 1 << (id % 64);
+        }
+    }
+
+    /// The ids in the set, lowest first, leaving it empty. Cheap when it is empty, as it
+    /// is at almost every step.
+    fn take(&mut self) -> impl Iterator<Item = usize> + use<> {
+        let words = core::mem::take(&mut self.0);
+        words.into_iter().enumerate().flat_map(|(at, mut word)| {
+            core::iter::from_fn(move || {
+                let bit = word.trailing_zeros() as usize;
+                word &= word.wrapping_sub(1);
+                (bit < 64).then_some(at * 64 + bit)
+            })
+        })
     }
 }

@@ -12,7 +12,7 @@
 //! once all of them went to the kernel.
 //!
 //! The pipe may be empty meanwhile, so nothing would make the kernel read: its
-//! `epoll_wait` reports the worker readable once the ring has room (see `calls`), and an
+//! `epoll_wait` reports the worker readable once the ring has room (see `epoll`), and an
 //! event descriptor keeps the event loop's descriptor readable for hosts that wait on it.
 //!
 //! While output is held the worker's pipe fills and the worker waits: back-pressure that

@@ -54,143 +54,45 @@
 mod backlog;
 mod children;
 mod current;
+mod epoll;
 mod fd_set;
 mod held;
 mod line_id;
 mod lines;
 mod resources;
 
+#[cfg(stdio_bus_interposed)]
+mod descriptors;
+#[cfg(stdio_bus_interposed)]
+mod exec_report;
+#[cfg(stdio_bus_interposed)]
+mod io;
+#[cfg(stdio_bus_interposed)]
+mod processes;
+#[cfg(stdio_bus_interposed)]
+mod router;
+
 pub(crate) use backlog::Backlog;
-pub(crate) use children::{Child, Children, Life, Restart};
+pub(crate) use children::{Child, Children};
 pub(crate) use resources::{KernelResources, LineHook};
 
 use cty::c_void;
 
-/// Marks the bus's restart timer in the kernel's epoll set: outside the descriptor numbers
-/// the kernel serves, like a worker's pidfd (see `calls`), and no worker's id.
-const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
-
-/// Marks the bus's wake event (see `held`) in the kernel's epoll set, as [`TIMER_TAG`] marks
-/// the timer.
-const WAKE_TAG: u64 = (1 << 31) | ((1 << 31) - 2);
-
 #[cfg(stdio_bus_interposed)]
-mod calls;
-#[cfg(stdio_bus_interposed)]
-mod exec_report;
-
-#[cfg(stdio_bus_interposed)]
-use calls::{end_input, watch};
-
-#[cfg(not(stdio_bus_interposed))]
-fn watch(_epoll: cty::c_int, _fd: cty::c_int) {}
+use descriptors::end_input;
 
 #[cfg(not(stdio_bus_interposed))]
 fn end_input(_fd: cty::c_int) -> bool {
     false
 }
 
-/// Adds `fd` to `epoll` for `events`, reported with `data`; whether it was added.
-#[cfg(target_os = "linux")]
-fn epoll_add(epoll: cty::c_int, fd: cty::c_int, events: cty::c_int, data: u64) -> bool {
-    let mut event = libc::epoll_event {
-        events: events as u32,
-        u64: data,
-    };
-    // SAFETY: `event` is valid for the call; the kernel checks both descriptors.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) == 0 }
-}
-
-/// A timer descriptor in `epoll`, marked so the kernel ignores its events, or -1.
-fn restart_timer(epoll: cty::c_int) -> cty::c_int {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls; the descriptor is the bus's, added to `epoll`.
-        let timer = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
-            )
-        };
-        if timer >= 0 && epoll >= 0 {
-            epoll_add(epoll, timer, libc::EPOLLIN | libc::EPOLLONESHOT, TIMER_TAG);
-        }
-        timer
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = epoll;
-        -1
-    }
-}
-
-/// Makes `timer` (from [`restart_timer`]) wake `epoll` once, `wait` from now.
-fn set_restart_timer(epoll: cty::c_int, timer: cty::c_int, wait: core::time::Duration) {
-    #[cfg(target_os = "linux")]
-    if timer >= 0 {
-        let mut expirations = 0u64;
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: wait.as_secs().try_into().unwrap_or(libc::c_long::MAX as _),
-                tv_nsec: wait.subsec_nanos().max(1).into(),
-            },
-        };
-        let mut event = libc::epoll_event {
-            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
-            u64: TIMER_TAG,
-        };
-        // SAFETY: `timer` is the bus's open timerfd; reading clears a past expiration
-        // (non-blocking); the spec and event are valid for their calls, which re-arm the
-        // one-shot registration.
-        unsafe {
-            libc::read(timer, (&raw mut expirations).cast(), 8);
-            libc::timerfd_settime(timer, 0, &spec, core::ptr::null_mut());
-            libc::epoll_ctl(epoll, libc::EPOLL_CTL_MOD, timer, &mut event);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (epoll, timer, wait);
-}
-
-/// An event descriptor in `epoll`, marked so the kernel ignores its events, or -1.
-fn wake_event(epoll: cty::c_int) -> cty::c_int {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls; the descriptor is the bus's, added to `epoll`.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if wake >= 0 && epoll >= 0 {
-            epoll_add(epoll, wake, libc::EPOLLIN, WAKE_TAG);
-        }
-        wake
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = epoll;
-        -1
-    }
-}
-
-/// Makes `wake` (from [`wake_event`]) readable, or not.
-fn set_wake(wake: cty::c_int, readable: bool) {
-    #[cfg(target_os = "linux")]
-    if wake >= 0 {
-        let mut count = 1u64;
-        // SAFETY: `wake` is the bus's open, non-blocking eventfd; eight bytes at `count`
-        // are valid for either call. A read takes the count to zero.
-        unsafe {
-            if readable {
-                libc::write(wake, (&raw const count).cast(), 8);
-            } else {
-                libc::read(wake, (&raw mut count).cast(), 8);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (wake, readable);
+/// The resources of the bus whose kernel call is running, if any (invariant 1).
+#[cfg(stdio_bus_interposed)]
+fn resources<'a>() -> Option<&'a mut KernelResources> {
+    // SAFETY: a non-null pointer is the `&mut KernelResources` that `enter` holds for the
+    // length of the kernel call, on this thread; no other reference to it is used
+    // meanwhile, and the kernel does not call back into itself.
+    unsafe { current::get().as_mut() }
 }
 
 /// What becomes of a line the kernel is delivering from a worker's output.
@@ -234,7 +136,7 @@ pub(crate) fn take_line(line: &[u8]) -> Line {
 /// Frees a router the kernel let go of during a call (see `KernelResources::enter`).
 #[cfg(stdio_bus_interposed)]
 fn free_router(router: *mut c_void) {
-    calls::free_router(router);
+    router::free_router(router);
 }
 
 #[cfg(not(stdio_bus_interposed))]

@@ -6,12 +6,13 @@ use core::time::Duration;
 use cty::{c_int, c_void};
 
 use super::backlog::Backlog;
-use super::children::{Child, Children, Life, Refusal, Restart};
+use super::children::{Child, Children, Input, Output};
 use super::current;
 use super::fd_set::FdSet;
 use super::line_id::LineIds;
-use crate::clock::{Deadline, sleep};
+use crate::clock::{Deadline, Instant, sleep};
 use crate::ring::{Room, Writer};
+use crate::supervise::{Life, Restart};
 
 /// Functions of the bus's and its state, called from the kernel's message callback and
 /// the transport's reads.
@@ -102,7 +103,7 @@ pub(crate) struct KernelResources {
     /// Whether ended workers may be restarted: from `start` until the shutdown begins.
     pub(crate) restarts_allowed: bool,
     /// The worker whose end the kernel was just told of, and whose restart the kernel may
-    /// fork (see `calls::reap`).
+    /// fork (see `processes::reap`).
     pub(super) restarting: Option<usize>,
     /// A timer in the kernel's epoll set that wakes the event loop when a restart is due,
     /// or -1 until one is needed.
@@ -297,25 +298,29 @@ impl KernelResources {
     }
 
     /// Reaps every worker that has exited and whose output has been read to the end, and
-    /// sets when the kernel may restart it (see [`Child::ended`]).
+    /// sets when the kernel may restart it (see [`Backoff`](crate::supervise::Backoff)).
+    /// While restarts are off (a stop, a drop, closed input) there is nothing to wait
+    /// for: the kernel may learn of the end at once.
     pub(crate) fn collect_ended(&mut self) {
+        let now = Instant::now();
         for id in 0..self.children.len() {
             let drained = self.children.get(id).is_some_and(Child::drained_exit);
             if drained
                 && self.children.reap(id, libc::WNOHANG)
+                && self.restarts_allowed
                 && let Some(child) = self.children.get_mut(id)
-                && !child.ended_by_bus
             {
-                child.ended();
+                child.backoff.ended(now);
             }
         }
     }
 
     /// Whether the kernel has a reaped worker to be told of now.
     pub(crate) fn has_due_report(&self) -> bool {
-        self.children.iter().any(|child| {
-            child.life != Life::Alive && !child.kernel_told && child.restart_at.has_passed()
-        })
+        let now = Instant::now();
+        self.children
+            .iter()
+            .any(|child| matches!(child.life, Life::Ended(_)) && child.backoff.restart_due(now))
     }
 
     /// After the kernel was told of reaped workers: calls `restarted` with each worker it
@@ -327,20 +332,12 @@ impl KernelResources {
             let Some(child) = self.children.get_mut(id) else {
                 continue;
             };
-            if core::mem::take(&mut child.respawned) {
-                restarted(
-                    id,
-                    match child.exec_errno {
-                        0 => Restart::Done,
-                        _ => Restart::Refused(Refusal::ExecFailed),
-                    },
-                );
-            } else if let Some(reason) = child.restart.take() {
-                restarted(id, Restart::Refused(reason));
+            if let Some(outcome) = child.outcome.take() {
+                restarted(id, outcome);
             }
-            if child.parked && child.kernel_told {
-                child.parked = false;
-                super::watch(self.epoll, child.stdout);
+            if child.output == Output::Parked && !child.life.kernel_untold() {
+                child.output = Output::Reading;
+                super::epoll::watch(self.epoll, child.stdout);
             }
         }
     }
@@ -348,17 +345,18 @@ impl KernelResources {
     /// Sets the restart timer to the earliest restart still to come, so that an idle
     /// event loop wakes for it instead of spinning or sleeping past it.
     pub(crate) fn arm_restart_timer(&mut self) {
+        let now = Instant::now();
         let next = self
             .children
             .iter()
-            .filter(|child| child.life != Life::Alive && !child.kernel_told)
-            .map(|child| child.restart_at.remaining())
+            .filter(|child| matches!(child.life, Life::Ended(_)))
+            .map(|child| child.backoff.until_restart(now))
             .min();
         let Some(wait) = next else {
             return;
         };
         if self.timer < 0 {
-            self.timer = super::restart_timer(self.epoll);
+            self.timer = super::epoll::restart_timer(self.epoll);
         }
         if self.timer < 0 {
             // No timer: the next step looks again.
@@ -366,7 +364,7 @@ impl KernelResources {
             return;
         }
         // A restart due by now still needs a wake-up: the timer fires at once.
-        super::set_restart_timer(self.epoll, self.timer, wait.max(Duration::from_micros(1)));
+        super::epoll::set_restart_timer(self.epoll, self.timer, wait.max(Duration::from_micros(1)));
     }
 
     /// The room the ring has for worker lines now (see `held`).
@@ -404,10 +402,10 @@ impl KernelResources {
             .iter()
             .any(|child| child.held.is_some_and(|held| !held.is_partial()));
         if held && self.wake < 0 {
-            self.wake = super::wake_event(self.epoll);
+            self.wake = super::epoll::wake_event(self.epoll);
         }
         if held != self.wake_armed {
-            super::set_wake(self.wake, held);
+            super::epoll::set_wake(self.wake, held);
             self.wake_armed = held;
         }
         self.output_held = held;
@@ -416,7 +414,7 @@ impl KernelResources {
     /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits
     /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
-        child.life == Life::Alive && !self.bus_reaping
+        child.life.is_unreaped() && !self.bus_reaping
     }
 
     /// Writes more of what the backlog keeps, as far as the pipe takes it.
@@ -435,8 +433,8 @@ impl KernelResources {
         // open.
         self.backlog.clear(self.epoll);
         for child in self.children.iter_mut() {
-            if child.life == Life::Alive && child.stdin >= 0 && !child.input_closed {
-                child.input_closed = true;
+            if child.life.is_unreaped() && child.stdin >= 0 && child.input == Input::Open {
+                child.input = Input::Closed;
                 super::end_input(child.stdin);
             }
         }
@@ -446,8 +444,9 @@ impl KernelResources {
     /// backlog keeps for them.
     pub(crate) fn signal_workers(&mut self, signal: c_int) {
         self.backlog.clear(self.epoll);
-        for child in self.children.iter_mut() {
-            child.ended_by_bus = true;
+        // These ends are no crashes: restarts are off by now (see `supervise::verdict`).
+        debug_assert!(!self.restarts_allowed);
+        for child in self.children.iter() {
             child.signal(signal);
         }
     }

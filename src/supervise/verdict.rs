@@ -1,0 +1,115 @@
+//! What the kernel is told of a reaped worker, and whether it is to restart it.
+
+use cty::c_int;
+
+use super::Life;
+
+/// What became of a worker the kernel was told had crashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// A new process took its place.
+    Done,
+    /// It will not be restarted, for this reason.
+    Refused(Refusal),
+}
+
+/// Why a crashed worker is not restarted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The configuration's `max_restarts` within `restart_window_sec` are used up (the
+    /// kernel did not fork).
+    LimitReached,
+    /// The fork failed.
+    SpawnFailed,
+    /// The transport had closed the worker's output: a new process could not be read.
+    OutputClosed,
+    /// The new process could not execute the worker's command: another would fail alike.
+    ExecFailed,
+}
+
+impl Refusal {
+    /// The worker event that reports it: `failed: ` and the reason.
+    pub(crate) const fn word(self) -> &'static str {
+        match self {
+            Self::LimitReached => "failed: the restart limit was reached",
+            Self::SpawnFailed => "failed: its restart could not be spawned",
+            Self::ExecFailed => "failed: its command could not be executed",
+            Self::OutputClosed => {
+                "failed: the kernel had closed its output, so a new process could not be \
+                 connected"
+            }
+        }
+    }
+}
+
+/// The status the kernel's `waitpid` reports for a worker whose life is `life` (`None`
+/// while it is not reaped). The kernel restarts a worker that did not exit with 0, so it
+/// hears the real status only of a crash the bus will have restarted: a process that ran
+/// its command (`exec_errno` 0), with a known status, while `restarts` are allowed.
+/// Anything else (a stop or a drop, a command that could not run, a process someone else
+/// reaped) is reported as a clean exit.
+pub(crate) fn status_for_kernel(life: Life, exec_errno: u16, restarts: bool) -> Option<c_int> {
+    match life.status()? {
+        Some(status) if restarts && exec_errno == 0 => Some(status),
+        _ => Some(0),
+    }
+}
+
+/// What follows once the kernel hears a worker's end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Nothing: a clean exit, or restarts are off.
+    Nothing,
+    /// The kernel restarts the worker, and the bus lets its fork through. Until the fork
+    /// comes, the kernel is taken to have refused for its restart limit.
+    Restart,
+    /// The worker cannot be restarted.
+    Refuse(Refusal),
+}
+
+/// What follows once the kernel hears `status` of a worker while `restarts` are allowed.
+/// A replacement can be served only if the worker's output connection was kept open for
+/// it (`output_kept`).
+pub(crate) fn restart_verdict(status: c_int, restarts: bool, output_kept: bool) -> Verdict {
+    match (status, restarts, output_kept) {
+        (0, _, _) | (_, false, _) => Verdict::Nothing,
+        (_, true, true) => Verdict::Restart,
+        (_, true, false) => Verdict::Refuse(Refusal::OutputClosed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kernel_hears_a_crash_only_when_the_bus_restarts_it() {
+        let crashed = Life::Ended(Some(9));
+        assert_eq!(status_for_kernel(crashed, 0, true), Some(9));
+        assert_eq!(status_for_kernel(Life::Told(Some(9)), 0, true), Some(9));
+        assert_eq!(status_for_kernel(crashed, 0, false), Some(0), "stopping");
+        assert_eq!(status_for_kernel(crashed, 2, true), Some(0), "exec failed");
+        assert_eq!(status_for_kernel(Life::Ended(None), 0, true), Some(0));
+        assert_eq!(status_for_kernel(Life::Running, 0, true), None);
+        assert_eq!(status_for_kernel(Life::Exited, 0, true), None);
+    }
+
+    #[test]
+    fn a_crash_is_restarted_only_through_a_kept_connection() {
+        assert_eq!(
+            restart_verdict(0, true, true),
+            Verdict::Nothing,
+            "a clean exit"
+        );
+        assert_eq!(
+            restart_verdict(9, false, true),
+            Verdict::Nothing,
+            "restarts off"
+        );
+        assert_eq!(restart_verdict(9, true, true), Verdict::Restart);
+        assert_eq!(
+            restart_verdict(9, true, false),
+            Verdict::Refuse(Refusal::OutputClosed)
+        );
+    }
+}
