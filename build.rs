@@ -1,7 +1,8 @@
-//! Chooses which `libstdio_bus.a` the crate links, and rewrites it so that the kernel's
-//! system calls reach this crate.
+//! Chooses which `libstdio_bus.a` the crate links, checks that it is code the bus knows,
+//! and rewrites it so that the kernel's system calls reach this crate.
 //!
-//! 1. `STDIO_BUS_LIB_DIR=<folder holding libstdio_bus.a>` wins over everything else.
+//! 1. `STDIO_BUS_LIB_DIR_<target>=<folder holding libstdio_bus.a>` (the target triple as
+//!    it is, or with `_` for `-`), else `STDIO_BUS_LIB_DIR`, wins over everything else.
 //! 2. Otherwise the `prebuilt` feature takes the vendor archive that ships inside the
 //!    crates.io package `stdiobus-backend-native` (a build-dependency, so that cargo brings
 //!    its files; none of its code is built into anything).
@@ -9,81 +10,74 @@
 //!    archive), and any attempt to link a program against it fails on one undefined symbol
 //!    whose name says what to set, instead of a wall of `stdio_bus_*` symbols.
 //!
-//! On Linux (ELF) the archive is copied into `OUT_DIR` with two kinds of renaming:
-//! - the vendor objects' undefined references to the libc functions in [`INTERPOSED`]
-//!   become `stdiobus_embed_<name>`, which `src/interpose` defines; everyone else's calls
-//!   still reach libc. Every one of those names must be found, or the build fails: an
-//!   archive that calls the system some other way would not be guarded;
-//! - every symbol the archive defines (`stdio_bus_create`, ...) becomes
-//!   `stdiobus_embed_kernel_<name>`, references included, as `src/sys.rs` links them, so
-//!   that another copy of the kernel in the same program (the tokio binding's, say) can
-//!   neither take the calls meant for this one nor clash with it.
+//! On Linux (ELF) the archive is copied into `OUT_DIR`, rewritten (`build/rewrite.rs`):
+//! - only the objects a program can link are kept (`build/linked.rs`);
+//! - their calls to the libc functions the bus takes over (`build/names.rs`, the one list
+//!   of them) become calls to the prefixed functions `src/interpose` defines, and the
+//!   archive's own symbols get a prefix of their own, as `src/sys.rs` links them.
+//!
+//! Before that, the archive is checked: everything the kept objects call outside themselves
+//! must be taken over or known to be harmless (`build/classify.rs`), and the functions
+//! whose machine code the bus relies on must be code it was checked against
+//! (`build/fingerprint.rs`). An archive that fails is refused, unless
+//! `STDIO_BUS_ALLOW_UNVERIFIED=1`, which links it without the bus's guarantees and says so.
 //!
 //! Mach-O archives are linked as they are (see the README).
 //!
 //! No network access and no external tool (binutils) are needed, ever.
 
-use std::collections::BTreeSet;
+#[path = "build/classify.rs"]
+mod classify;
+#[path = "build/fingerprint.rs"]
+mod fingerprint;
+#[path = "build/linked.rs"]
+mod linked;
+#[path = "build/member.rs"]
+mod member;
+#[path = "build/names.rs"]
+mod names;
+#[path = "build/rewrite.rs"]
+mod rewrite;
+
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use object::read::archive::ArchiveFile;
+use names::{KERNEL_PREFIX, KERNEL_PREFIX_VAR, LINKED_NAME, PREFIX, PREFIX_VAR};
 
 const LIB_DIR_VAR: &str = "STDIO_BUS_LIB_DIR";
+/// Set to `1`, links an archive that failed its checks, with a warning.
+const ALLOW_UNVERIFIED_VAR: &str = "STDIO_BUS_ALLOW_UNVERIFIED";
 const ARCHIVE: &str = "libstdio_bus.a";
-/// The archive is linked under a name of its own so that no other `-L` folder holding a
-/// `libstdio_bus.a` (the prebuilt carrier's, say) can be picked by mistake.
-const LINKED_NAME: &str = "stdiobus_embed_kernel";
 /// The package, and its version, that carries the vendor's prebuilt archives.
 const CARRIER: &str = "stdiobus-backend-native-1.1.1";
-/// What the renamed libc references are prefixed with; `src/interpose` defines the targets.
-const PREFIX: &str = "stdiobus_embed_";
-/// What the archive's own symbols are prefixed with; `src/sys.rs` links to those names.
-const KERNEL_PREFIX: &str = "stdiobus_embed_kernel_";
-
-/// libc functions whose calls from every vendor object are taken over.
-const INTERPOSED: [&str; 11] = [
-    "close",
-    "pipe",
-    "socket",
-    "accept",
-    "eventfd",
-    "epoll_create1",
-    "epoll_wait",
-    "fork",
-    "execvp",
-    "waitpid",
-    "kill",
-];
-/// Calls taken over in one object only: `bus_core.o`'s `write` is `ingest`'s (the bus picks
-/// the worker it goes to), `transport.o`'s `read` tells which worker a line comes from, and
-/// `destroy` frees the router before the transport teardown that still uses it.
-const INTERPOSED_IN_OBJECT: [(&str, &str); 3] = [
-    ("bus_core.o", "write"),
-    ("transport.o", "read"),
-    ("bus_core.o", "stdio_bus_router_destroy"),
-];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    println!("cargo:rerun-if-env-changed={LIB_DIR_VAR}");
+    println!("cargo:rerun-if-changed=build");
     println!("cargo:rerun-if-env-changed=DOCS_RS");
     println!("cargo:rerun-if-env-changed=CARGO_HOME");
     println!("cargo:rerun-if-env-changed=HOME");
+    println!("cargo:rerun-if-env-changed={ALLOW_UNVERIFIED_VAR}");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_unlinked)");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_interposed)");
     println!("cargo::rustc-check-cfg=cfg(stdio_bus_embedded_api)");
+    // Whatever is linked, or nothing: the crate's sources name symbols through these.
+    println!("cargo:rustc-env={PREFIX_VAR}={PREFIX}");
+    println!("cargo:rustc-env={KERNEL_PREFIX_VAR}={KERNEL_PREFIX}");
+
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let lib_dir = lib_dir(&target);
 
     // docs.rs has no archive for every target and needs none to render documentation.
     if env::var_os("DOCS_RS").is_some() {
         return;
     }
 
-    let archive = if let Some(dir) = env::var_os(LIB_DIR_VAR) {
-        archive_in(PathBuf::from(dir))
+    let archive = if let Some((var, dir)) = lib_dir {
+        archive_in(&var, dir)
     } else if env::var_os("CARGO_FEATURE_PREBUILT").is_some() {
-        prebuilt_archive()
+        prebuilt_archive(&target)
     } else {
         println!(
             "cargo:warning=stdiobus-embed: no kernel archive is linked. Set \
@@ -96,13 +90,31 @@ fn main() {
     link(&archive);
 }
 
-/// `dir/libstdio_bus.a`, which must exist.
-fn archive_in(dir: PathBuf) -> PathBuf {
+/// The variable naming the archive's folder, and the folder: the first of
+/// `STDIO_BUS_LIB_DIR_<target>` (as cargo spells the target, then with `_` for `-`, as
+/// `cc` and `pkg-config` read theirs) and `STDIO_BUS_LIB_DIR` that is set. A per-target
+/// folder lets one environment serve a cross build, whose build script runs for the host
+/// too.
+fn lib_dir(target: &str) -> Option<(String, PathBuf)> {
+    let vars = [
+        format!("{LIB_DIR_VAR}_{target}"),
+        format!("{LIB_DIR_VAR}_{}", target.replace('-', "_")),
+        LIB_DIR_VAR.to_owned(),
+    ];
+    for var in &vars {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    vars.into_iter()
+        .find_map(|var| env::var_os(&var).map(|dir| (var, PathBuf::from(dir))))
+}
+
+/// `dir/libstdio_bus.a`, which must exist; `var` named `dir`.
+fn archive_in(var: &str, dir: PathBuf) -> PathBuf {
     let archive = dir.join(ARCHIVE);
     if !archive.is_file() {
         fail(&format!(
-            "{LIB_DIR_VAR} is set to `{}`, but `{}` does not exist. Point {LIB_DIR_VAR} at \
-             the folder that holds {ARCHIVE}, or unset it to use the `prebuilt` feature.",
+            "{var} is set to `{}`, but `{}` does not exist. Point {var} at the folder that \
+             holds {ARCHIVE}, or unset it.",
             dir.display(),
             archive.display()
         ));
@@ -117,8 +129,7 @@ fn archive_in(dir: PathBuf) -> PathBuf {
 /// cache when this crate is built from a checkout. musl targets take the archive of the
 /// same architecture's linux-gnu build: its objects call only plain POSIX and Linux
 /// functions, which musl provides too.
-fn prebuilt_archive() -> PathBuf {
-    let target = env::var("TARGET").expect("cargo sets TARGET");
+fn prebuilt_archive(target: &str) -> PathBuf {
     let carried = target.replace("-linux-musl", "-linux-gnu");
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let mut roots: Vec<PathBuf> = manifest
@@ -175,7 +186,7 @@ fn link(archive: &Path) {
     }
     let linux = env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux");
     let written = if linux {
-        let rewritten = rewrite(&data)
+        let rewritten = checked_rewrite(archive, &data)
             .unwrap_or_else(|error| fail(&format!("`{}`: {error}", archive.display())));
         println!("cargo:rustc-cfg=stdio_bus_interposed");
         fs::write(&linked, rewritten)
@@ -198,109 +209,41 @@ fn link(archive: &Path) {
     }
 }
 
-/// The archive with its symbols renamed in every member (see the top of this file), and a
-/// fresh symbol index.
-fn rewrite(data: &[u8]) -> Result<Vec<u8>, String> {
-    let archive = ArchiveFile::parse(data).map_err(|error| format!("not an archive: {error}"))?;
-    let mut objects = Vec::new();
-    for member in archive.members() {
-        let member = member.map_err(|error| format!("unreadable member: {error}"))?;
-        let name = String::from_utf8_lossy(member.name()).into_owned();
-        let bytes = member
-            .data(data)
-            .map_err(|error| format!("member `{name}`: {error}"))?;
-        let object = object::build::elf::Builder::read(bytes)
-            .map_err(|error| format!("member `{name}`: {error}"))?;
-        objects.push((name, object));
+/// The rewritten archive `data` (read from `archive`), once it passed its checks or
+/// [`ALLOW_UNVERIFIED_VAR`] let it through.
+fn checked_rewrite(archive: &Path, data: &[u8]) -> Result<Vec<u8>, String> {
+    let members = member::read_all(data)?;
+    let linked = linked::linked(&members)?;
+    let mut problems = classify::check(&members, &linked);
+    problems.extend(fingerprint::check(&members));
+    if !problems.is_empty() {
+        let list: String = problems
+            .iter()
+            .map(|problem| format!("\n  - {problem}"))
+            .collect();
+        if env::var(ALLOW_UNVERIFIED_VAR).as_deref() != Ok("1") {
+            fail(&format!(
+                "refusing to link `{}`, which is not code the bus was checked against:{list}\n\
+                 The bus's guarantees (no foreign descriptor closed, no stolen children, no \
+                 lost or misattributed line, a safe `destroy`) rest on that code; with other \
+                 code it can corrupt memory silently. Link the archive of crates.io \
+                 `stdiobus-backend-native` 1.1.1 (the `prebuilt` feature) or of PyPI \
+                 `stdiobus` 2.2.1, or set {ALLOW_UNVERIFIED_VAR}=1 to link this one without \
+                 those guarantees.",
+                archive.display()
+            ));
+        }
+        println!(
+            "cargo:warning=stdiobus-embed: {ALLOW_UNVERIFIED_VAR}=1: LINKING `{}` WITHOUT THE \
+             BUS'S GUARANTEES. It is not code the bus was checked against, and the bus may \
+             corrupt memory silently with it:",
+            archive.display()
+        );
+        for problem in &problems {
+            println!("cargo:warning=stdiobus-embed: UNVERIFIED: {problem}");
+        }
     }
-    let own: BTreeSet<Vec<u8>> = objects
-        .iter()
-        .flat_map(|(_, object)| object.symbols.iter())
-        .filter(|symbol| is_defined(symbol) && is_global(symbol))
-        .map(|symbol| symbol.name.to_vec())
-        .collect();
-    let mut found = BTreeSet::new();
-    let mut members = Vec::new();
-    for (name, mut object) in objects {
-        rename(&name, &mut object, &own, &mut found);
-        let mut bytes = Vec::new();
-        object
-            .write(&mut bytes)
-            .map_err(|error| format!("member `{name}`: {error}"))?;
-        members.push((name, bytes));
-    }
-    let wanted = INTERPOSED
-        .iter()
-        .chain(INTERPOSED_IN_OBJECT.iter().map(|(_, symbol)| symbol));
-    let missing: Vec<&str> = wanted
-        .filter(|symbol| !found.contains(**symbol))
-        .copied()
-        .collect();
-    if !missing.is_empty() {
-        return Err(format!(
-            "no vendor object calls {}, which this crate takes over: the archive is not \
-             one it knows, and its calls to the system might go unguarded; refusing to \
-             link it",
-            missing.join(", ")
-        ));
-    }
-    let members: Vec<_> = members
-        .into_iter()
-        .map(|(name, object)| {
-            ar_archive_writer::NewArchiveMember::new(
-                object,
-                &ar_archive_writer::DEFAULT_OBJECT_READER,
-                name,
-            )
-        })
-        .collect();
-    let mut out = std::io::Cursor::new(Vec::new());
-    ar_archive_writer::write_archive_to_stream(
-        &mut out,
-        &members,
-        ar_archive_writer::ArchiveKind::Gnu,
-        false,
-        None,
-    )
-    .map_err(|error| format!("cannot write the rewritten archive: {error}"))?;
-    Ok(out.into_inner())
-}
-
-fn is_defined(symbol: &object::build::elf::Symbol<'_>) -> bool {
-    symbol.section.is_some() || symbol.st_shndx != object::elf::SHN_UNDEF
-}
-
-fn is_global(symbol: &object::build::elf::Symbol<'_>) -> bool {
-    symbol.st_info >> 4 != object::elf::STB_LOCAL
-}
-
-/// Renames one member's symbols: its calls to interposed functions to this crate's, and
-/// every symbol of the archive's own (`own`) to its prefixed name. The interposed names
-/// it calls are added to `found`.
-fn rename(
-    member: &str,
-    object: &mut object::build::elf::Builder<'_>,
-    own: &BTreeSet<Vec<u8>>,
-    found: &mut BTreeSet<String>,
-) {
-    for symbol in object.symbols.iter_mut() {
-        let Ok(name) = std::str::from_utf8(&symbol.name).map(str::to_owned) else {
-            continue;
-        };
-        let interposed = INTERPOSED.contains(&name.as_str())
-            || INTERPOSED_IN_OBJECT
-                .iter()
-                .any(|&(object, symbol)| object == member && symbol == name);
-        let renamed = if !is_defined(symbol) && interposed {
-            found.insert(name.clone());
-            format!("{PREFIX}{name}")
-        } else if (is_global(symbol) || !is_defined(symbol)) && own.contains(name.as_bytes()) {
-            format!("{KERNEL_PREFIX}{name}")
-        } else {
-            continue;
-        };
-        symbol.name = renamed.into_bytes().into();
-    }
+    rewrite::rewrite(members, &linked)
 }
 
 fn fail(message: &str) -> ! {
