@@ -175,11 +175,11 @@ macro_rules! kernel_symbol {
         $item
     };
 }
-// The rewritten archive defines its functions under a prefix (see `build.rs`).
+// The rewritten archive defines its functions under the prefix `build.rs` gives them.
 #[cfg(all(not(stdio_bus_unlinked), stdio_bus_interposed))]
 macro_rules! kernel_symbol {
     (pub fn $name:ident $($rest:tt)*) => {
-        #[link_name = concat!("stdiobus_embed_kernel_", stringify!($name))]
+        #[link_name = concat!(env!("STDIOBUS_EMBED_KERNEL_PREFIX"), stringify!($name))]
         pub fn $name $($rest)*
     };
 }

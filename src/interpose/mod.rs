@@ -1,9 +1,8 @@
 //! The kernel's system calls, taken over: the one place that knows them.
 //!
-//! `build.rs` renames the vendor objects' references to `close`, `pipe`, `socket`, `accept`,
-//! `eventfd`, `epoll_create1`, `epoll_wait`, `fork`, `execvp`, `waitpid` and `kill` to
-//! `stdiobus_embed_<name>`, defined here, and so are `bus_core.o`'s calls to `write` (only
-//! `ingest` makes them) and `stdio_bus_router_destroy`, and `transport.o`'s calls to `read`.
+//! `build.rs` renames the vendor objects' calls to the functions the bus takes over (listed
+//! once, in `build/names.rs`, with the objects some are taken over in) to the prefixed
+//! functions defined here.
 //! Nobody else's calls change: the host's, std's and this crate's own still reach libc
 //! directly.
 //!
