@@ -31,7 +31,7 @@ pub(crate) enum Output {
     /// In the kernel's epoll set, read as it has data.
     Reading,
     /// Its end was kept from the transport, whose connection stays open for a replacement
-    /// (see `io::stdiobus_embed_read`); the descriptor is out of the kernel's epoll set
+    /// (see `io::read`); the descriptor is out of the kernel's epoll set
     /// meanwhile.
     Parked,
 }

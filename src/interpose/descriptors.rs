@@ -43,8 +43,8 @@ fn own(fd: c_int) -> c_int {
     fd
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "close"))]
+extern "C" fn close(fd: c_int) -> c_int {
     let Some(resources) = resources() else {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::close(fd) };
@@ -89,8 +89,8 @@ extern "C" fn stdiobus_embed_close(fd: c_int) -> c_int {
     unsafe { libc::close(fd) }
 }
 
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_pipe(fds: *mut c_int) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "pipe"))]
+unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
     // SAFETY: the kernel passes room for two descriptors.
     if unsafe { libc::pipe2(fds, libc::O_CLOEXEC) } != 0 {
         return -1;
@@ -117,30 +117,26 @@ unsafe extern "C" fn stdiobus_embed_pipe(fds: *mut c_int) -> c_int {
     0
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn stdiobus_embed_socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "socket"))]
+extern "C" fn socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
     // SAFETY: plain system call with the kernel's arguments.
     own(unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) })
 }
 
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_accept(
-    fd: c_int,
-    address: *mut sockaddr,
-    len: *mut socklen_t,
-) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "accept"))]
+unsafe extern "C" fn accept(fd: c_int, address: *mut sockaddr, len: *mut socklen_t) -> c_int {
     // SAFETY: the kernel's arguments, forwarded; accept4 takes the same ones.
     own(unsafe { libc::accept4(fd, address, len, libc::SOCK_CLOEXEC) })
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn stdiobus_embed_eventfd(initial: c_uint, flags: c_int) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "eventfd"))]
+extern "C" fn eventfd(initial: c_uint, flags: c_int) -> c_int {
     // SAFETY: plain system call with the kernel's arguments.
     own(unsafe { libc::eventfd(initial, flags | libc::EFD_CLOEXEC) })
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn stdiobus_embed_epoll_create1(flags: c_int) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "epoll_create1"))]
+extern "C" fn epoll_create1(flags: c_int) -> c_int {
     // SAFETY: plain system call with the kernel's flags.
     let fd = own(unsafe { libc::epoll_create1(flags | libc::EPOLL_CLOEXEC) });
     if let Some(resources) = resources()

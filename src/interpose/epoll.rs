@@ -143,8 +143,8 @@ pub(super) fn watch(epoll: c_int, fd: c_int) {
 pub(super) fn watch(_epoll: c_int, _fd: c_int) {}
 
 #[cfg(stdio_bus_interposed)]
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_epoll_wait(
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "epoll_wait"))]
+unsafe extern "C" fn epoll_wait(
     epoll: c_int,
     events: *mut epoll_event,
     max: c_int,

@@ -17,8 +17,8 @@ use crate::os::set_errno;
 /// the whole `ingest`) and reported done; the newline's write then writes both. Archive A
 /// ignores the newline's result, so a failure is also noted for the bus
 /// (`KernelResources::take_write_failed`); archive B reports it itself.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "write"))]
+unsafe extern "C" fn write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
     let routed = resources().and_then(|resources| Some((resources.route?, resources)));
     let Some((route, resources)) = routed else {
         // SAFETY: the kernel's arguments, forwarded.
@@ -57,8 +57,8 @@ unsafe extern "C" fn stdiobus_embed_write(fd: c_int, bytes: *const c_void, len: 
 /// replacement's pipe takes its number (`track`) or the bus gives the end back
 /// (`KernelResources::settle_restarts`). A last line without its newline is ended by
 /// one, so it is delivered rather than joined to the replacement's first line.
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "read"))]
+unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
     let Some(resources) = resources() else {
         // SAFETY: the kernel's arguments, forwarded.
         return unsafe { libc::read(fd, buf, len) };

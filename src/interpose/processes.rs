@@ -19,8 +19,8 @@ use crate::supervise::{Life, Refusal, Restart, Verdict, restart_verdict, status_
 /// is still there once it asked to die with it.
 static PARENT: AtomicI32 = AtomicI32::new(0);
 
-#[unsafe(no_mangle)]
-extern "C" fn stdiobus_embed_fork() -> pid_t {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "fork"))]
+extern "C" fn fork() -> pid_t {
     // SAFETY: getpid cannot fail.
     PARENT.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let Some(resources) = resources() else {
@@ -156,11 +156,8 @@ fn enlarge_pipe(fd: c_int) -> usize {
     usize::try_from(size).unwrap_or(0)
 }
 
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_execvp(
-    file: *const c_char,
-    argv: *const *const c_char,
-) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "execvp"))]
+unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     let report = resources().map_or(-1, |resources| resources.exec_report);
     prepare_worker(report);
     // SAFETY: the kernel's arguments, forwarded.
@@ -221,12 +218,8 @@ fn prepare_worker(report: c_int) {
     }
 }
 
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_waitpid(
-    pid: pid_t,
-    status: *mut c_int,
-    options: c_int,
-) -> pid_t {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "waitpid"))]
+unsafe extern "C" fn waitpid(pid: pid_t, status: *mut c_int, options: c_int) -> pid_t {
     let Some(resources) = resources() else {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::waitpid(pid, status, options) };
@@ -309,8 +302,8 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
     Some((child.pid, status))
 }
 
-#[unsafe(no_mangle)]
-extern "C" fn stdiobus_embed_kill(pid: pid_t, signal: c_int) -> c_int {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "kill"))]
+extern "C" fn kill(pid: pid_t, signal: c_int) -> c_int {
     let Some(resources) = resources() else {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::kill(pid, signal) };

@@ -8,18 +8,18 @@ use super::resources;
 unsafe extern "C" {
     /// The router's real destructor, in the vendor's `routing.o` (under the prefix that
     /// `build.rs` gives the archive's own symbols).
-    #[link_name = "stdiobus_embed_kernel_stdio_bus_router_destroy"]
-    fn stdio_bus_router_destroy(router: *mut c_void);
+    #[link_name = concat!(env!("STDIOBUS_EMBED_KERNEL_PREFIX"), "stdio_bus_router_destroy")]
+    fn kernel_router_destroy(router: *mut c_void);
 }
 
 pub(super) fn free_router(router: *mut c_void) {
     // SAFETY: `router` is what the kernel passed to its destructor, which it no longer
     // uses now that the call that released it has returned.
-    unsafe { stdio_bus_router_destroy(router) };
+    unsafe { kernel_router_destroy(router) };
 }
 
-#[unsafe(no_mangle)]
-unsafe extern "C" fn stdiobus_embed_stdio_bus_router_destroy(router: *mut c_void) {
+#[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "stdio_bus_router_destroy"))]
+unsafe extern "C" fn deferred_router_destroy(router: *mut c_void) {
     match resources() {
         Some(resources) => {
             if !resources.deferred_router.is_null() {
