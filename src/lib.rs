@@ -4,6 +4,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod backpressure;
 mod batch;
 mod bus;
 mod clock;
@@ -15,6 +16,7 @@ mod interpose;
 mod json;
 pub mod jsonrpc;
 mod limits;
+mod listener;
 mod memchr;
 mod options;
 mod os;
@@ -25,7 +27,6 @@ mod state;
 mod stats;
 mod supervise;
 pub mod sys;
-mod workers;
 
 #[cfg(test)]
 mod test_support;
@@ -38,7 +39,8 @@ pub use error::{Error, ErrorCode, Retry};
 pub use event::{Bytes, Event, ExitStatus, LogLevel, Loss, Overflow, WorkerEvent};
 pub use event_mask::EventMask;
 pub use limits::{MAX_REQUEST_ID, MAX_SESSION_ID};
-pub use options::{Listener, Options};
+pub use listener::Listener;
+pub use options::Options;
 pub use ring::{AlreadySplit, Consumer, EventRef, EventRing, OverflowHandler, Producer, RingStats};
 pub use routing::{RequestSlot, SessionSlot, Slot};
 pub use state::{Created, KernelState, Running, State, Stopped, Stopping};

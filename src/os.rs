@@ -1,4 +1,5 @@
-//! The operating system's per-thread state that the crate reads and sets: `errno`.
+//! Small wrappers of the operating system's interface that several modules share: the
+//! calling thread's `errno`, and adding a descriptor to an epoll set.
 
 use cty::c_int;
 
@@ -25,4 +26,15 @@ fn errno_location() -> *mut c_int {
     unsafe {
         libc::__error()
     }
+}
+
+/// Adds `fd` to `epoll` for `events`, reported with `data`; whether it was added.
+#[cfg(target_os = "linux")]
+pub(crate) fn epoll_add(epoll: cty::c_int, fd: cty::c_int, events: cty::c_int, data: u64) -> bool {
+    let mut event = libc::epoll_event {
+        events: events as u32,
+        u64: data,
+    };
+    // SAFETY: `event` is valid for the call; the kernel checks both descriptors.
+    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) == 0 }
 }

@@ -32,10 +32,11 @@ pub use failed::Failed;
 use kernel::{Kernel, count};
 use shutdown::Phase;
 
+use crate::interpose::Child;
 use crate::ring::{OverflowHandler, Producer};
 use crate::routing::Router;
 use crate::state::State;
-use crate::{KernelState, Stats, sys, workers};
+use crate::{KernelState, Stats, backpressure, sys};
 
 /// One stdio_bus kernel instance, in lifecycle state `S`, writing its events into the ring
 /// whose [`Producer`] it owns for `'r`.
@@ -191,10 +192,9 @@ impl<'r, S: State> Bus<'r, S> {
     /// that is larger, once the bus has started (Linux). Longer messages are refused with
     /// [`Error::TooLarge`](crate::Error::TooLarge).
     pub fn max_message_len(&self) -> Option<usize> {
-        workers::max_message_len(
-            self.kernel.resources.children.iter(),
-            &self.kernel.resources.backlog,
-        )
+        let resources = &self.kernel.resources;
+        let pipes = resources.children.iter().filter_map(Child::stdin_pipe);
+        backpressure::max_message_len(pipes, &resources.backlog)
     }
 
     /// Hands every event that does not fit in the ring to `handler`, synchronously inside

@@ -3,7 +3,7 @@
 use super::Bus;
 use crate::routing::{Binding, Target};
 use crate::state::Running;
-use crate::{Error, sys, workers};
+use crate::{Error, backpressure, sys};
 
 impl<'r> Bus<'r, Running> {
     /// Hands `message` to the kernel, which writes it to a worker's stdin: no copy, no
@@ -120,12 +120,14 @@ impl<'r> Bus<'r, Running> {
         let Some(child) = self.kernel.resources.children.get(worker) else {
             return Err(Error::NoSuchWorker { id: worker as i32 });
         };
-        workers::check_room(worker, child, message.len(), &self.kernel.resources.backlog)?;
         let generation = child.generation;
+        let pipe = child.stdin_pipe();
+        let backlog = &self.kernel.resources.backlog;
+        backpressure::check_room((worker, generation), pipe, message.len(), backlog)?;
         self.router
             .sending(message, Binding { worker, generation })?;
         let mut sent = self.ingest(message, Some(worker));
-        // The write is the bus's (see `interpose::calls`): archive A does not look at how
+        // The write is the bus's (see `interpose::io`): archive A does not look at how
         // it went.
         if self.kernel.resources.take_write_failed() && sent.is_ok() {
             sent = Err(Error::Kernel(crate::ErrorCode::Worker));

@@ -9,8 +9,8 @@
 
 use cty::c_int;
 
-use super::held::Held;
 use super::lines::Lines;
+use crate::backpressure::{Held, StdinPipe};
 use crate::clock::Instant;
 use crate::limits::MAX_WORKERS;
 use crate::os::{errno, set_errno};
@@ -227,6 +227,16 @@ impl Child {
             backoff: Backoff::started(now, previous.map(|old| &old.backoff)),
             outcome: None,
         }
+    }
+
+    /// Its stdin pipe, while the kernel may write a message to it: the process has not
+    /// been reaped, and the pipe's size is known.
+    pub(crate) fn stdin_pipe(&self) -> Option<StdinPipe> {
+        let open = self.life.is_unreaped() && self.stdin >= 0 && self.stdin_capacity > 0;
+        open.then_some(StdinPipe {
+            fd: self.stdin,
+            capacity: self.stdin_capacity as usize,
+        })
     }
 
     /// Whether it has exited and the kernel has read its output to the end (closed its

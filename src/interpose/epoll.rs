@@ -3,6 +3,11 @@
 //! marked so that the kernel ignores its events, and the kernel's wait on it.
 
 use cty::c_int;
+
+#[cfg(stdio_bus_interposed)]
+use crate::backpressure::STDIN_TAG;
+#[cfg(target_os = "linux")]
+pub(super) use crate::os::epoll_add;
 #[cfg(stdio_bus_interposed)]
 use libc::epoll_event;
 
@@ -16,11 +21,6 @@ pub(super) const PIDFD_TAG: u64 = 1 << 31;
 #[cfg(target_endian = "big")]
 compile_error!("the pidfd tag relies on the kernel reading the low half of epoll data");
 
-/// Marks the watch of a worker's stdin (see `backlog`): outside the descriptor numbers the
-/// kernel serves, and unlike a pidfd's tag (bit 31 alone, with a worker id below 256) or
-/// the timer's; the low bits carry the worker id.
-pub(super) const STDIN_TAG: u64 = (1 << 31) | (1 << 30);
-
 /// Marks the bus's restart timer in the kernel's epoll set: outside the descriptor numbers
 /// the kernel serves, like a worker's pidfd, and no worker's id.
 const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
@@ -28,17 +28,6 @@ const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
 /// Marks the bus's wake event (see `held`) in the kernel's epoll set, as [`TIMER_TAG`] marks
 /// the timer.
 const WAKE_TAG: u64 = (1 << 31) | ((1 << 31) - 2);
-
-/// Adds `fd` to `epoll` for `events`, reported with `data`; whether it was added.
-#[cfg(target_os = "linux")]
-pub(super) fn epoll_add(epoll: cty::c_int, fd: cty::c_int, events: cty::c_int, data: u64) -> bool {
-    let mut event = libc::epoll_event {
-        events: events as u32,
-        u64: data,
-    };
-    // SAFETY: `event` is valid for the call; the kernel checks both descriptors.
-    unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, fd, &mut event) == 0 }
-}
 
 /// A timer descriptor in `epoll`, marked so the kernel ignores its events, or -1.
 pub(super) fn restart_timer(epoll: cty::c_int) -> cty::c_int {

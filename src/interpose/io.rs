@@ -8,7 +8,8 @@ use cty::{c_int, c_void};
 
 use super::children::Output;
 use super::resources::Unwritten;
-use super::{KernelResources, held, resources};
+use super::{KernelResources, resources};
+use crate::backpressure::held;
 use crate::os::set_errno;
 
 /// `ingest`'s write of a message, then of its newline: to the worker the bus chose for it

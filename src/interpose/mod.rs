@@ -50,12 +50,10 @@
 // uses the bookkeeping, and much of it is never filled in.
 #![cfg_attr(not(stdio_bus_interposed), allow(dead_code))]
 
-mod backlog;
 mod children;
 mod current;
 mod epoll;
 mod fd_set;
-mod held;
 mod line_id;
 mod lines;
 mod resources;
@@ -71,7 +69,6 @@ mod processes;
 #[cfg(stdio_bus_interposed)]
 mod router;
 
-pub(crate) use backlog::Backlog;
 pub(crate) use children::{Child, Children};
 pub(crate) use resources::{KernelResources, LineHook};
 

@@ -5,11 +5,11 @@ use core::time::Duration;
 
 use cty::{c_int, c_void};
 
-use super::backlog::Backlog;
 use super::children::{Child, Children, Input, Output};
 use super::current;
 use super::fd_set::FdSet;
 use super::line_id::LineIds;
+use crate::backpressure::Backlog;
 use crate::clock::{Deadline, Instant, sleep};
 use crate::ring::{Room, Writer};
 use crate::supervise::{Life, Restart};

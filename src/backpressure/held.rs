@@ -62,9 +62,9 @@ pub(crate) fn hand_over(
 ) -> (usize, Option<Held>) {
     let (mut start, mut line_len) = (0, kernel_len);
     if room.is_unbounded() {
-        start = super::lines::last_newline(data).map_or(0, |at| at + 1);
+        start = crate::memchr::rfind(b'\n', data).map_or(0, |at| at + 1);
     } else {
-        while let Some(at) = super::lines::next_newline(&data[start..]) {
+        while let Some(at) = crate::memchr::find(b'\n', &data[start..]) {
             if !room.admits(line_len + at) {
                 return (start, Some(hold(data, start, kernel_len, false)));
             }
@@ -122,7 +122,7 @@ impl Held {
         // SAFETY: the held bytes are in the open connection's buffer (the caller's
         // contract), which nothing writes while the bus runs.
         let bytes = unsafe { core::slice::from_raw_parts(self.at, self.len) };
-        self.kernel_len + super::lines::next_newline(bytes).unwrap_or(self.len)
+        self.kernel_len + crate::memchr::find(b'\n', bytes).unwrap_or(self.len)
     }
 
     /// Moves the held bytes to `buf`, where the kernel reads up to `room` bytes now, and

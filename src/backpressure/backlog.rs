@@ -15,7 +15,13 @@ use core::ptr;
 use cty::c_int;
 
 #[cfg(target_os = "linux")]
-use super::epoll::{STDIN_TAG, epoll_add};
+use crate::os::epoll_add;
+
+/// Marks the watch of a worker's stdin in the kernel's epoll set: outside the descriptor
+/// numbers the kernel serves, and unlike a pidfd's tag (bit 31 alone, with a worker id
+/// below 256) or the timer's; the low bits carry the worker id.
+#[cfg(target_os = "linux")]
+pub(crate) const STDIN_TAG: u64 = (1 << 31) | (1 << 30);
 
 /// A lent buffer and what it holds.
 #[derive(Debug)]
@@ -82,7 +88,7 @@ impl Backlog {
     /// rest kept and the pipe watched in `epoll`. Returns what `writev` would, counting the
     /// kept bytes as written; -1 with EAGAIN when they cannot be kept and the pipe took
     /// none of them, so that nothing is cut and no line jumps ahead of the kept one.
-    pub(super) fn write(
+    pub(crate) fn write(
         &mut self,
         epoll: c_int,
         fd: c_int,

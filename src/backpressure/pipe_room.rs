@@ -6,39 +6,45 @@
 //! `interpose`) makes each worker's pipe as large as the system allows and records it;
 //! before handing over a message that a pipe cannot take atomically (more than `PIPE_BUF`
 //! bytes), the bus checks here that the pipe of the worker it goes to has room for it, or
-//! that the host's send buffer can keep what the pipe cannot take yet (`interpose::Backlog`).
+//! that the host's send buffer can keep what the pipe cannot take yet ([`Backlog`]).
 
+use cty::c_int;
+
+use super::Backlog;
 use crate::Error;
-use crate::interpose::{Backlog, Child};
 
-/// The pipes the kernel may write a message to: those of workers not reaped yet.
-fn pipes<'a>(children: impl Iterator<Item = &'a Child>) -> impl Iterator<Item = &'a Child> {
-    children.filter(|w| w.life.is_unreaped() && w.stdin >= 0 && w.stdin_capacity > 0)
+/// A worker's stdin pipe that the kernel may write a message to: its process has not been
+/// reaped, and the pipe's size is known.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StdinPipe {
+    /// The kernel's end of it.
+    pub(crate) fd: c_int,
+    /// Bytes it holds.
+    pub(crate) capacity: usize,
 }
 
 /// The longest message every worker's stdin pipe, or the send buffer, can hold, if the
 /// pipes are known.
-pub(crate) fn max_message_len<'a>(
-    children: impl Iterator<Item = &'a Child>,
+pub(crate) fn max_message_len(
+    pipes: impl Iterator<Item = StdinPipe>,
     backlog: &Backlog,
 ) -> Option<usize> {
-    let pipe = pipes(children)
-        .map(|w| w.stdin_capacity as usize - 1)
-        .min()?;
+    let pipe = pipes.map(|pipe| pipe.capacity - 1).min()?;
     Some(pipe.max(backlog.capacity().saturating_sub(1)))
 }
 
-/// Refuses a message that worker `id`'s pipe could not take whole right now, and that
-/// the backlog could not keep either.
+/// Refuses a message of `len` bytes that the pipe of `worker` (its id and the start
+/// generation of its process) could not take whole right now, and that the backlog could
+/// not keep either.
 pub(crate) fn check_room(
-    id: usize,
-    worker: &Child,
+    (id, generation): (usize, u32),
+    pipe: Option<StdinPipe>,
     len: usize,
     backlog: &Backlog,
 ) -> Result<(), Error> {
     // The kernel writes the message and then a newline.
     let needed = len + 1;
-    if backlog.holds(id, worker.generation) {
+    if backlog.holds(id, generation) {
         // It goes behind what is kept, or waits: never beside it, into the pipe.
         let room = backlog.room();
         return if needed <= room {
@@ -52,8 +58,8 @@ pub(crate) fn check_room(
     }
     // Kept whole in the worst case: the pipe may take nothing of it.
     let keepable = backlog.is_empty() && needed <= backlog.capacity();
-    if let Some(worker) = pipes(core::iter::once(worker)).next() {
-        let capacity = worker.stdin_capacity as usize;
+    if let Some(pipe) = pipe {
+        let capacity = pipe.capacity;
         if needed > capacity.max(backlog.capacity()) {
             return Err(Error::TooLarge {
                 len,
@@ -69,7 +75,7 @@ pub(crate) fn check_room(
         }
         let mut queued: libc::c_int = 0;
         // SAFETY: `stdin` is an open pipe fd of the live bus; FIONREAD writes an int.
-        if unsafe { libc::ioctl(worker.stdin, libc::FIONREAD, &mut queued) } == 0 {
+        if unsafe { libc::ioctl(pipe.fd, libc::FIONREAD, &mut queued) } == 0 {
             let room = guaranteed_room(capacity, queued.max(0) as usize);
             if needed > room {
                 return Err(Error::PipeFull { needed, room });
