@@ -57,10 +57,8 @@ impl<'r> Bus<'r, Created> {
             .min(producer.free_bytes());
         let raw_options = raw_options(&config, &options, &producer);
         let mut resources = KernelResources::new();
-        resources.ring = producer.user_data();
-        resources.hold_back = true;
-        resources.line_limit =
-            input_limit.unwrap_or(crate::limits::DEFAULT_MAX_INPUT_BUFFER) as usize;
+        let line_limit = input_limit.unwrap_or(crate::limits::DEFAULT_MAX_INPUT_BUFFER);
+        resources.attach_ring(producer.user_data(), line_limit as usize);
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
         // the instance ('r) and is reached only through `producer` (ring invariant 3).

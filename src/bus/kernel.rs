@@ -61,7 +61,7 @@ impl Kernel<'_> {
 
     /// The writer of the ring this instance's callbacks write into.
     fn ring(&mut self) -> Option<Writer<'_>> {
-        let ring = self.resources.ring;
+        let ring = self.resources.ring();
         // SAFETY: `ring` is the user data of this instance's callbacks: the ring of the
         // bus's producer, which no other code uses while `&mut self` is held (the bus's
         // methods reach the kernel only through its `&mut`).
@@ -72,7 +72,7 @@ impl Kernel<'_> {
 impl Drop for Kernel<'_> {
     /// Ends the workers if they still run, frees the instance and collects the processes.
     fn drop(&mut self) {
-        self.resources.restarts_allowed = false;
+        self.resources.stop_restarts();
         #[cfg(feature = "embedded-workers")]
         self.unregister_all_embedded();
         self.resources.signal_workers(libc::SIGKILL);

@@ -38,10 +38,9 @@ impl<S: State> Bus<'_, S> {
     pub(super) fn begin_shutdown(&mut self, drain: Duration) -> Result<(), Error> {
         #[cfg(feature = "embedded-workers")]
         self.kernel.unregister_all_embedded();
-        self.kernel.resources.restarts_allowed = false;
         // From now on what the workers write goes on, and what the ring has no room for
         // is counted lost: nothing may wait for room that nobody frees.
-        self.kernel.resources.hold_back = false;
+        self.kernel.resources.begin_shutdown();
         if self.kernel.resources.children.alive() == 0 {
             return self.stop_kernel(drain);
         }

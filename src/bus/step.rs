@@ -69,11 +69,12 @@ impl<S: State> Bus<'_, S> {
         let raw = self.kernel.raw.as_ptr();
         // Made from `&mut self` for this call only: while the kernel runs, the line hook
         // is the router's only user.
-        self.kernel.resources.line_hook = self.router.tracks_requests().then(|| LineHook {
+        let hook = self.router.tracks_requests().then(|| LineHook {
             call: note_line,
             answered: note_answered,
             data: (&raw mut self.router).cast(),
         });
+        self.kernel.resources.set_line_hook(hook);
         let rc = if reaping {
             // SAFETY: `raw` is live; notify only sets a flag that the step reads.
             self.kernel.resources.enter_reaping(|| unsafe {
@@ -87,7 +88,7 @@ impl<S: State> Bus<'_, S> {
                 .resources
                 .enter(|| unsafe { sys::stdio_bus_step(raw, timeout_ms) })
         };
-        self.kernel.resources.line_hook = None;
+        self.kernel.resources.set_line_hook(None);
         rc
     }
 

@@ -39,7 +39,7 @@ impl<'r> Bus<'r, Created> {
         let result = Error::check(rc).and_then(|_| this.check_spawned());
         match result {
             Ok(()) => {
-                this.kernel.resources.restarts_allowed = true;
+                this.kernel.resources.allow_restarts();
                 Ok(this.into_state())
             }
             Err(error) => Err(Failed { error, value: this }),

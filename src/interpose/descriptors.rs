@@ -71,7 +71,7 @@ extern "C" fn close(fd: c_int) -> c_int {
     let mut lost = None;
     if let Some(child) = resources.children.iter_mut().find(|c| c.stdout == fd) {
         child.stdout = -1;
-        resources.exits_seen |= child.life != Life::Running;
+        resources.supervision.exits_seen |= child.life != Life::Running;
         // The transport freed the buffer the held output was in (a shutdown that did
         // not wait for the workers to end).
         lost = child.held.take();
@@ -111,8 +111,8 @@ unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
     if let Some(resources) = resources() {
         resources.owned.insert(read);
         resources.owned.insert(write);
-        resources.fresh_pipes = [resources.fresh_pipes[1], *ends];
-        resources.fresh_count = (resources.fresh_count + 1).min(2);
+        resources.spawn.fresh_pipes = [resources.spawn.fresh_pipes[1], *ends];
+        resources.spawn.fresh_count = (resources.spawn.fresh_count + 1).min(2);
     }
     0
 }

@@ -146,7 +146,7 @@ unsafe extern "C" fn epoll_wait(
     // Workers whose held output the ring has room for now: the kernel is to read them,
     // whether or not their pipes have more.
     let mut due = heapless::Vec::<c_int, { crate::limits::MAX_WORKERS }>::new();
-    if resources.output_held {
+    if resources.output.output_held {
         let mut room = resources.room();
         for child in resources.children.iter() {
             // SAFETY: a worker's output is held only while its connection is open (the
@@ -183,7 +183,7 @@ unsafe extern "C" fn epoll_wait(
         for event in events {
             let data = event.u64;
             if data == TIMER_TAG {
-                resources.exits_seen = true;
+                resources.supervision.exits_seen = true;
             } else if data == WAKE_TAG {
                 // Held output: `due` had the workers the kernel can read now.
             } else if data & STDIN_TAG == STDIN_TAG {
@@ -192,7 +192,7 @@ unsafe extern "C" fn epoll_wait(
                 let id = (data & (PIDFD_TAG - 1)) as usize;
                 if let Some(child) = resources.children.get_mut(id) {
                     child.life.exit();
-                    resources.exits_seen = true;
+                    resources.supervision.exits_seen = true;
                 }
             }
         }

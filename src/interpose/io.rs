@@ -20,16 +20,16 @@ use crate::os::set_errno;
 /// (`KernelResources::take_write_failed`); archive B reports it itself.
 #[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "write"))]
 unsafe extern "C" fn write(fd: c_int, bytes: *const c_void, len: usize) -> isize {
-    let routed = resources().and_then(|resources| Some((resources.route?, resources)));
+    let routed = resources().and_then(|resources| Some((resources.ingest.route?, resources)));
     let Some((route, resources)) = routed else {
         // SAFETY: the kernel's arguments, forwarded.
         return unsafe { libc::write(fd, bytes, len) };
     };
-    resources.routed = true;
+    resources.ingest.routed = true;
     // SAFETY: the kernel's buffer of `len` bytes, valid for the call.
     let bytes = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
-    let Some(message) = resources.unwritten.take() else {
-        resources.unwritten = Some(Unwritten::of(bytes));
+    let Some(message) = resources.ingest.unwritten.take() else {
+        resources.ingest.unwritten = Some(Unwritten::of(bytes));
         return len as isize;
     };
     // SAFETY: noted by the `ingest` now running, whose caller's buffer it is.
@@ -40,7 +40,7 @@ unsafe extern "C" fn write(fd: c_int, bytes: *const c_void, len: usize) -> isize
         .backlog
         .write(resources.epoll, route.stdin, target, line);
     if written < 0 {
-        resources.write_failed = true;
+        resources.ingest.write_failed = true;
         return written;
     }
     len as isize
@@ -65,7 +65,7 @@ unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
         return unsafe { libc::read(fd, buf, len) };
     };
     let worker = resources.children.by_stdout(fd);
-    resources.reading = worker;
+    resources.output.reading = worker;
     let Some(id) = worker.filter(|&id| resources.children.get(id).is_some()) else {
         // SAFETY: the kernel's arguments, forwarded.
         return unsafe { libc::read(fd, buf, len) };
@@ -85,7 +85,7 @@ unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, len: usize) -> isize {
         child.held = held;
     }
     if held.is_some_and(|held| !held.is_partial()) {
-        resources.output_held = true;
+        resources.output.output_held = true;
     }
     if handed == 0 {
         // The ring has no room for the first line, or the line is not finished: nothing
@@ -120,7 +120,7 @@ fn read_for_kernel(
     buf: *mut u8,
     len: usize,
 ) -> Option<Filled> {
-    let limit = resources.line_limit;
+    let limit = resources.output.line_limit;
     let child = resources.children.get_mut(id)?;
     // The kernel delivered every line of the last read before this one: a line ended by
     // the bus and not delivered must not take a later one with it. Unless that line was
@@ -184,7 +184,7 @@ fn read_for_kernel(
     };
     let too_long = resources.too_long();
     let child = resources.children.get_mut(id)?;
-    let ids = (&mut resources.line_ids, id);
+    let ids = (&mut resources.output.line_ids, id);
     let kept = child.lines.filter(data, limit, held, ids, &mut |line_id| {
         too_long.report(id, line_id)
     });
@@ -212,13 +212,13 @@ fn end_of_read(
     len: usize,
     read: isize,
 ) -> isize {
-    let restarts_allowed = resources.restarts_allowed;
+    let restarts_allowed = resources.supervision.restarts_allowed;
     let too_long = resources.too_long();
     let Some(child) = resources.children.get_mut(id) else {
         return read;
     };
     if read == 0 {
-        let ids = (&mut resources.line_ids, id);
+        let ids = (&mut resources.output.line_ids, id);
         child
             .lines
             .end_of_output(ids, &mut |line_id| too_long.report(id, line_id));
@@ -230,7 +230,7 @@ fn end_of_read(
     // SAFETY: taking a descriptor the kernel's event loop registered out of its set.
     unsafe { libc::epoll_ctl(resources.epoll, libc::EPOLL_CTL_DEL, fd, ptr::null_mut()) };
     child.output = Output::Parked;
-    resources.exits_seen = true;
+    resources.supervision.exits_seen = true;
     if core::mem::take(&mut child.lines.len) > 0 && len > 0 {
         // SAFETY: the kernel passed room for `len` bytes.
         unsafe { *buf = b'\n' };

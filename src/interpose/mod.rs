@@ -112,7 +112,7 @@ pub(crate) fn take_line(line: &[u8]) -> Line {
     let Some(resources) = (unsafe { current::get().as_mut() }) else {
         return Line::From(None);
     };
-    let Some(worker) = resources.reading else {
+    let Some(worker) = resources.output.reading else {
         return Line::From(None);
     };
     if let Some(child) = resources.children.get_mut(worker)
@@ -120,7 +120,7 @@ pub(crate) fn take_line(line: &[u8]) -> Line {
     {
         return Line::Dropped;
     }
-    if let Some(hook) = resources.line_hook {
+    if let Some(hook) = resources.output.line_hook {
         // SAFETY: the bus set the hook for the kernel call now running, with data that
         // stays valid for that call; the data is the router, which the resources do not
         // hold.

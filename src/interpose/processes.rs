@@ -30,22 +30,22 @@ extern "C" fn fork() -> pid_t {
     // A restart is let through only for the worker the bus just told the kernel about,
     // whose connection it kept open; any other the kernel logs as "Fork failed: Operation
     // canceled", marking the worker stopped.
-    let restart = resources.restarting.take();
-    let new_worker = resources.forks_allowed && !resources.children.is_full();
+    let restart = resources.spawn.restarting.take();
+    let new_worker = resources.spawn.forks_allowed && !resources.children.is_full();
     if restart.is_none() && !new_worker {
         set_errno(libc::ECANCELED);
         return -1;
     }
     let [stdin, stdout] = fresh_worker_pipes(resources);
     let report = ExecReport::open();
-    resources.exec_report = report.write_end();
+    resources.spawn.exec_report = report.write_end();
     // SAFETY: the kernel forks to exec a worker; the child makes only async-signal-safe
     // calls here (invariant 6).
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         return 0;
     }
-    resources.exec_report = -1;
+    resources.spawn.exec_report = -1;
     let exec_errno = report.wait();
     if pid > 0 {
         track(resources, restart, pid, stdin, stdout, exec_errno);
@@ -60,12 +60,15 @@ extern "C" fn fork() -> pid_t {
 /// The kernel's ends of the worker pipes made just before this fork: the stdin pipe's
 /// write end and the stdout pipe's read end.
 fn fresh_worker_pipes(resources: &mut KernelResources) -> [c_int; 2] {
-    let pipes = if resources.fresh_count == 2 {
-        [resources.fresh_pipes[0][1], resources.fresh_pipes[1][0]]
+    let pipes = if resources.spawn.fresh_count == 2 {
+        [
+            resources.spawn.fresh_pipes[0][1],
+            resources.spawn.fresh_pipes[1][0],
+        ]
     } else {
         [-1, -1]
     };
-    resources.fresh_count = 0;
+    resources.spawn.fresh_count = 0;
     pipes
 }
 
@@ -158,7 +161,7 @@ fn enlarge_pipe(fd: c_int) -> usize {
 
 #[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "execvp"))]
 unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    let report = resources().map_or(-1, |resources| resources.exec_report);
+    let report = resources().map_or(-1, |resources| resources.spawn.exec_report);
     prepare_worker(report);
     // SAFETY: the kernel's arguments, forwarded.
     let failed = unsafe { libc::execvp(file, argv) };
@@ -264,7 +267,7 @@ fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
     (0..resources.children.len()).find_map(|id| {
         let child = resources.children.get(id)?;
         let ready = (matches!(child.life, Life::Ended(_))
-            && (!resources.bus_reaping || child.backoff.restart_due(now)))
+            && (!resources.supervision.bus_reaping || child.backoff.restart_due(now)))
             || resources.reapable(child);
         if ready {
             reap(resources, id, libc::WNOHANG)
@@ -278,24 +281,24 @@ fn reap_any(resources: &mut KernelResources) -> Option<(pid_t, c_int)> {
 fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(pid_t, c_int)> {
     // Whatever the kernel was told before, it forks (or not) right after the `waitpid` that
     // told it: a restart is only ever for the worker of the latest report.
-    resources.restarting = None;
+    resources.spawn.restarting = None;
     let untold = resources.children.get(id)?.life.kernel_untold();
     if !untold || !resources.children.reap(id, options) {
         return None;
     }
-    let restarts = resources.restarts_allowed;
+    let restarts = resources.supervision.restarts_allowed;
     let child = resources.children.get_mut(id)?;
     let status = status_for_kernel(child.life, child.exec_errno, restarts)?;
     child.life.tell_kernel();
     // A crash (any status but a clean exit) makes the kernel restart the worker: let that
     // fork through if the transport's connection was kept for it.
     let kept = child.output == Output::Parked;
-    match restart_verdict(status, resources.bus_reaping && restarts, kept) {
+    match restart_verdict(status, resources.supervision.bus_reaping && restarts, kept) {
         Verdict::Nothing => {}
         Verdict::Restart => {
             // Until the fork comes, the kernel is taken to have refused (its limit).
             child.outcome = Some(Restart::Refused(Refusal::LimitReached));
-            resources.restarting = Some(id);
+            resources.spawn.restarting = Some(id);
         }
         Verdict::Refuse(reason) => child.outcome = Some(Restart::Refused(reason)),
     }

@@ -56,33 +56,51 @@ impl TooLong {
 }
 
 /// The descriptors and processes of one kernel instance, and what its calls may do now.
+///
+/// The bus reaches the worker table and the send buffer; everything else is the
+/// interposed calls' own, grouped by the concern that uses it, and set by the bus through
+/// the methods below.
 #[derive(Debug)]
 pub(crate) struct KernelResources {
-    /// Descriptors the kernel created, or was handed by the bus, and has not closed.
-    pub(super) owned: FdSet,
     /// The processes it forked, in worker id order.
     pub(crate) children: Children,
+    /// What a worker's stdin pipe could not take at once, in the host's lent buffer.
+    pub(crate) backlog: Backlog,
+    /// Descriptors the kernel created, or was handed by the bus, and has not closed.
+    pub(super) owned: FdSet,
+    /// The kernel's event loop (an epoll descriptor), or -1.
+    pub(super) epoll: c_int,
+    /// A descriptor was needed below the kernel's limit and none was free.
+    pub(super) out_of_low_fds: bool,
+    pub(super) spawn: Spawn,
+    pub(super) ingest: Ingest,
+    pub(super) output: OutputState,
+    pub(super) supervision: Supervision,
+    /// A router the kernel freed during the current call, freed only once the call has
+    /// returned (archive A's `destroy` still uses it afterwards).
+    pub(super) deferred_router: *mut c_void,
+}
+
+/// What the kernel's forks may do, and what they start from (`processes`).
+#[derive(Debug)]
+pub(super) struct Spawn {
     /// The pipes made since the last fork, oldest first: the kernel makes a worker's stdin
     /// pipe, then its stdout pipe, then forks.
     pub(super) fresh_pipes: [[c_int; 2]; 2],
     pub(super) fresh_count: usize,
     /// During a fork, the write end of its exec report (see `exec_report`); else -1.
     pub(super) exec_report: c_int,
-    /// What a worker's stdin pipe could not take at once, in the host's lent buffer.
-    pub(crate) backlog: Backlog,
     /// Whether the kernel may fork new workers now: only while `start` spawns them. A
     /// restart from `step` is let through only for [`Self::restarting`].
     pub(super) forks_allowed: bool,
-    /// While the bus has the kernel reap: the kernel is told only of workers the bus has
-    /// reaped and whose restart backoff has passed. The kernel's own waits, in its
-    /// shutdown paths, take any worker that has ended.
-    pub(super) bus_reaping: bool,
-    /// The kernel's event loop (an epoll descriptor), or -1.
-    pub(super) epoll: c_int,
-    /// Some worker's pidfd became readable since the bus last looked.
-    pub(super) exits_seen: bool,
-    /// A descriptor was needed below the kernel's limit and none was free.
-    pub(super) out_of_low_fds: bool,
+    /// The worker whose end the kernel was just told of, and whose restart the kernel may
+    /// fork (see `processes::reap`).
+    pub(super) restarting: Option<usize>,
+}
+
+/// Where `ingest`'s write goes, and how it went (`io`).
+#[derive(Debug)]
+pub(super) struct Ingest {
     /// The worker `ingest` writes to instead of the one the kernel picked: the one the bus
     /// routed the message to.
     pub(super) route: Option<Route>,
@@ -92,38 +110,48 @@ pub(crate) struct KernelResources {
     pub(super) unwritten: Option<Unwritten>,
     /// The write of the last routed `ingest` failed.
     pub(super) write_failed: bool,
+}
+
+/// What the kernel reads from the workers, and what is held back of it (`io`, `held`).
+#[derive(Debug)]
+pub(super) struct OutputState {
     /// The worker whose stdout the kernel read last: the one whose lines it is delivering.
     pub(super) reading: Option<usize>,
     /// The longest worker line the kernel takes, newline included (`max_input_buffer`).
-    pub(crate) line_limit: usize,
+    pub(super) line_limit: usize,
     /// The lines too long being dropped, followed for their `id`.
     pub(super) line_ids: LineIds,
     /// Called with every line the kernel delivers from a worker, while set.
-    pub(crate) line_hook: Option<LineHook>,
-    /// Whether ended workers may be restarted: from `start` until the shutdown begins.
-    pub(crate) restarts_allowed: bool,
-    /// The worker whose end the kernel was just told of, and whose restart the kernel may
-    /// fork (see `processes::reap`).
-    pub(super) restarting: Option<usize>,
-    /// A timer in the kernel's epoll set that wakes the event loop when a restart is due,
-    /// or -1 until one is needed.
-    timer: c_int,
+    pub(super) line_hook: Option<LineHook>,
     /// The ring the kernel's callbacks write into (its `user_data`), whose room bounds how
     /// much of a worker's output a step delivers (see `held`); null before `create`.
-    pub(crate) ring: *mut c_void,
+    pub(super) ring: *mut c_void,
     /// Whether output the ring has no room for is held back: while the bus runs. In a
     /// shutdown everything goes on to the ring, the overflow handler or the loss count.
-    pub(crate) hold_back: bool,
+    pub(super) hold_back: bool,
     /// Some worker's output may be held.
     pub(super) output_held: bool,
     /// An event descriptor in the kernel's epoll set, readable while output is held, or
     /// -1 until one is needed.
-    wake: c_int,
+    pub(super) wake: c_int,
     /// Whether `wake` is readable now.
-    wake_armed: bool,
-    /// A router the kernel freed during the current call, freed only once the call has
-    /// returned (archive A's `destroy` still uses it afterwards).
-    pub(super) deferred_router: *mut c_void,
+    pub(super) wake_armed: bool,
+}
+
+/// What the bus's supervision lets the kernel do (`processes`, `supervise`).
+#[derive(Debug)]
+pub(super) struct Supervision {
+    /// While the bus has the kernel reap: the kernel is told only of workers the bus has
+    /// reaped and whose restart backoff has passed. The kernel's own waits, in its
+    /// shutdown paths, take any worker that has ended.
+    pub(super) bus_reaping: bool,
+    /// Whether ended workers may be restarted: from `start` until the shutdown begins.
+    pub(super) restarts_allowed: bool,
+    /// Some worker's pidfd became readable since the bus last looked.
+    pub(super) exits_seen: bool,
+    /// A timer in the kernel's epoll set that wakes the event loop when a restart is due,
+    /// or -1 until one is needed.
+    pub(super) timer: c_int,
 }
 
 /// A message `ingest` asked to write, in its caller's buffer: written with its newline.
@@ -163,41 +191,86 @@ pub(super) struct Route {
 impl KernelResources {
     pub(crate) const fn new() -> Self {
         Self {
-            owned: FdSet::new(),
             children: Children::new(),
-            fresh_pipes: [[-1; 2]; 2],
-            fresh_count: 0,
-            exec_report: -1,
             backlog: Backlog::new(),
-            forks_allowed: false,
-            bus_reaping: false,
+            owned: FdSet::new(),
             epoll: -1,
-            exits_seen: false,
             out_of_low_fds: false,
-            route: None,
-            routed: false,
-            unwritten: None,
-            write_failed: false,
-            reading: None,
-            line_limit: crate::limits::DEFAULT_MAX_INPUT_BUFFER as usize,
-            line_ids: LineIds::new(),
-            line_hook: None,
-            restarts_allowed: false,
-            restarting: None,
-            timer: -1,
-            ring: ptr::null_mut(),
-            hold_back: false,
-            output_held: false,
-            wake: -1,
-            wake_armed: false,
+            spawn: Spawn {
+                fresh_pipes: [[-1; 2]; 2],
+                fresh_count: 0,
+                exec_report: -1,
+                forks_allowed: false,
+                restarting: None,
+            },
+            ingest: Ingest {
+                route: None,
+                routed: false,
+                unwritten: None,
+                write_failed: false,
+            },
+            output: OutputState {
+                reading: None,
+                line_limit: crate::limits::DEFAULT_MAX_INPUT_BUFFER as usize,
+                line_ids: LineIds::new(),
+                line_hook: None,
+                ring: ptr::null_mut(),
+                hold_back: false,
+                output_held: false,
+                wake: -1,
+                wake_armed: false,
+            },
+            supervision: Supervision {
+                bus_reaping: false,
+                restarts_allowed: false,
+                exits_seen: false,
+                timer: -1,
+            },
             deferred_router: ptr::null_mut(),
         }
+    }
+
+    /// Readies the resources of a bus being created: its callbacks write into `ring` (the
+    /// user data), whose room bounds what a step delivers, and worker lines are taken up
+    /// to `line_limit` bytes.
+    pub(crate) fn attach_ring(&mut self, ring: *mut c_void, line_limit: usize) {
+        self.output.ring = ring;
+        self.output.hold_back = true;
+        self.output.line_limit = line_limit;
+    }
+
+    /// The ring the kernel's callbacks write into; null before `create`.
+    pub(crate) fn ring(&self) -> *mut c_void {
+        self.output.ring
+    }
+
+    /// Lets ended workers be restarted: from a successful `start` on.
+    pub(crate) fn allow_restarts(&mut self) {
+        self.supervision.restarts_allowed = true;
+    }
+
+    /// Restarts no ended worker from now on.
+    pub(crate) fn stop_restarts(&mut self) {
+        self.supervision.restarts_allowed = false;
+    }
+
+    /// Restarts no ended worker from now on, and holds no output back: a shutdown has
+    /// begun, and nothing may wait for room that nobody frees.
+    pub(crate) fn begin_shutdown(&mut self) {
+        self.supervision.restarts_allowed = false;
+        self.output.hold_back = false;
+    }
+
+    /// Calls `hook` with every line the kernel delivers during the calls that follow,
+    /// until it is set again (`None`: no hook).
+    pub(crate) fn set_line_hook(&mut self, hook: Option<LineHook>) {
+        self.output.line_hook = hook;
     }
 
     /// Runs `call`, a call into the kernel, with these resources current on this thread, so
     /// that the kernel's system calls are checked against them.
     pub(crate) fn enter<R>(&mut self, call: impl FnOnce() -> R) -> R {
-        self.reading = None;
+        self.output.reading = None;
         let outer = current::replace(self);
         let result = call();
         // Still current: whatever the router's destructor does is accounted here too.
@@ -208,7 +281,7 @@ impl KernelResources {
 
     /// [`enter`](Self::enter) with `ingest`'s write going to worker `worker`'s stdin pipe.
     pub(crate) fn enter_routed<R>(&mut self, worker: usize, call: impl FnOnce() -> R) -> R {
-        self.route = self
+        self.ingest.route = self
             .children
             .get(worker)
             .filter(|c| c.stdin >= 0)
@@ -217,57 +290,57 @@ impl KernelResources {
                 generation: c.generation,
                 stdin: c.stdin,
             });
-        self.routed = false;
-        self.write_failed = false;
+        self.ingest.routed = false;
+        self.ingest.write_failed = false;
         let result = self.enter(call);
-        if let (Some(message), Some(route)) = (self.unwritten.take(), self.route) {
+        if let (Some(message), Some(route)) = (self.ingest.unwritten.take(), self.ingest.route) {
             // The kernel wrote no newline after the message (neither archive does that):
             // the message goes alone, as it asked.
             // SAFETY: `call` has just returned; the caller's buffer is still borrowed.
             let line = [unsafe { message.bytes() }, &[][..]];
             let target = (route.worker, route.generation);
             if self.backlog.write(self.epoll, route.stdin, target, line) < 0 {
-                self.write_failed = true;
+                self.ingest.write_failed = true;
             }
         }
-        self.route = None;
+        self.ingest.route = None;
         result
     }
 
     /// [`enter`](Self::enter) with forks allowed: for `start`.
     pub(crate) fn enter_spawning<R>(&mut self, call: impl FnOnce() -> R) -> R {
-        self.forks_allowed = true;
+        self.spawn.forks_allowed = true;
         let result = self.enter(call);
-        self.forks_allowed = false;
+        self.spawn.forks_allowed = false;
         result
     }
 
     /// [`enter`](Self::enter) for a step that tells the kernel of the workers the bus
     /// reaped ([`collect_ended`](Self::collect_ended)) whose restart is due.
     pub(crate) fn enter_reaping<R>(&mut self, call: impl FnOnce() -> R) -> R {
-        self.bus_reaping = true;
+        self.supervision.bus_reaping = true;
         let result = self.enter(call);
-        self.bus_reaping = false;
+        self.supervision.bus_reaping = false;
         result
     }
 
     /// Where lines too long are reported during the running kernel call.
     pub(super) fn too_long(&self) -> TooLong {
         TooLong {
-            ring: self.ring,
-            hook: self.line_hook,
-            limit: self.line_limit,
+            ring: self.output.ring,
+            hook: self.output.line_hook,
+            limit: self.output.line_limit,
         }
     }
 
     /// Whether the write of the last routed `ingest` failed, and clears it.
     pub(crate) fn take_write_failed(&mut self) -> bool {
-        core::mem::take(&mut self.write_failed)
+        core::mem::take(&mut self.ingest.write_failed)
     }
 
     /// Whether `ingest` wrote to the routed pipe since the last call, and clears it.
     pub(crate) fn take_routed(&mut self) -> bool {
-        core::mem::take(&mut self.routed)
+        core::mem::take(&mut self.ingest.routed)
     }
 
     /// The kernel's event loop descriptor, once `create` made it.
@@ -294,7 +367,7 @@ impl KernelResources {
 
     /// Whether a worker's exit was seen since the last call, and clears it.
     pub(crate) fn take_exits_seen(&mut self) -> bool {
-        core::mem::take(&mut self.exits_seen)
+        core::mem::take(&mut self.supervision.exits_seen)
     }
 
     /// Reaps every worker that has exited and whose output has been read to the end, and
@@ -307,7 +380,7 @@ impl KernelResources {
             let drained = self.children.get(id).is_some_and(Child::drained_exit);
             if drained
                 && self.children.reap(id, libc::WNOHANG)
-                && self.restarts_allowed
+                && self.supervision.restarts_allowed
                 && let Some(child) = self.children.get_mut(id)
             {
                 child.backoff.ended(now);
@@ -327,7 +400,7 @@ impl KernelResources {
     /// was asked to restart and how that went, and gives back the end of their output to
     /// the transport of those it will not restart.
     pub(crate) fn settle_restarts(&mut self, mut restarted: impl FnMut(usize, Restart)) {
-        self.restarting = None;
+        self.spawn.restarting = None;
         for id in 0..self.children.len() {
             let Some(child) = self.children.get_mut(id) else {
                 continue;
@@ -355,16 +428,20 @@ impl KernelResources {
         let Some(wait) = next else {
             return;
         };
-        if self.timer < 0 {
-            self.timer = super::epoll::restart_timer(self.epoll);
+        if self.supervision.timer < 0 {
+            self.supervision.timer = super::epoll::restart_timer(self.epoll);
         }
-        if self.timer < 0 {
+        if self.supervision.timer < 0 {
             // No timer: the next step looks again.
-            self.exits_seen = true;
+            self.supervision.exits_seen = true;
             return;
         }
         // A restart due by now still needs a wake-up: the timer fires at once.
-        super::epoll::set_restart_timer(self.epoll, self.timer, wait.max(Duration::from_micros(1)));
+        super::epoll::set_restart_timer(
+            self.epoll,
+            self.supervision.timer,
+            wait.max(Duration::from_micros(1)),
+        );
     }
 
     /// The room the ring has for worker lines now (see `held`).
@@ -372,49 +449,49 @@ impl KernelResources {
     /// The room writes to the ring (padding): it is for the running kernel call only,
     /// before the kernel's callbacks run again.
     pub(super) fn room<'a>(&self) -> Room<'a> {
-        if !self.hold_back || self.ring.is_null() {
+        if !self.output.hold_back || self.output.ring.is_null() {
             return Room::UNBOUNDED;
         }
         // SAFETY: `ring` is the user data of the bus's callbacks, set at `create`, and a
         // kernel call of the bus is running (the only place this is asked): its producer
         // is not used elsewhere meanwhile (ring invariant 3), and the room is dropped
         // before any callback runs.
-        unsafe { Writer::from_user_data(self.ring) }.into_room()
+        unsafe { Writer::from_user_data(self.output.ring) }.into_room()
     }
 
     /// Counts `bytes` of held output as one lost event: the kernel's buffer they were in
     /// is gone (see `held`).
     pub(super) fn count_lost(&mut self, bytes: usize) {
-        if !self.ring.is_null() {
+        if !self.output.ring.is_null() {
             // SAFETY: as in `room`.
-            unsafe { Writer::from_user_data(self.ring) }.count_lost(bytes);
+            unsafe { Writer::from_user_data(self.output.ring) }.count_lost(bytes);
         }
     }
 
     /// After a step: keeps the event loop's descriptor readable while some worker's
     /// output is held, so that a host waiting on it polls again, and quiet otherwise.
     pub(crate) fn settle_held(&mut self) {
-        if !self.output_held {
+        if !self.output.output_held {
             return;
         }
         let held = self
             .children
             .iter()
             .any(|child| child.held.is_some_and(|held| !held.is_partial()));
-        if held && self.wake < 0 {
-            self.wake = super::epoll::wake_event(self.epoll);
+        if held && self.output.wake < 0 {
+            self.output.wake = super::epoll::wake_event(self.epoll);
         }
-        if held != self.wake_armed {
-            super::epoll::set_wake(self.wake, held);
-            self.wake_armed = held;
+        if held != self.output.wake_armed {
+            super::epoll::set_wake(self.output.wake, held);
+            self.output.wake_armed = held;
         }
-        self.output_held = held;
+        self.output.output_held = held;
     }
 
     /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits
     /// (shutdown), while it runs; the bus reaps the others itself ([`Self::collect_ended`]).
     pub(super) fn reapable(&self, child: &Child) -> bool {
-        child.life.is_unreaped() && !self.bus_reaping
+        child.life.is_unreaped() && !self.supervision.bus_reaping
     }
 
     /// Writes more of what the backlog keeps, as far as the pipe takes it.
@@ -428,7 +505,7 @@ impl KernelResources {
     /// Closes the stdin of every worker not reaped yet, and restarts no worker from now
     /// on: each sees the end of its input and can exit on its own.
     pub(crate) fn close_worker_stdin(&mut self) {
-        self.restarts_allowed = false;
+        self.supervision.restarts_allowed = false;
         // Its watch holds a copy of a worker's pipe, which would keep that worker's input
         // open.
         self.backlog.clear(self.epoll);
@@ -445,7 +522,7 @@ impl KernelResources {
     pub(crate) fn signal_workers(&mut self, signal: c_int) {
         self.backlog.clear(self.epoll);
         // These ends are no crashes: restarts are off by now (see `supervise::verdict`).
-        debug_assert!(!self.restarts_allowed);
+        debug_assert!(!self.supervision.restarts_allowed);
         for child in self.children.iter() {
             child.signal(signal);
         }
@@ -475,7 +552,7 @@ impl KernelResources {
         for child in self.children.iter_mut() {
             child.close_pidfd();
         }
-        for fd in [&mut self.timer, &mut self.wake] {
+        for fd in [&mut self.supervision.timer, &mut self.output.wake] {
             if *fd >= 0 {
                 // SAFETY: the timer and the wake event are the bus's own, closed once.
                 unsafe { libc::close(*fd) };
