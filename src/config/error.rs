@@ -15,7 +15,7 @@ impl PoolIdText {
     /// Bytes kept; a longer id is cut at a character boundary and marked truncated.
     pub const CAPACITY: usize = 40;
 
-    pub(super) fn from_chars(chars: impl Iterator<Item = char>) -> Self {
+    pub(crate) fn from_chars(chars: impl Iterator<Item = char>) -> Self {
         let mut text = Self {
             bytes: [0; Self::CAPACITY],
             len: 0,

@@ -20,6 +20,8 @@
 mod fields;
 mod pools;
 mod table;
+#[cfg(test)]
+mod tests;
 
 pub use table::{RequestSlot, SessionSlot, Slot};
 
