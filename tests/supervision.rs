@@ -465,3 +465,72 @@ fn a_session_follows_its_worker_through_a_restart_and_the_host_is_told() {
     assert_eq!(moved, [("s".to_owned(), 0, 0)]);
     assert!(answers[0].contains(&bus.worker_pid(0).unwrap().to_string()));
 }
+
+/// Workers that die together each wake an event loop asleep on the bus's descriptor with
+/// no timeout: every exit and every restart is seen soon after the deaths, with no other
+/// traffic to wake the loop. Each round starts a bus of four workers, so that every
+/// restart is the first of its worker (no backoff), and kills them all at once.
+#[test]
+fn workers_killed_together_each_wake_a_loop_asleep_on_the_descriptor() {
+    const ROUNDS: usize = 200;
+    const WORKERS: i32 = 4;
+    /// How soon after the deaths every exit and restart must have been seen.
+    const SOON: Duration = Duration::from_millis(100);
+    let mut slowest = Duration::ZERO;
+    for round in 0..ROUNDS {
+        let (mut bus, mut events) = start(WORKERS as u32, &Limits::default(), 16);
+        let fd = bus.poll_fd().expect("the kernel's epoll descriptor");
+        let mut seen = Vec::new();
+        while readable(fd, Duration::ZERO) {
+            bus.poll(Duration::ZERO).unwrap();
+            drain(&mut events, &mut seen);
+        }
+        seen.clear();
+        let pids: Vec<u32> = (0..WORKERS).map(|id| bus.worker_pid(id).unwrap()).collect();
+        let (alarm, alarm_in) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let killer = std::thread::spawn(move || {
+            let killed_at = Instant::now();
+            for pid in pids {
+                kill(pid);
+            }
+            // A loop that sleeps through a death is woken by this, and fails.
+            if finished.recv_timeout(DEADLINE).is_err() {
+                use std::io::Write;
+                let _ = (&alarm).write_all(b"!");
+            }
+            killed_at
+        });
+        let all_restarted = |seen: &[Seen]| (0..WORKERS).all(|id| restarted(id)(seen));
+        while !all_restarted(&seen) {
+            let mut fds = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&alarm_in),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: two valid pollfds; no timeout, as an idle event loop waits.
+            assert!(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } > 0);
+            assert_eq!(
+                fds[1].revents, 0,
+                "round {round}: the loop slept through a death; saw {seen:#?}"
+            );
+            bus.poll(Duration::ZERO).unwrap();
+            drain(&mut events, &mut seen);
+        }
+        let seen_at = Instant::now();
+        done.send(()).unwrap();
+        let killed_at = killer.join().unwrap();
+        slowest = slowest.max(seen_at - killed_at);
+    }
+    assert!(
+        slowest <= SOON,
+        "the slowest round saw its exits and restarts {slowest:?} after the deaths"
+    );
+}

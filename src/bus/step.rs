@@ -55,7 +55,7 @@ impl<S: State> Bus<'_, S> {
         }
         // After the restarts too: what was kept for an ended process goes with it.
         self.kernel.resources.flush_backlog();
-        self.kernel.resources.settle_held();
+        self.kernel.resources.settle_wake();
         self.report_reaped();
         self.producer.flush_loss();
         Error::check(rc)?;

@@ -25,8 +25,8 @@ compile_error!("the pidfd tag relies on the kernel reading the low half of epoll
 /// the kernel serves, like a worker's pidfd, and no worker's id.
 const TIMER_TAG: u64 = (1 << 31) | ((1 << 31) - 1);
 
-/// Marks the bus's wake event (see `held`) in the kernel's epoll set, as [`TIMER_TAG`] marks
-/// the timer.
+/// Marks the bus's wake event (see `KernelResources::settle_wake`) in the kernel's epoll
+/// set, as [`TIMER_TAG`] marks the timer.
 const WAKE_TAG: u64 = (1 << 31) | ((1 << 31) - 2);
 
 /// A timer descriptor in `epoll`, marked so the kernel ignores its events, or -1.

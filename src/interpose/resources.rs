@@ -468,24 +468,26 @@ impl KernelResources {
         }
     }
 
-    /// After a step: keeps the event loop's descriptor readable while some worker's
-    /// output is held, so that a host waiting on it polls again, and quiet otherwise.
-    pub(crate) fn settle_held(&mut self) {
-        if !self.output.output_held {
-            return;
+    /// After a step: keeps the event loop's descriptor readable while the bus has work
+    /// that no descriptor of the kernel's announces, so that a host waiting on it polls
+    /// again, and quiet otherwise. That work is worker output held back for room in the
+    /// ring, and a worker's end that the step saw but did not settle: the step's last
+    /// kernel wait consumed its pidfd's one event.
+    pub(crate) fn settle_wake(&mut self) {
+        if self.output.output_held {
+            self.output.output_held = self
+                .children
+                .iter()
+                .any(|child| child.held.is_some_and(|held| !held.is_partial()));
         }
-        let held = self
-            .children
-            .iter()
-            .any(|child| child.held.is_some_and(|held| !held.is_partial()));
-        if held && self.output.wake < 0 {
+        let awake = self.output.output_held || self.supervision.exits_seen;
+        if awake && self.output.wake < 0 {
             self.output.wake = super::epoll::wake_event(self.epoll);
         }
-        if held != self.output.wake_armed {
-            super::epoll::set_wake(self.output.wake, held);
-            self.output.wake_armed = held;
+        if awake != self.output.wake_armed {
+            super::epoll::set_wake(self.output.wake, awake);
+            self.output.wake_armed = awake;
         }
-        self.output.output_held = held;
     }
 
     /// Whether the kernel's `waitpid(-1)` may try to reap `child` now: in its own waits
