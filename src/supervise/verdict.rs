@@ -42,17 +42,24 @@ impl Refusal {
     }
 }
 
+/// What the kernel hears of a worker whose status is gone: someone else reaped it (a host
+/// that ignores SIGCHLD, or reaps with `waitpid(-1)`), so nobody can tell a crash from a
+/// clean exit. It is taken for a crash, `exit(1)`, so that the pool does not serve one
+/// worker short for good.
+const UNKNOWN_END: c_int = 1 << 8;
+
 /// The status the kernel's `waitpid` reports for a worker whose life is `life` (`None`
 /// while it is not reaped). The kernel restarts a worker that did not exit with 0, so it
-/// hears the real status only of a crash the bus will have restarted: a process that ran
-/// its command (`exec_errno` 0), with a known status, while `restarts` are allowed.
-/// Anything else (a stop or a drop, a command that could not run, a process someone else
-/// reaped) is reported as a clean exit.
+/// hears a crash only of a process the bus will have restarted: one that ran its command
+/// (`exec_errno` 0) while `restarts` are allowed, with its own status or, where that is
+/// gone, [`UNKNOWN_END`]. Anything else (a stop or a drop, a command that could not run)
+/// is reported as a clean exit.
 pub(crate) fn status_for_kernel(life: Life, exec_errno: u16, restarts: bool) -> Option<c_int> {
-    match life.status()? {
-        Some(status) if restarts && exec_errno == 0 => Some(status),
-        _ => Some(0),
+    let status = life.status()?;
+    if !restarts || exec_errno != 0 {
+        return Some(0);
     }
+    Some(status.unwrap_or(UNKNOWN_END))
 }
 
 /// What follows once the kernel hears a worker's end.
@@ -89,7 +96,12 @@ mod tests {
         assert_eq!(status_for_kernel(Life::Told(Some(9)), 0, true), Some(9));
         assert_eq!(status_for_kernel(crashed, 0, false), Some(0), "stopping");
         assert_eq!(status_for_kernel(crashed, 2, true), Some(0), "exec failed");
-        assert_eq!(status_for_kernel(Life::Ended(None), 0, true), Some(0));
+        assert_eq!(
+            status_for_kernel(Life::Ended(None), 0, true),
+            Some(UNKNOWN_END)
+        );
+        assert_eq!(status_for_kernel(Life::Ended(None), 0, false), Some(0));
+        assert_eq!(status_for_kernel(Life::Ended(Some(0)), 0, true), Some(0));
         assert_eq!(status_for_kernel(Life::Running, 0, true), None);
         assert_eq!(status_for_kernel(Life::Exited, 0, true), None);
     }
