@@ -3,7 +3,7 @@
 use core::fmt;
 
 use crate::config::ConfigError;
-use crate::sys;
+use crate::{WorkerId, sys};
 
 /// Whether repeating the failed call can succeed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -192,8 +192,8 @@ pub enum Error {
     /// (`ENOENT` for a command that is not there, `EACCES` for one that may not be run).
     /// The bus ends the other workers when dropped.
     ExecFailed {
-        /// The kernel's id of the worker, in configuration order.
-        worker: i32,
+        /// The worker, in configuration order.
+        worker: WorkerId,
         /// The error `execvp` returned.
         errno: i32,
     },
@@ -214,13 +214,13 @@ pub enum Error {
     /// not have.
     NoSuchWorker {
         /// The id asked for.
-        id: i32,
+        id: WorkerId,
     },
     /// [`Bus::send_to_worker`](crate::Bus::send_to_worker) named a worker whose process
     /// has exited.
     WorkerGone {
-        /// The worker's id.
-        id: i32,
+        /// The worker.
+        id: WorkerId,
     },
     /// The message's `sessionId` is longer than a session table keeps.
     SessionIdTooLong {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, call, config, options, process_exists, ring};
 use serde_json::json;
-use stdiobus_embed::{Bus, Error, ErrorCode, ExitStatus, Limits, Pool, Running};
+use stdiobus_embed::{Bus, Error, ErrorCode, ExitStatus, Limits, Pool, Running, WorkerId};
 
 /// A started bus whose workers are not restarted when they end.
 fn start_without_restarts(
@@ -44,7 +44,7 @@ fn garbage_half_lines_and_a_silent_exit_are_delivered_as_written() {
         &mut events,
         &mut seen,
         "the worker to exit",
-        |seen| seen.contains(&Seen::Worker(0, "stopped".into())),
+        |seen| seen.contains(&Seen::Worker(WorkerId::new(0), "stopped".into())),
     );
     let lines = messages(&seen);
     assert_eq!(lines[0], b"\xff\x01junk");
@@ -135,11 +135,11 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
         start_without_restarts(&[Pool::new("echo", common::WORKER).instances(2)]);
     let first = answer_pid(&mut bus, &mut events, 0);
     assert_eq!(
-        bus.worker_pid(0),
+        bus.worker_pid(WorkerId::new(0)),
         Some(first as u32),
         "round-robin starts at 0"
     );
-    let second = i64::from(bus.worker_pid(1).expect("the second worker"));
+    let second = i64::from(bus.worker_pid(WorkerId::new(1)).expect("the second worker"));
 
     // SAFETY: `first` is a live worker of this test's bus.
     assert_eq!(
@@ -147,7 +147,7 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
         0
     );
     assert_eq!(
-        common::wait_for_exit(&mut bus, &mut events, 0),
+        common::wait_for_exit(&mut bus, &mut events, WorkerId::new(0)),
         ExitStatus::Signal(libc::SIGKILL)
     );
     for id in 1..5 {
@@ -164,7 +164,7 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
         0
     );
     assert_eq!(
-        common::wait_for_exit(&mut bus, &mut events, 1),
+        common::wait_for_exit(&mut bus, &mut events, WorkerId::new(1)),
         ExitStatus::Signal(libc::SIGKILL)
     );
     let error = bus
@@ -186,7 +186,7 @@ fn a_dead_worker_is_noticed_and_the_next_one_serves() {
 fn a_send_right_after_a_death_is_refused_or_answered_never_lost() {
     for round in 0..20 {
         let (mut bus, mut events) = common::start_echo(2);
-        let first = i64::from(bus.worker_pid(0).unwrap());
+        let first = i64::from(bus.worker_pid(WorkerId::new(0)).unwrap());
         assert_eq!(answer_pid(&mut bus, &mut events, 0), first);
         // SAFETY: `first` is a live worker of this test's bus.
         assert_eq!(
@@ -199,7 +199,7 @@ fn a_send_right_after_a_death_is_refused_or_answered_never_lost() {
             std::thread::sleep(Duration::from_millis(1));
         }
         let request = json!({"jsonrpc": "2.0", "id": 1, "method": "pid"});
-        match bus.send_to_worker(0, request.to_string().as_bytes()) {
+        match bus.send_to_worker(WorkerId::new(0), request.to_string().as_bytes()) {
             Err(error) => assert_eq!(error, Error::Kernel(ErrorCode::Worker), "round {round}"),
             Ok(()) => {
                 let mut seen = Vec::new();
@@ -219,7 +219,9 @@ fn workers_that_exit_at_once_are_reported_and_collected() {
         .args(&["-c", "exit 3"])
         .instances(3)];
     let (mut bus, mut events) = start_without_restarts(&pools);
-    let pids: Vec<u32> = (0..3).filter_map(|id| bus.worker_pid(id)).collect();
+    let pids: Vec<u32> = (0..3)
+        .filter_map(|id| bus.worker_pid(WorkerId::new(id)))
+        .collect();
     assert_eq!(pids.len(), 3);
     let mut seen = Vec::new();
     common::poll_until(
@@ -228,7 +230,7 @@ fn workers_that_exit_at_once_are_reported_and_collected() {
         &mut seen,
         "all three exited",
         |seen| {
-            (0..3).all(|id| {
+            (0..3).map(WorkerId::new).all(|id| {
                 seen.contains(&Seen::Exited(id, ExitStatus::Code(3)))
                     && seen.contains(&Seen::Worker(
                         id,
@@ -337,7 +339,7 @@ fn a_worker_line_longer_than_the_kernel_takes_is_dropped_and_reported() {
                 asked = true;
             }
         }
-        assert_eq!(too_long, [(0, limit)], "limit {limit}");
+        assert_eq!(too_long, [(WorkerId::new(0), limit)], "limit {limit}");
         assert_eq!(
             lines.iter().filter(|line| *line == "short").count(),
             50,
@@ -392,8 +394,8 @@ fn a_response_too_long_names_its_request() {
     assert_eq!(
         too_long,
         [
-            (0, 100, Some("1".to_owned())),
-            (0, 100, Some(r#""two""#.to_owned()))
+            (WorkerId::new(0), 100, Some("1".to_owned())),
+            (WorkerId::new(0), 100, Some(r#""two""#.to_owned()))
         ]
     );
     assert_eq!(

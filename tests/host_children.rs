@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{DEADLINE, start_echo};
-use stdiobus_embed::ExitStatus;
+use stdiobus_embed::{ExitStatus, WorkerId};
 
 extern "C" fn note_sigchld(_signal: libc::c_int) {}
 
@@ -35,9 +35,9 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
             std::thread::sleep(Duration::from_millis(1));
         }
         // A worker dies while the host's child waits to be reaped: the kernel reaps.
-        common::signal_worker(&bus, 1, libc::SIGKILL);
+        common::signal_worker(&bus, WorkerId::new(1), libc::SIGKILL);
         assert_eq!(
-            common::wait_for_exit(&mut bus, &mut events, 1),
+            common::wait_for_exit(&mut bus, &mut events, WorkerId::new(1)),
             ExitStatus::Signal(libc::SIGKILL)
         );
         assert!(
@@ -55,10 +55,10 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let (mut bus, mut events) = start_echo(2);
-    let killed = bus.worker_pid(0).unwrap();
-    common::signal_worker(&bus, 0, libc::SIGKILL);
+    let killed = bus.worker_pid(WorkerId::new(0)).unwrap();
+    common::signal_worker(&bus, WorkerId::new(0), libc::SIGKILL);
     assert_eq!(
-        common::wait_for_exit(&mut bus, &mut events, 0),
+        common::wait_for_exit(&mut bus, &mut events, WorkerId::new(0)),
         ExitStatus::Unknown
     );
     for id in 1..=2 {
@@ -68,7 +68,7 @@ fn the_hosts_children_keep_their_exit_status_while_the_kernel_reaps() {
             &serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "pid"}),
         );
         let pid = answer["result"]["pid"].as_u64();
-        let live = [bus.worker_pid(0), bus.worker_pid(1)].map(|pid| pid.map(u64::from));
+        let live = [0, 1].map(|id| bus.worker_pid(WorkerId::new(id)).map(u64::from));
         assert!(
             live.contains(&pid) && pid != Some(u64::from(killed)),
             "a live worker serves, not the dead one: {pid:?} of {live:?}"

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::{DEADLINE, Seen, WORKER, call, config, options, process_exists, ring, start_echo};
 use serde_json::json;
 use stdiobus_embed::{
-    Bus, Config, ConfigError, Error, EventRing, KernelState, Limits, Pool, Running,
+    Bus, Config, ConfigError, Error, EventRing, KernelState, Limits, Pool, Running, WorkerId,
 };
 
 /// Asks every worker of `bus` for its pid (one call per worker, each answered by some
@@ -64,7 +64,7 @@ fn created_running_stopped_with_events_at_each_step() {
     let mut seen = Vec::new();
     common::drain(&mut events, &mut seen);
     // The bus lets the kernel stop only after it has seen every worker's pipe close.
-    for id in 0..2 {
+    for id in (0..2).map(WorkerId::new) {
         assert!(
             seen.contains(&Seen::Worker(id, "stopped".into())),
             "{seen:?}"
@@ -95,7 +95,7 @@ fn a_bare_loop_polls_its_way_to_stopped() {
     };
     assert_eq!(stopped.kernel_state(), KernelState::Stopped);
     assert!(
-        seen.contains(&Seen::Worker(0, "stopped".into())),
+        seen.contains(&Seen::Worker(WorkerId::new(0), "stopped".into())),
         "{seen:?}"
     );
 }
@@ -203,7 +203,10 @@ fn a_worker_command_that_cannot_be_executed_fails_start() {
         };
         assert_eq!(
             failed.error,
-            Error::ExecFailed { worker: 1, errno },
+            Error::ExecFailed {
+                worker: WorkerId::new(1),
+                errno
+            },
             "{command}"
         );
         let message = failed.error.to_string();
@@ -212,7 +215,10 @@ fn a_worker_command_that_cannot_be_executed_fails_start() {
             "{message}"
         );
         // The worker that did start ends with the bus.
-        let pid = failed.value.worker_pid(0).expect("worker 0 runs");
+        let pid = failed
+            .value
+            .worker_pid(WorkerId::new(0))
+            .expect("worker 0 runs");
         drop(failed);
         common::wait_gone(&[i64::from(pid)]);
     }
@@ -233,7 +239,7 @@ fn closing_the_workers_stdin_lets_them_exit_on_their_own() {
             .count()
             == 2
     });
-    for id in 0..2 {
+    for id in (0..2).map(WorkerId::new) {
         // Exited with 0: they read the end of their input; the bus sent no signal.
         assert!(
             seen.contains(&Seen::Exited(id, stdiobus_embed::ExitStatus::Code(0))),
@@ -244,13 +250,15 @@ fn closing_the_workers_stdin_lets_them_exit_on_their_own() {
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": "m"}).to_string();
     assert_eq!(bus.send(request.as_bytes()), Err(Error::NoWorker));
     assert_eq!(
-        bus.send_to_worker(0, request.as_bytes()),
-        Err(Error::WorkerGone { id: 0 })
+        bus.send_to_worker(WorkerId::new(0), request.as_bytes()),
+        Err(Error::WorkerGone {
+            id: WorkerId::new(0)
+        })
     );
     bus.poll(Duration::from_millis(50)).unwrap();
     common::drain(&mut events, &mut seen);
     assert!(
-        !seen.contains(&Seen::Worker(0, "started".into())),
+        !seen.contains(&Seen::Worker(WorkerId::new(0), "started".into())),
         "{seen:?}"
     );
     bus.stop(Duration::from_secs(1)).expect("stop");

@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use common::{DEADLINE, Seen, WORKER, config, poll_until, responses, ring};
 use serde_json::json;
 use stdiobus_embed::{
-    Bus, Consumer, Created, Error, ErrorCode, Failed, Limits, Listener, Pool, Running,
+    Bus, ClientId, Consumer, Created, Error, ErrorCode, Failed, Limits, Listener, Pool, Running,
+    WorkerId,
 };
 
 /// How long a client is watched for bytes it should never get.
@@ -96,7 +97,7 @@ fn tcp_bus(port: u16) -> (Bus<'static, Running>, Consumer<'static>) {
     })
 }
 
-fn connected(seen: &[Seen]) -> Vec<(i32, String)> {
+fn connected(seen: &[Seen]) -> Vec<(ClientId, String)> {
     seen.iter()
         .filter_map(|s| match s {
             Seen::ClientConnected(id, peer) => Some((*id, peer.clone())),
@@ -105,7 +106,7 @@ fn connected(seen: &[Seen]) -> Vec<(i32, String)> {
         .collect()
 }
 
-fn disconnected(seen: &[Seen]) -> Vec<i32> {
+fn disconnected(seen: &[Seen]) -> Vec<ClientId> {
     seen.iter()
         .filter_map(|s| match s {
             Seen::ClientDisconnected(id, _) => Some(*id),
@@ -161,7 +162,9 @@ fn failed_start(listener: Listener<'static>) -> (Error, Vec<Seen>) {
     };
     // Observed: the kernel has stopped itself; the workers it forked were killed.
     assert_eq!(value.kernel_state(), stdiobus_embed::KernelState::Stopped);
-    let pids: Vec<u32> = (0..4).filter_map(|id| value.worker_pid(id)).collect();
+    let pids: Vec<u32> = (0..4)
+        .filter_map(|id| value.worker_pid(WorkerId::new(id)))
+        .collect();
     drop(value);
     for pid in pids {
         assert!(
@@ -258,7 +261,7 @@ fn several_tcp_clients_at_once_reach_the_workers_and_the_host_gets_the_responses
     poll_until(&mut bus, &mut events, &mut seen, "4 connections", |seen| {
         connected(seen).len() == 4
     });
-    let mut ids: Vec<i32> = connected(&seen).iter().map(|(id, _)| *id).collect();
+    let mut ids: Vec<ClientId> = connected(&seen).iter().map(|(id, _)| *id).collect();
     let mut seen_peers: Vec<String> = connected(&seen).into_iter().map(|(_, p)| p).collect();
     ids.sort();
     ids.dedup();
@@ -294,7 +297,7 @@ fn several_tcp_clients_at_once_reach_the_workers_and_the_host_gets_the_responses
     assert_eq!(bus.stats().messages_in, 4);
 
     // Two leave: their events come with their ids, and their pending requests go.
-    let leaving: Vec<i32> = peers[..2]
+    let leaving: Vec<ClientId> = peers[..2]
         .iter()
         .map(|peer| connected(&seen).iter().find(|(_, p)| p == peer).unwrap().0)
         .collect();
@@ -607,13 +610,18 @@ fn client_requests_reach_every_worker_restarted_ones_included() {
         client.write_all(format!("{request}\n").as_bytes()).unwrap();
     }
     wait_for(&mut bus, &mut events, 6, &mut answered_by);
-    let workers: std::collections::HashSet<Option<i32>> =
+    let workers: std::collections::HashSet<Option<WorkerId>> =
         answered_by.values().map(|(worker, _)| *worker).collect();
-    assert_eq!(workers, [Some(0), Some(1)].into(), "{answered_by:?}");
+    let (first, second) = (WorkerId::new(0), WorkerId::new(1));
+    assert_eq!(
+        workers,
+        [Some(first), Some(second)].into(),
+        "{answered_by:?}"
+    );
 
-    common::signal_worker(&bus, 0, libc::SIGKILL);
-    common::wait_for_worker(&mut bus, &mut events, 0, "started");
-    let restarted = bus.worker_pid(0).unwrap();
+    common::signal_worker(&bus, first, libc::SIGKILL);
+    common::wait_for_worker(&mut bus, &mut events, first, "started");
+    let restarted = bus.worker_pid(first).unwrap();
     for i in 0..6 {
         let request = json!({"jsonrpc": "2.0", "id": format!("b{i}"), "method": "m"});
         client.write_all(format!("{request}\n").as_bytes()).unwrap();
@@ -622,13 +630,14 @@ fn client_requests_reach_every_worker_restarted_ones_included() {
     assert!(
         answered_by
             .iter()
-            .any(|(id, answer)| id.starts_with('b') && *answer == (Some(0), u64::from(restarted))),
+            .any(|(id, answer)| id.starts_with('b')
+                && *answer == (Some(first), u64::from(restarted))),
         "the restarted worker got no client request: {answered_by:?}"
     );
 }
 
 /// Who answered each request: the worker the bus says wrote the line, and the pid in it.
-type Answers = std::collections::HashMap<String, (Option<i32>, u64)>;
+type Answers = std::collections::HashMap<String, (Option<WorkerId>, u64)>;
 
 /// Polls until `count` requests are answered.
 fn wait_for(

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, WORKER, is_running, start, start_echo};
 use serde_json::json;
-use stdiobus_embed::{Bus, ExitStatus, Pool, Running};
+use stdiobus_embed::{Bus, ExitStatus, Pool, Running, WorkerId};
 
 /// Held by each test for its whole run: these tests watch descriptor numbers and processes
 /// of the whole process, which other tests in this binary would take meanwhile.
@@ -48,7 +48,7 @@ fn a_host_file_that_takes_a_dead_workers_number_survives_the_bus() {
     bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"exit"}"#)
         .unwrap();
     assert_eq!(
-        common::wait_for_exit(&mut bus, &mut events, 0),
+        common::wait_for_exit(&mut bus, &mut events, WorkerId::new(0)),
         ExitStatus::Code(0)
     );
 
@@ -120,7 +120,7 @@ fn files_written_while_buses_churn_are_never_damaged() {
         });
         for _ in 0..CYCLES {
             let (mut bus, mut events) = start(&[Pool::new("quitter", "/bin/true")]);
-            common::wait_for_exit(&mut bus, &mut events, 0);
+            common::wait_for_exit(&mut bus, &mut events, WorkerId::new(0));
             drop(bus);
         }
         done.store(true, Ordering::Relaxed);
@@ -180,7 +180,7 @@ fn workers_start_with_stdio_only_and_a_clean_signal_state() {
     }
     // Two workers: the second is forked while the kernel holds the first one's pipes.
     let (bus, _events) = start(&[Pool::new("cat", "/bin/cat").instances(2)]);
-    for id in 0..2 {
+    for id in (0..2).map(WorkerId::new) {
         let pid = bus.worker_pid(id).unwrap();
         wait_for_exec(pid, "cat");
         // Right after exec the dynamic loader may still hold a library open: wait for the
@@ -211,7 +211,7 @@ fn the_hosts_own_children_inherit_no_pipe_of_the_bus() {
     let _alone = alone();
     let (bus, _events) = start(&[Pool::new("cat", "/bin/cat").instances(2)]);
     let mut pipes = Vec::new();
-    for id in 0..2 {
+    for id in (0..2).map(WorkerId::new) {
         let pid = bus.worker_pid(id).unwrap();
         wait_for_exec(pid, "cat");
         let ends = fd_targets(pid).into_iter().filter(|(fd, _)| *fd < 2);
@@ -239,7 +239,7 @@ fn a_host_killed_with_sigkill_leaves_no_worker() {
     let _alone = alone();
     if std::env::var_os(HOST_VAR).is_some() {
         let (bus, _events) = start_echo(1);
-        println!("worker-pid {}", bus.worker_pid(0).unwrap());
+        println!("worker-pid {}", bus.worker_pid(WorkerId::new(0)).unwrap());
         std::io::stdout().flush().unwrap();
         std::thread::sleep(DEADLINE * 6);
         return;
@@ -321,7 +321,11 @@ fn the_poll_fd_wakes_for_work_and_sleeps_when_idle() {
         .unwrap();
     let deadline = Instant::now() + DEADLINE;
     let mut seen = Vec::new();
-    while !seen.iter().any(|s| matches!(s, Seen::Exited(0, _))) {
+    let first = WorkerId::new(0);
+    while !seen
+        .iter()
+        .any(|s| matches!(s, Seen::Exited(id, _) if *id == first))
+    {
         assert!(Instant::now() < deadline, "no exit reported: {seen:?}");
         assert!(readable(fd, DEADLINE), "wakes for the exit");
         seen.extend(settle(&mut bus, &mut events, fd));
@@ -359,7 +363,7 @@ fn stopping_a_bus_ends_what_its_workers_started() {
         .stop(Duration::from_secs(1))
         .expect("stopped within its drain time");
     assert_eq!(
-        stopped.worker_pid(0),
+        stopped.worker_pid(WorkerId::new(0)),
         None,
         "the worker was reaped, not given up on"
     );

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 use common::{DEADLINE, WORKER, config, options, ring};
 use serde_json::{Value, json};
 use stdiobus_embed::{
-    Bus, Consumer, Error, Event, Limits, Pool, Running, SessionSlot, WorkerEvent,
+    Bus, Consumer, Error, Event, Limits, Pool, Running, SessionSlot, WorkerEvent, WorkerId,
 };
 
 /// What the tests read back: responses with the worker the bus says wrote them, sessions
 /// that moved, and worker exits.
 #[derive(Default)]
 struct Seen {
-    responses: Vec<(Option<i32>, Value)>,
-    moved: Vec<(String, i32, i32)>,
-    exited: Vec<i32>,
+    responses: Vec<(Option<WorkerId>, Value)>,
+    moved: Vec<(String, WorkerId, WorkerId)>,
+    exited: Vec<WorkerId>,
 }
 
 impl Seen {
@@ -89,19 +89,20 @@ fn start_with(
 
 /// The pid of each worker, by id.
 fn pids(bus: &Bus<'_, Running>) -> Vec<u32> {
-    (0..bus.worker_count() as i32)
-        .map(|id| bus.worker_pid(id).expect("a live worker"))
+    (0..bus.worker_count() as u32)
+        .map(|id| bus.worker_pid(WorkerId::new(id)).expect("a live worker"))
         .collect()
 }
 
 /// Every response's worker, as the bus attributed it, checked against the pid the worker
 /// put in it (`pids` from [`pids`]).
-fn attributed(pids: &[u32], seen: &Seen) -> Vec<i32> {
+fn attributed(pids: &[u32], seen: &Seen) -> Vec<WorkerId> {
     seen.responses
         .iter()
         .map(|(worker, json)| {
             let pid = json["result"]["pid"].as_u64().expect("a pid") as u32;
-            let by_pid = pids.iter().position(|&p| p == pid).expect("a worker's pid") as i32;
+            let by_pid = pids.iter().position(|&p| p == pid).expect("a worker's pid");
+            let by_pid = WorkerId::new(by_pid as u32);
             assert_eq!(*worker, Some(by_pid), "misattributed: {json}");
             by_pid
         })
@@ -129,7 +130,8 @@ fn requests_spread_evenly_over_the_workers_of_a_pool() {
         *per_worker.entry(worker).or_insert(0) += 1;
     }
     // Round-robin: exactly a third each (the goal is 90 to 110).
-    assert_eq!(per_worker, HashMap::from([(0, 100), (1, 100), (2, 100)]));
+    let third = |id| (WorkerId::new(id), 100);
+    assert_eq!(per_worker, HashMap::from([third(0), third(1), third(2)]));
 }
 
 #[test]
@@ -149,7 +151,7 @@ fn every_session_is_answered_by_one_worker_throughout() {
     }
     assert_eq!(bus.session_table_len(), 50);
     let workers = attributed(&pids, &seen);
-    let mut owner: HashMap<String, HashSet<i32>> = HashMap::new();
+    let mut owner: HashMap<String, HashSet<WorkerId>> = HashMap::new();
     for ((_, json), worker) in seen.responses.iter().zip(workers) {
         let session = json["sessionId"]
             .as_str()
@@ -161,7 +163,7 @@ fn every_session_is_answered_by_one_worker_throughout() {
     for (session, workers) in &owner {
         assert_eq!(workers.len(), 1, "{session} was answered by {workers:?}");
     }
-    let used: HashSet<i32> = owner.values().flatten().copied().collect();
+    let used: HashSet<WorkerId> = owner.values().flatten().copied().collect();
     assert_eq!(used.len(), 3, "new sessions spread over the workers too");
     assert!(seen.moved.is_empty());
 }
@@ -190,7 +192,7 @@ fn a_message_reaches_the_pool_it_names_and_no_other() {
         let pool = if id < 20 && id % 2 == 0 { "a" } else { "b" };
         assert_eq!(json["result"]["worker"], pool, "{json}");
         assert_eq!(
-            worker < 2,
+            worker < WorkerId::new(2),
             pool == "a",
             "worker {worker} is not in pool {pool}"
         );
@@ -216,31 +218,36 @@ fn a_worker_can_be_addressed_and_a_dead_one_is_skipped() {
     let (mut bus, mut events) = start_with(&[echo_pool("echo", &[], 3)], None, &NO_RESTARTS);
     let pids = pids(&bus);
     let mut seen = Seen::default();
-    bus.send_to_worker(2, request(0).as_bytes()).unwrap();
+    let worker = WorkerId::new;
+    bus.send_to_worker(worker(2), request(0).as_bytes())
+        .unwrap();
     seen.wait_for(&mut bus, &mut events, 1);
-    assert_eq!(attributed(&pids, &seen), [2]);
+    assert_eq!(attributed(&pids, &seen), [worker(2)]);
     assert_eq!(
-        bus.send_to_worker(3, request(1).as_bytes()),
-        Err(Error::NoSuchWorker { id: 3 })
+        bus.send_to_worker(worker(3), request(1).as_bytes()),
+        Err(Error::NoSuchWorker { id: worker(3) })
     );
+    // Far beyond any worker table (the kernel's ids are C ints: no id is negative).
     assert_eq!(
-        bus.send_to_worker(-1, request(1).as_bytes()),
-        Err(Error::NoSuchWorker { id: -1 })
+        bus.send_to_worker(worker(u32::MAX), request(1).as_bytes()),
+        Err(Error::NoSuchWorker {
+            id: worker(u32::MAX)
+        })
     );
 
-    common::signal_worker(&bus, 1, libc::SIGKILL);
-    common::wait_for_exit(&mut bus, &mut events, 1);
+    common::signal_worker(&bus, worker(1), libc::SIGKILL);
+    common::wait_for_exit(&mut bus, &mut events, worker(1));
     assert_eq!(
-        bus.send_to_worker(1, request(1).as_bytes()),
-        Err(Error::WorkerGone { id: 1 })
+        bus.send_to_worker(worker(1), request(1).as_bytes()),
+        Err(Error::WorkerGone { id: worker(1) })
     );
     for id in 1..21 {
         bus.send(request(id).as_bytes()).unwrap();
     }
     seen.wait_for(&mut bus, &mut events, 21);
     let workers = attributed(&pids, &seen);
-    assert!(!workers.contains(&1), "{workers:?}");
-    assert!(workers[1..].contains(&0) && workers[1..].contains(&2));
+    assert!(!workers.contains(&worker(1)), "{workers:?}");
+    assert!(workers[1..].contains(&worker(0)) && workers[1..].contains(&worker(2)));
 }
 
 #[test]
@@ -269,7 +276,7 @@ fn a_session_whose_worker_died_moves_and_the_host_is_told() {
     bus.send(message(2).as_bytes()).unwrap();
     seen.wait_for(&mut bus, &mut events, 3);
     let workers = attributed(&pids, &seen);
-    let second = 1 - first;
+    let second = WorkerId::new(1 - first.get());
     assert_eq!(workers[1..], [second, second]);
     assert_eq!(seen.moved, [("s-1".to_owned(), first, second)]);
 }

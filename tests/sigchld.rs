@@ -8,7 +8,7 @@ mod common;
 
 use common::{Seen, WORKER, call, config, options, ring, signal_worker};
 use serde_json::json;
-use stdiobus_embed::{Bus, Consumer, ExitStatus, Limits, Pool, Running};
+use stdiobus_embed::{Bus, Consumer, ExitStatus, Limits, Pool, Running, WorkerId};
 
 fn start(instances: u32) -> (Bus<'static, Running>, Consumer<'static>) {
     let (producer, events) = ring();
@@ -22,7 +22,7 @@ fn start(instances: u32) -> (Bus<'static, Running>, Consumer<'static>) {
 fn crash_and_come_back(
     bus: &mut Bus<'_, Running>,
     events: &mut Consumer<'_>,
-    id: i32,
+    id: WorkerId,
     after_kill: impl FnOnce(u32),
 ) {
     let old = bus.worker_pid(id).unwrap();
@@ -60,7 +60,7 @@ fn crashed_workers_are_restarted_whoever_reaps_them() {
     // SAFETY: setting a standard disposition; this binary's only test runs alone.
     let previous = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     let (mut bus, mut events) = start(1);
-    crash_and_come_back(&mut bus, &mut events, 0, |_| {});
+    crash_and_come_back(&mut bus, &mut events, WorkerId::new(0), |_| {});
     drop(bus);
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGCHLD, previous) };
@@ -68,13 +68,15 @@ fn crashed_workers_are_restarted_whoever_reaps_them() {
     // A host that reaps every child of its own with `waitpid(-1)`, here before the bus
     // could look.
     let (mut bus, mut events) = start(3);
-    crash_and_come_back(&mut bus, &mut events, 1, |pid| {
+    crash_and_come_back(&mut bus, &mut events, WorkerId::new(1), |pid| {
         let mut status = 0;
         // SAFETY: a valid status pointer; blocks until a child ends, as the killed one does.
         while unsafe { libc::waitpid(-1, &mut status, 0) } != pid as libc::pid_t {}
     });
     assert_eq!(
-        (0..3).filter(|&id| bus.worker_pid(id).is_some()).count(),
+        (0..3)
+            .filter(|&id| bus.worker_pid(WorkerId::new(id)).is_some())
+            .count(),
         3,
         "the pool serves with all its workers"
     );

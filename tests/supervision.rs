@@ -10,16 +10,17 @@ use common::{DEADLINE, WORKER, config, options, ring};
 use serde_json::{Value, json};
 use stdiobus_embed::{
     Bus, Consumer, Error, Event, ExitStatus, Limits, Pool, RequestSlot, Running, WorkerEvent,
+    WorkerId,
 };
 
 /// An owned view of the events these tests look at.
 #[derive(Debug, Clone, PartialEq)]
 enum Seen {
     /// A response: the worker the bus says wrote it, its id, the pid in it.
-    Answer(Option<i32>, Value, u64),
-    Exited(i32, ExitStatus),
-    Word(i32, String),
-    Unanswered(i32, String),
+    Answer(Option<WorkerId>, Value, u64),
+    Exited(WorkerId, ExitStatus),
+    Word(WorkerId, String),
+    Unanswered(WorkerId, String),
 }
 
 fn drain(events: &mut Consumer<'_>, into: &mut Vec<Seen>) {
@@ -68,12 +69,16 @@ fn start(
     (bus, events)
 }
 
+/// The first and the second worker of a pool.
+const W0: WorkerId = WorkerId::new(0);
+const W1: WorkerId = WorkerId::new(1);
+
 fn kill(pid: u32) {
     // SAFETY: `pid` is a live worker of the test's bus, unreaped, so not reused.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
 }
 
-fn restarted(id: i32) -> impl Fn(&[Seen]) -> bool {
+fn restarted(id: WorkerId) -> impl Fn(&[Seen]) -> bool {
     move |seen| {
         let at = |wanted: &Seen| seen.iter().position(|s| s == wanted);
         let exited = seen
@@ -89,21 +94,21 @@ fn restarted(id: i32) -> impl Fn(&[Seen]) -> bool {
 fn a_killed_worker_comes_back_and_answers() {
     let (mut bus, mut events) = start(2, &Limits::default(), 16);
     let mut seen = Vec::new();
-    let old = bus.worker_pid(0).unwrap();
+    let old = bus.worker_pid(W0).unwrap();
     kill(old);
     poll_until(
         &mut bus,
         &mut events,
         &mut seen,
         "worker 0's restart",
-        restarted(0),
+        restarted(W0),
     );
-    assert!(seen.contains(&Seen::Exited(0, ExitStatus::Signal(libc::SIGKILL))));
-    let new = bus.worker_pid(0).expect("a new process");
+    assert!(seen.contains(&Seen::Exited(W0, ExitStatus::Signal(libc::SIGKILL))));
+    let new = bus.worker_pid(W0).expect("a new process");
     assert_ne!(new, old);
     for id in 0..4 {
         let request = json!({"jsonrpc": "2.0", "id": id, "method": "m"}).to_string();
-        bus.send_to_worker(0, request.as_bytes()).unwrap();
+        bus.send_to_worker(W0, request.as_bytes()).unwrap();
     }
     poll_until(&mut bus, &mut events, &mut seen, "4 answers", |seen| {
         seen.iter()
@@ -113,7 +118,7 @@ fn a_killed_worker_comes_back_and_answers() {
     });
     for s in &seen {
         if let Seen::Answer(worker, _, pid) = s {
-            assert_eq!((*worker, *pid), (Some(0), u64::from(new)));
+            assert_eq!((*worker, *pid), (Some(W0), u64::from(new)));
         }
     }
     assert_eq!(bus.requests_in_flight(), 0);
@@ -130,23 +135,23 @@ fn the_restart_limit_ends_the_restarts() {
     let mut seen = Vec::new();
     for round in 0..2 {
         seen.clear();
-        kill(bus.worker_pid(0).unwrap());
+        kill(bus.worker_pid(W0).unwrap());
         poll_until(
             &mut bus,
             &mut events,
             &mut seen,
             &format!("restart {round}"),
-            restarted(0),
+            restarted(W0),
         );
     }
     seen.clear();
-    kill(bus.worker_pid(0).unwrap());
-    let failed = Seen::Word(0, "failed: the restart limit was reached".into());
+    kill(bus.worker_pid(W0).unwrap());
+    let failed = Seen::Word(W0, "failed: the restart limit was reached".into());
     poll_until(&mut bus, &mut events, &mut seen, "the give-up", |seen| {
         seen.contains(&failed)
     });
-    assert!(!seen.contains(&Seen::Word(0, "started".into())));
-    assert_eq!(bus.worker_pid(0), None);
+    assert!(!seen.contains(&Seen::Word(W0, "started".into())));
+    assert_eq!(bus.worker_pid(W0), None);
     let request = json!({"jsonrpc": "2.0", "id": 1, "method": "m"}).to_string();
     assert_eq!(bus.send(request.as_bytes()), Err(Error::NoWorker));
 }
@@ -169,16 +174,16 @@ fn a_restart_whose_command_is_gone_fails_and_is_not_retried() {
         .start()
         .expect("the first run starts");
     let mut seen = Vec::new();
-    let failed = Seen::Word(0, "failed: its command could not be executed".into());
+    let failed = Seen::Word(W0, "failed: its command could not be executed".into());
     poll_until(&mut bus, &mut events, &mut seen, "the give-up", |seen| {
         seen.contains(&failed)
     });
     let crash = seen
         .iter()
-        .position(|s| *s == Seen::Exited(0, ExitStatus::Code(3)));
+        .position(|s| *s == Seen::Exited(W0, ExitStatus::Code(3)));
     let after_crash = &seen[crash.expect("the first run's exit") + 1..];
     assert!(
-        !after_crash.contains(&Seen::Word(0, "started".into())),
+        !after_crash.contains(&Seen::Word(W0, "started".into())),
         "{seen:?}"
     );
     // The process that could not exec is reaped, and nothing restarts it.
@@ -189,7 +194,7 @@ fn a_restart_whose_command_is_gone_fails_and_is_not_retried() {
         "the second exit",
         |seen| {
             seen.iter()
-                .filter(|s| matches!(s, Seen::Exited(0, _)))
+                .filter(|s| matches!(s, Seen::Exited(W0, _)))
                 .count()
                 == 2
         },
@@ -198,12 +203,12 @@ fn a_restart_whose_command_is_gone_fails_and_is_not_retried() {
     drain(&mut events, &mut seen);
     assert_eq!(
         seen.iter()
-            .filter(|s| matches!(s, Seen::Exited(0, _)))
+            .filter(|s| matches!(s, Seen::Exited(W0, _)))
             .count(),
         2,
         "{seen:?}"
     );
-    assert_eq!(bus.worker_pid(0), None);
+    assert_eq!(bus.worker_pid(W0), None);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -216,28 +221,28 @@ fn requests_in_flight_to_a_dying_worker_are_reported_by_id() {
     };
     // Two requests in one send: both are tracked.
     let both = format!("{}\n{}", slow("slow-1"), slow("slow-2"));
-    bus.send_to_worker(1, both.as_bytes()).unwrap();
+    bus.send_to_worker(W1, both.as_bytes()).unwrap();
     assert_eq!(
-        bus.send_to_worker(0, slow("slow-1").as_bytes()),
+        bus.send_to_worker(W0, slow("slow-1").as_bytes()),
         Err(Error::RequestIdInFlight)
     );
-    bus.send_to_worker(0, br#"{"jsonrpc":"2.0","id":7,"method":"m"}"#)
+    bus.send_to_worker(W0, br#"{"jsonrpc":"2.0","id":7,"method":"m"}"#)
         .unwrap();
     poll_until(
         &mut bus,
         &mut events,
         &mut seen,
         "worker 0's answer",
-        |seen| seen.iter().any(|s| matches!(s, Seen::Answer(Some(0), ..))),
+        |seen| seen.iter().any(|s| matches!(s, Seen::Answer(Some(W0), ..))),
     );
     assert_eq!(bus.requests_in_flight(), 2);
-    kill(bus.worker_pid(1).unwrap());
+    kill(bus.worker_pid(W1).unwrap());
     poll_until(
         &mut bus,
         &mut events,
         &mut seen,
         "worker 1's restart",
-        restarted(1),
+        restarted(W1),
     );
     let lost: Vec<&Seen> = seen
         .iter()
@@ -246,8 +251,8 @@ fn requests_in_flight_to_a_dying_worker_are_reported_by_id() {
     assert_eq!(
         lost,
         [
-            &Seen::Unanswered(1, r#""slow-1""#.into()),
-            &Seen::Unanswered(1, r#""slow-2""#.into())
+            &Seen::Unanswered(W1, r#""slow-1""#.into()),
+            &Seen::Unanswered(W1, r#""slow-2""#.into())
         ]
     );
     assert_eq!(bus.requests_in_flight(), 0);
@@ -269,20 +274,20 @@ fn a_restart_after_a_backoff_wakes_the_event_loop_and_then_it_sleeps() {
     let (mut bus, mut events) = start(1, &Limits::default(), 16);
     let fd = bus.poll_fd().expect("the kernel's epoll descriptor");
     let mut seen = Vec::new();
-    kill(bus.worker_pid(0).unwrap());
+    kill(bus.worker_pid(W0).unwrap());
     poll_until(
         &mut bus,
         &mut events,
         &mut seen,
         "the first restart",
-        restarted(0),
+        restarted(W0),
     );
     // A second quick end waits a backoff before the restart: only the bus's timer can wake
     // a loop that waits on the descriptor alone.
     seen.clear();
-    kill(bus.worker_pid(0).unwrap());
+    kill(bus.worker_pid(W0).unwrap());
     let deadline = Instant::now() + DEADLINE;
-    while !restarted(0)(&seen) {
+    while !restarted(W0)(&seen) {
         assert!(Instant::now() < deadline, "no restart; saw {seen:#?}");
         if readable(fd, DEADLINE) {
             bus.poll(Duration::ZERO).unwrap();
@@ -313,7 +318,7 @@ fn killing_workers_at_random_under_load_loses_nothing() {
     let mut seen = Vec::new();
     let mut sent = HashSet::new();
     let mut next_id = 0u64;
-    let mut killed_at: HashMap<i32, Instant> = HashMap::new();
+    let mut killed_at: HashMap<WorkerId, Instant> = HashMap::new();
     let mut back_within = Duration::ZERO;
     let mut kills = 0;
     let mut rng = 0x2545_f491_4f6c_dd1du64;
@@ -335,7 +340,7 @@ fn killing_workers_at_random_under_load_loses_nothing() {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let id = (rng % 3) as i32;
+            let id = WorkerId::new((rng % 3) as u32);
             if let Some(pid) = bus.worker_pid(id)
                 && !killed_at.contains_key(&id)
             {
@@ -432,7 +437,7 @@ fn a_session_follows_its_worker_through_a_restart_and_the_host_is_told() {
     };
     // One pool: its `pool` member is not read, whatever it says.
     bus.send(message(0).as_bytes()).unwrap();
-    let first = bus.worker_pid(0).unwrap();
+    let first = bus.worker_pid(W0).unwrap();
     let mut seen = Vec::new();
     poll_until(
         &mut bus,
@@ -447,7 +452,7 @@ fn a_session_follows_its_worker_through_a_restart_and_the_host_is_told() {
         &mut events,
         &mut seen,
         "the restart",
-        restarted(0),
+        restarted(W0),
     );
     bus.send(message(1).as_bytes()).unwrap();
     let deadline = Instant::now() + DEADLINE;
@@ -462,8 +467,8 @@ fn a_session_follows_its_worker_through_a_restart_and_the_host_is_told() {
             _ => {}
         });
     }
-    assert_eq!(moved, [("s".to_owned(), 0, 0)]);
-    assert!(answers[0].contains(&bus.worker_pid(0).unwrap().to_string()));
+    assert_eq!(moved, [("s".to_owned(), W0, W0)]);
+    assert!(answers[0].contains(&bus.worker_pid(W0).unwrap().to_string()));
 }
 
 /// Workers that die together each wake an event loop asleep on the bus's descriptor with
@@ -473,12 +478,12 @@ fn a_session_follows_its_worker_through_a_restart_and_the_host_is_told() {
 #[test]
 fn workers_killed_together_each_wake_a_loop_asleep_on_the_descriptor() {
     const ROUNDS: usize = 200;
-    const WORKERS: i32 = 4;
+    const WORKERS: u32 = 4;
     /// How soon after the deaths every exit and restart must have been seen.
     const SOON: Duration = Duration::from_millis(100);
     let mut slowest = Duration::ZERO;
     for round in 0..ROUNDS {
-        let (mut bus, mut events) = start(WORKERS as u32, &Limits::default(), 16);
+        let (mut bus, mut events) = start(WORKERS, &Limits::default(), 16);
         let fd = bus.poll_fd().expect("the kernel's epoll descriptor");
         let mut seen = Vec::new();
         while readable(fd, Duration::ZERO) {
@@ -486,7 +491,9 @@ fn workers_killed_together_each_wake_a_loop_asleep_on_the_descriptor() {
             drain(&mut events, &mut seen);
         }
         seen.clear();
-        let pids: Vec<u32> = (0..WORKERS).map(|id| bus.worker_pid(id).unwrap()).collect();
+        let pids: Vec<u32> = (0..WORKERS)
+            .map(|id| bus.worker_pid(WorkerId::new(id)).unwrap())
+            .collect();
         let (alarm, alarm_in) = std::os::unix::net::UnixStream::pair().unwrap();
         let (done, finished) = std::sync::mpsc::channel::<()>();
         let killer = std::thread::spawn(move || {
@@ -501,7 +508,8 @@ fn workers_killed_together_each_wake_a_loop_asleep_on_the_descriptor() {
             }
             killed_at
         });
-        let all_restarted = |seen: &[Seen]| (0..WORKERS).all(|id| restarted(id)(seen));
+        let all_restarted =
+            |seen: &[Seen]| (0..WORKERS).all(|id| restarted(WorkerId::new(id))(seen));
         while !all_restarted(&seen) {
             let mut fds = [
                 libc::pollfd {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use stdiobus_embed::{
     Bus, Config, ConfigBuffer, Consumer, Event, EventRing, Limits, Options, Pool, Producer,
-    RequestSlot, SessionSlot,
+    RequestSlot, SessionSlot, WorkerId,
 };
 
 const WORKER: &str = env!("CARGO_BIN_EXE_bench-echo-worker");
@@ -132,7 +132,7 @@ fn start_time(workers: u32) -> Duration {
         .expect("start");
     for id in 0..workers {
         let request = format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"m"}}"#);
-        bus.send_to_worker(id as i32, request.as_bytes())
+        bus.send_to_worker(WorkerId::new(id), request.as_bytes())
             .expect("send");
     }
     let mut answered = 0;

@@ -21,7 +21,7 @@ use cty::c_int;
 use super::kernel::Kernel;
 use super::{Bus, Failed};
 use crate::state::Running;
-use crate::{Error, sys};
+use crate::{Error, WorkerId, sys};
 
 /// Embedded workers one bus keeps track of.
 pub(super) const MAX_EMBEDDED: usize = 16;
@@ -38,9 +38,9 @@ pub struct EmbeddedWorker {
 }
 
 impl EmbeddedWorker {
-    /// The kernel's worker id, as [`Event::Worker`](crate::Event::Worker) reports it.
-    pub const fn id(&self) -> i32 {
-        self.id
+    /// The worker, as [`Event::Worker`](crate::Event::Worker) reports it.
+    pub const fn id(&self) -> WorkerId {
+        WorkerId::from_raw(self.id)
     }
 }
 

@@ -36,7 +36,7 @@ use crate::interpose::Child;
 use crate::ring::{OverflowHandler, Producer};
 use crate::routing::Router;
 use crate::state::State;
-use crate::{KernelState, Stats, backpressure, sys};
+use crate::{KernelState, Stats, WorkerId, backpressure, sys};
 
 /// One stdio_bus kernel instance, in lifecycle state `S`, writing its events into the ring
 /// whose [`Producer`] it owns for `'r`.
@@ -130,15 +130,10 @@ impl<'r, S: State> Bus<'r, S> {
         self.kernel.worker_count()
     }
 
-    /// The process id of worker `id` (the kernel's worker id, as events report it) while
-    /// the process has not been reaped; `None` once it has, or where the kernel's calls
-    /// are not interposed (Apple targets).
-    pub fn worker_pid(&self, id: i32) -> Option<u32> {
-        let child = self
-            .kernel
-            .resources
-            .children
-            .get(usize::try_from(id).ok()?)?;
+    /// The process id of worker `id` while the process has not been reaped; `None` once it
+    /// has, or where the kernel's calls are not interposed (Apple targets).
+    pub fn worker_pid(&self, id: WorkerId) -> Option<u32> {
+        let child = self.kernel.resources.children.get(id.index())?;
         child.life.is_unreaped().then(|| child.pid.unsigned_abs())
     }
 

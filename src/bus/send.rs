@@ -3,7 +3,7 @@
 use super::Bus;
 use crate::routing::{Binding, Target};
 use crate::state::Running;
-use crate::{Error, backpressure, sys};
+use crate::{Error, WorkerId, backpressure, sys};
 
 impl<'r> Bus<'r, Running> {
     /// Hands `message` to the kernel, which writes it to a worker's stdin: no copy, no
@@ -58,14 +58,12 @@ impl<'r> Bus<'r, Running> {
 
     /// [`Bus::send`] to worker `id`, whatever the message says: [`Error::NoSuchWorker`]
     /// for an id the bus does not have, [`Error::WorkerGone`] once it has exited.
-    pub fn send_to_worker(&mut self, id: i32, message: &[u8]) -> Result<(), Error> {
+    pub fn send_to_worker(&mut self, id: WorkerId, message: &[u8]) -> Result<(), Error> {
         check_message(message)?;
-        let Some(worker) = usize::try_from(id)
-            .ok()
-            .filter(|&id| id < self.kernel.resources.children.len())
-        else {
+        let worker = id.index();
+        if worker >= self.kernel.resources.children.len() {
             return Err(Error::NoSuchWorker { id });
-        };
+        }
         let children = &self.kernel.resources.children;
         if !children.is_serving(worker) {
             return Err(Error::WorkerGone { id });
@@ -107,8 +105,8 @@ impl<'r> Bus<'r, Running> {
         // The session is bound to its new worker now, whether this message went or not.
         if let Some((moved, session)) = moved {
             self.producer.push_session_moved(
-                moved.from as i32,
-                moved.to as i32,
+                WorkerId::from_index(moved.from),
+                WorkerId::from_index(moved.to),
                 session.as_bytes(),
             );
         }
@@ -118,7 +116,9 @@ impl<'r> Bus<'r, Running> {
     /// Hands `message` to the kernel for `worker`, once its pipe is known to take it.
     fn ingest_to(&mut self, worker: usize, message: &[u8]) -> Result<(), Error> {
         let Some(child) = self.kernel.resources.children.get(worker) else {
-            return Err(Error::NoSuchWorker { id: worker as i32 });
+            return Err(Error::NoSuchWorker {
+                id: WorkerId::from_index(worker),
+            });
         };
         let generation = child.generation;
         let pipe = child.stdin_pipe();

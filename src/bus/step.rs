@@ -11,7 +11,7 @@ use crate::interpose::LineHook;
 use crate::routing::Router;
 use crate::state::{Running, State};
 use crate::supervise::Restart;
-use crate::{Error, sys};
+use crate::{Error, WorkerId, sys};
 
 impl<'r> Bus<'r, Running> {
     /// Runs one kernel step: waits up to `timeout` for worker output or other I/O, then
@@ -100,9 +100,10 @@ impl<S: State> Bus<'_, S> {
             .resources
             .children
             .take_reaped(|id, status, generation| {
-                producer.push_exited(id as i32, status);
+                let worker = WorkerId::from_index(id);
+                producer.push_exited(worker, status);
                 router.abandon(id, generation, |request| {
-                    producer.push_unanswered(id as i32, request);
+                    producer.push_unanswered(worker, request);
                 });
             });
     }
@@ -120,7 +121,7 @@ impl<S: State> Bus<'_, S> {
             rc = self.kernel_step(sys::STDIO_BUS_NO_WAIT, true);
             let producer = &mut self.producer;
             self.kernel.resources.settle_restarts(|id, outcome| {
-                let id = id as i32;
+                let id = WorkerId::from_index(id);
                 match outcome {
                     Restart::Done => {
                         producer.push_worker_word(id, b"restarting");

@@ -8,7 +8,7 @@ use super::shutdown::KILL_LIMIT;
 use super::{Bus, Failed};
 use crate::clock::Deadline;
 use crate::state::{Created, Running, State, Stopped, Stopping};
-use crate::{Error, sigpipe, sys};
+use crate::{Error, WorkerId, sigpipe, sys};
 
 /// How long [`Bus::stop`] waits beyond the drain timeout: long enough for killed workers
 /// to be given up on (`KILL_LIMIT`) and the kernel to stop after that.
@@ -55,7 +55,7 @@ impl<'r> Bus<'r, Created> {
         let children = self.kernel.resources.children.iter();
         if let Some((worker, child)) = children.enumerate().find(|(_, c)| c.exec_errno != 0) {
             return Err(Error::ExecFailed {
-                worker: worker as i32,
+                worker: WorkerId::from_index(worker),
                 errno: child.exec_errno.into(),
             });
         }

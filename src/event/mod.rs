@@ -11,7 +11,7 @@ pub use overflow::{Loss, Overflow};
 use core::fmt;
 use core::str::Utf8Error;
 
-use crate::ErrorCode;
+use crate::{ClientId, ErrorCode, WorkerId};
 
 /// One event reported by the kernel, borrowing its bytes from the ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +24,7 @@ pub enum Event<'a> {
         /// The worker that wrote it (its id, as [`Event::Worker`] reports it); `None` for an
         /// embedded worker, and where the kernel's reads are not interposed (Apple
         /// targets).
-        worker: Option<i32>,
+        worker: Option<WorkerId>,
         /// The line.
         line: Bytes<'a>,
     },
@@ -44,22 +44,22 @@ pub enum Event<'a> {
     },
     /// A worker changed state.
     Worker {
-        /// The kernel's worker id.
-        id: i32,
+        /// The worker.
+        id: WorkerId,
         /// What happened.
         event: WorkerEvent<'a>,
     },
     /// A listener client connected.
     ClientConnected {
-        /// The kernel's client id.
-        id: i32,
+        /// The client.
+        id: ClientId,
         /// The peer's address, as the kernel describes it.
         peer: Bytes<'a>,
     },
     /// A listener client went away.
     ClientDisconnected {
-        /// The kernel's client id.
-        id: i32,
+        /// The client.
+        id: ClientId,
         /// Why, as the kernel describes it.
         reason: Bytes<'a>,
     },
@@ -70,10 +70,10 @@ pub enum Event<'a> {
         /// The `sessionId`, decoded.
         session: Bytes<'a>,
         /// The worker that had it.
-        from: i32,
+        from: WorkerId,
         /// The worker that has it now: `from` again when that worker was restarted (a
         /// new process).
-        to: i32,
+        to: WorkerId,
     },
     /// A line `worker` wrote was longer than the kernel takes (`limit` bytes, its newline
     /// included: the configuration's `max_input_buffer`, or the archive's default), and
@@ -82,7 +82,7 @@ pub enum Event<'a> {
     /// line's end has been read (or the worker's output ended).
     LineTooLong {
         /// The worker that wrote it.
-        worker: i32,
+        worker: WorkerId,
         /// The longest line taken.
         limit: usize,
         /// The `id` of the response the line was, as raw JSON, when its first or last
@@ -95,7 +95,7 @@ pub enum Event<'a> {
     /// ended first (with [`Bus::set_request_table`](crate::Bus::set_request_table)).
     Unanswered {
         /// The worker it went to.
-        worker: i32,
+        worker: WorkerId,
         /// The request's `id`, as raw JSON (`"req-1"` with its quotes, or `42`).
         id: Bytes<'a>,
     },
@@ -109,7 +109,7 @@ impl<'a> Event<'a> {
         let bytes = Bytes(payload);
         match kind {
             Kind::Message | Kind::Padding => Self::Message {
-                worker: (value >= 0 && kind == Kind::Message).then_some(value),
+                worker: (value >= 0 && kind == Kind::Message).then(|| WorkerId::from_raw(value)),
                 line: bytes,
             },
             Kind::Error => Self::Error {
@@ -121,22 +121,22 @@ impl<'a> Event<'a> {
                 text: bytes,
             },
             Kind::Worker => Self::Worker {
-                id: value,
+                id: WorkerId::from_raw(value),
                 event: WorkerEvent::from_word(bytes),
             },
             Kind::ClientConnected => Self::ClientConnected {
-                id: value,
+                id: ClientId::from_raw(value),
                 peer: bytes,
             },
             Kind::ClientDisconnected => Self::ClientDisconnected {
-                id: value,
+                id: ClientId::from_raw(value),
                 reason: bytes,
             },
             Kind::Overflow => Self::Overflow(Overflow::decode(payload)),
             Kind::LineTooLong => {
                 let (limit, id) = payload.split_at(payload.len().min(8));
                 Self::LineTooLong {
-                    worker: value,
+                    worker: WorkerId::from_raw(value),
                     limit: limit
                         .try_into()
                         .map_or(0, |limit| u64::from_ne_bytes(limit) as usize),
@@ -144,19 +144,19 @@ impl<'a> Event<'a> {
                 }
             }
             Kind::Unanswered => Self::Unanswered {
-                worker: value,
+                worker: WorkerId::from_raw(value),
                 id: bytes,
             },
             Kind::SessionMoved => {
                 let (from, session) = payload.split_at(payload.len().min(4));
                 Self::SessionMoved {
                     session: Bytes(session),
-                    from: from.try_into().map_or(-1, i32::from_ne_bytes),
-                    to: value,
+                    from: WorkerId::from_raw(from.try_into().map_or(-1, i32::from_ne_bytes)),
+                    to: WorkerId::from_raw(value),
                 }
             }
             Kind::Exited => Self::Worker {
-                id: value,
+                id: WorkerId::from_raw(value),
                 event: WorkerEvent::Exited(ExitStatus::decode(payload)),
             },
         }

@@ -517,7 +517,7 @@ fn completes_lost_responses() {
 fn events_other_than_messages_are_ignored() {
     let mut table = Pending::<1>::new();
     let event = crate::Event::Worker {
-        id: 1,
+        id: crate::WorkerId::new(1),
         event: crate::WorkerEvent::Started,
     };
     assert_eq!(table.event(event, |_| panic!()), Fed::Other);

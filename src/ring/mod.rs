@@ -342,7 +342,7 @@ mod tests {
 
     fn message(bytes: &[u8]) -> Event<'static> {
         Event::Message {
-            worker: Some(0),
+            worker: Some(crate::WorkerId::new(0)),
             line: crate::Bytes::leak(bytes.to_vec()),
         }
     }

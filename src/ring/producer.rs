@@ -8,7 +8,7 @@ use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
 use super::{OverflowHandler, ProducerState, RingCore, RingStats};
 use crate::event::{Kind, LOSS_LEN, Loss, encode_loss, lost_ids};
-use crate::{EventMask, LogLevel};
+use crate::{EventMask, LogLevel, WorkerId};
 
 /// The writing half of an [`EventRing`](super::EventRing).
 ///
@@ -127,45 +127,45 @@ impl<'r> Producer<'r> {
     }
 
     /// Records that worker `id` was reaped with `status` (`None`: unknown).
-    pub(crate) fn push_exited(&mut self, id: i32, status: Option<i32>) {
+    pub(crate) fn push_exited(&mut self, id: WorkerId, status: Option<i32>) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         let mut writer = unsafe { Writer::from_core(self.core) };
         if writer.wants(EventMask::WORKER) {
             let (payload, len) = crate::ExitStatus::encode(status);
-            writer.push(Kind::Exited, id, &payload[..len]);
+            writer.push(Kind::Exited, id.raw(), &payload[..len]);
         }
     }
 }
 
 impl Producer<'_> {
     /// Reports a worker lifecycle word of the bus's own, as the kernel's `on_worker` does.
-    pub(crate) fn push_worker_word(&mut self, id: i32, word: &[u8]) {
+    pub(crate) fn push_worker_word(&mut self, id: WorkerId, word: &[u8]) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         let mut writer = unsafe { Writer::from_core(self.core) };
         if writer.wants(EventMask::WORKER) {
-            writer.push(Kind::Worker, id, word);
+            writer.push(Kind::Worker, id.raw(), word);
         }
     }
 
     /// Reports that request `id` to `worker` will not be answered.
-    pub(crate) fn push_unanswered(&mut self, worker: i32, id: &[u8]) {
+    pub(crate) fn push_unanswered(&mut self, worker: WorkerId, id: &[u8]) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         let mut writer = unsafe { Writer::from_core(self.core) };
         if writer.wants(EventMask::WORKER) {
-            writer.push(Kind::Unanswered, worker, id);
+            writer.push(Kind::Unanswered, worker.raw(), id);
         }
     }
 
     /// Reports that `session` left worker `from`, gone, for worker `to`.
-    pub(crate) fn push_session_moved(&mut self, from: i32, to: i32, session: &[u8]) {
+    pub(crate) fn push_session_moved(&mut self, from: WorkerId, to: WorkerId, session: &[u8]) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         let mut writer = unsafe { Writer::from_core(self.core) };
         if writer.wants(EventMask::WORKER) {
             let mut payload = [0u8; 4 + crate::limits::MAX_SESSION_ID];
-            payload[..4].copy_from_slice(&from.to_ne_bytes());
+            payload[..4].copy_from_slice(&from.raw().to_ne_bytes());
             let end = 4 + session.len().min(crate::limits::MAX_SESSION_ID);
             payload[4..end].copy_from_slice(&session[..end - 4]);
-            writer.push(Kind::SessionMoved, to, &payload[..end]);
+            writer.push(Kind::SessionMoved, to.raw(), &payload[..end]);
         }
     }
 }

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use stdiobus_embed::{
-    Bus, ConfigBuffer, Consumer, ErrorCode, Event, EventRing, ExitStatus, Limits, LogLevel,
-    Options, Pool, Producer, Running, WorkerEvent,
+    Bus, ClientId, ConfigBuffer, Consumer, ErrorCode, Event, EventRing, ExitStatus, Limits,
+    LogLevel, Options, Pool, Producer, Running, WorkerEvent, WorkerId,
 };
 
 /// The worker process shipped with the crate.
@@ -70,11 +70,11 @@ pub enum Seen {
     Message(Vec<u8>),
     Error(ErrorCode, String),
     Log(LogLevel, String),
-    Worker(i32, String),
+    Worker(WorkerId, String),
     /// A worker process was reaped, with how it ended.
-    Exited(i32, ExitStatus),
-    ClientConnected(i32, String),
-    ClientDisconnected(i32, String),
+    Exited(WorkerId, ExitStatus),
+    ClientConnected(ClientId, String),
+    ClientDisconnected(ClientId, String),
     /// Events lost, bytes lost, the lost responses' ids, whether more ids were lost.
     Overflow(u64, u64, Vec<Vec<u8>>, bool),
 }
@@ -203,7 +203,7 @@ pub fn poll_gathering<T: std::fmt::Debug>(
 pub fn wait_for_worker(
     bus: &mut Bus<'_, Running>,
     consumer: &mut Consumer<'_>,
-    id: i32,
+    id: WorkerId,
     word: &str,
 ) {
     let mut seen = Vec::new();
@@ -218,7 +218,7 @@ pub fn wait_for_worker(
 }
 
 /// Sends `signal` to worker `id` of `bus`, which must be alive.
-pub fn signal_worker(bus: &Bus<'_, Running>, id: i32, signal: libc::c_int) {
+pub fn signal_worker(bus: &Bus<'_, Running>, id: WorkerId, signal: libc::c_int) {
     let pid = bus.worker_pid(id).expect("a live worker");
     // SAFETY: `pid` is this bus's unreaped worker, so it cannot have been reused.
     assert_eq!(unsafe { libc::kill(pid as libc::pid_t, signal) }, 0);
@@ -228,7 +228,7 @@ pub fn signal_worker(bus: &Bus<'_, Running>, id: i32, signal: libc::c_int) {
 pub fn wait_for_exit(
     bus: &mut Bus<'_, Running>,
     consumer: &mut Consumer<'_>,
-    id: i32,
+    id: WorkerId,
 ) -> ExitStatus {
     let exit = |seen: &[Seen]| {
         seen.iter().find_map(|s| match s {

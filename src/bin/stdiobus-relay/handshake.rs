@@ -9,6 +9,7 @@
 //! at once), whose answer the client never sees, then the client's
 //! `notifications/initialized` if it came.
 
+use stdiobus_embed::WorkerId;
 use stdiobus_embed::jsonrpc::Message;
 
 /// How the ids of the relay's own copies of the client's `initialize` begin: a JSON string,
@@ -57,10 +58,8 @@ impl Handshake {
     }
 
     /// Worker `id` has had the first `lines` lines of the handshake.
-    pub fn had(&mut self, id: i32, lines: usize) {
-        let Ok(id) = usize::try_from(id) else {
-            return;
-        };
+    pub fn had(&mut self, id: WorkerId, lines: usize) {
+        let id = id.index();
         if self.had.len() <= id {
             self.had.resize(id + 1, 0);
         }
@@ -68,16 +67,12 @@ impl Handshake {
     }
 
     /// How many lines of the handshake worker `id` has had.
-    pub fn progress(&self, id: i32) -> usize {
-        usize::try_from(id)
-            .ok()
-            .and_then(|id| self.had.get(id))
-            .copied()
-            .unwrap_or(0)
+    pub fn progress(&self, id: WorkerId) -> usize {
+        self.had.get(id.index()).copied().unwrap_or(0)
     }
 
     /// Worker `id` is a new process: it has had nothing.
-    pub fn restarted(&mut self, id: i32) {
+    pub fn restarted(&mut self, id: WorkerId) {
         self.had(id, 0);
     }
 
@@ -124,12 +119,13 @@ mod tests {
         assert_eq!(handshake.len(), 0, "nothing before the client's initialize");
         let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}}"#;
         assert!(matches!(note(&mut handshake, init), Step::Initialize));
-        handshake.had(0, 1);
+        let (first_worker, second_worker) = (WorkerId::new(0), WorkerId::new(1));
+        handshake.had(first_worker, 1);
         assert_eq!(
             (
                 handshake.len(),
-                handshake.progress(0),
-                handshake.progress(1)
+                handshake.progress(first_worker),
+                handshake.progress(second_worker)
             ),
             (1, 1, 0)
         );
@@ -149,8 +145,8 @@ mod tests {
         assert!(is_replay_id(r#""stdiobus-relay:initialize:2""#));
         assert!(!is_replay_id("2"));
         assert_eq!(handshake.line(1).unwrap(), initialized.as_bytes());
-        handshake.restarted(0);
-        assert_eq!(handshake.progress(0), 0);
+        handshake.restarted(first_worker);
+        assert_eq!(handshake.progress(first_worker), 0);
         let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#;
         assert!(matches!(note(&mut handshake, call), Step::Other));
     }

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use stdiobus_embed::config::NORMALIZE_SLACK;
 use stdiobus_embed::jsonrpc::{self, Kind, Message};
 use stdiobus_embed::{
-    Bus, Config, Error, Event, EventRing, Limits, LogLevel, Options, RequestSlot, Running,
+    Bus, Config, Error, Event, EventRing, Limits, LogLevel, Options, RequestSlot, Running, WorkerId,
 };
 
 use args::{Args, NotRun, USAGE};
@@ -429,7 +429,7 @@ fn initialize(
     line: &[u8],
 ) -> Result<(), Error> {
     let mut last = Error::NoWorker;
-    for worker in 0..bus.worker_count() as i32 {
+    for worker in (0..bus.worker_count() as u32).map(WorkerId::new) {
         if !lock(output).serving(worker) {
             continue;
         }
@@ -456,7 +456,7 @@ fn deliver(
     output: &Mutex<Output<'static>>,
     signals: &Signals,
     line: &[u8],
-    worker: Option<i32>,
+    worker: Option<WorkerId>,
 ) -> Result<(), Error> {
     let started = Instant::now();
     loop {

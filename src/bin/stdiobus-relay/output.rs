@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 
 use stdiobus_embed::jsonrpc::{Kind, Message};
-use stdiobus_embed::{Consumer, Event, WorkerEvent};
+use stdiobus_embed::{Consumer, Event, WorkerEvent, WorkerId};
 
 use crate::handshake::{Handshake, Step, is_replay_id};
 
@@ -56,7 +56,7 @@ struct Client {
     pending: HashMap<Box<str>, bool>,
     /// Requests the workers sent to the client, by raw id: which worker sent each, so the
     /// client's response goes back to it.
-    asked: HashMap<Box<str>, i32>,
+    asked: HashMap<Box<str>, WorkerId>,
     workers: Vec<Worker>,
     /// The client's MCP handshake, for the server processes that have not had it.
     handshake: Handshake,
@@ -103,7 +103,7 @@ impl<'r> Output<'r> {
     }
 
     /// The worker that sent request `id` to the client, which answers it now.
-    pub fn asker(&mut self, id: &str) -> Option<i32> {
+    pub fn asker(&mut self, id: &str) -> Option<WorkerId> {
         self.client.asked.remove(id)
     }
 
@@ -113,16 +113,16 @@ impl<'r> Output<'r> {
     }
 
     /// Worker `id` has had the first `lines` lines of the handshake.
-    pub fn had_handshake(&mut self, id: i32, lines: usize) {
+    pub fn had_handshake(&mut self, id: WorkerId, lines: usize) {
         self.client.handshake.had(id, lines);
     }
 
     /// Each running worker that has not had all of the handshake: how many lines it has
     /// had, and the lines it is to get now.
-    pub fn owed_handshake(&mut self) -> Vec<(i32, usize, Vec<Vec<u8>>)> {
+    pub fn owed_handshake(&mut self) -> Vec<(WorkerId, usize, Vec<Vec<u8>>)> {
         let len = self.client.handshake.len();
         let mut owed = Vec::new();
-        for id in 0..self.client.workers.len() as i32 {
+        for id in (0..self.client.workers.len() as u32).map(WorkerId::new) {
             let had = self.client.handshake.progress(id);
             if self.serving(id) && had < len {
                 let lines = (had..len)
@@ -135,11 +135,8 @@ impl<'r> Output<'r> {
     }
 
     /// Whether worker `id` runs.
-    pub fn serving(&self, id: i32) -> bool {
-        let slot = usize::try_from(id)
-            .ok()
-            .and_then(|id| self.client.workers.get(id));
-        slot == Some(&Worker::Serving)
+    pub fn serving(&self, id: WorkerId) -> bool {
+        self.client.workers.get(id.index()) == Some(&Worker::Serving)
     }
 
     /// Whether an answer is still due to the client for a request it has not cancelled.
@@ -249,7 +246,7 @@ impl Client {
                     if let Some(error) = message.error() {
                         eprintln!(
                             "stdiobus-relay: worker {} refused the client's initialize: {}",
-                            worker.unwrap_or(-1),
+                            worker.map_or(-1, |worker| i64::from(worker.get())),
                             error.raw
                         );
                     }
@@ -314,7 +311,7 @@ impl Client {
                 }
             }
             Event::Worker { id, event } => {
-                let slot = usize::try_from(id).ok().and_then(|id| self.workers.get(id));
+                let slot = self.workers.get(id.index());
                 if matches!(event, WorkerEvent::Started) && slot == Some(&Worker::Ended) {
                     // A new process in an ended one's place, not the first start.
                     self.handshake.restarted(id);
@@ -326,12 +323,7 @@ impl Client {
                     WorkerEvent::Failed(_) => Some(Worker::Gone),
                     _ => None,
                 };
-                if let (Some(state), Some(slot)) = (
-                    state,
-                    usize::try_from(id)
-                        .ok()
-                        .and_then(|id| self.workers.get_mut(id)),
-                ) {
+                if let (Some(state), Some(slot)) = (state, self.workers.get_mut(id.index())) {
                     *slot = state;
                 }
                 eprintln!("stdiobus-relay: worker {id} {event}");
