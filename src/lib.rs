@@ -37,7 +37,7 @@ pub use bus::EmbeddedWorker;
 pub use bus::{Bus, Failed};
 pub use config::{Config, ConfigBuffer, ConfigError, Limits, Pool};
 pub use error::{Error, ErrorCode, Retry};
-pub use event::{Bytes, Event, ExitStatus, LogLevel, Loss, Overflow, WorkerEvent};
+pub use event::{Bytes, Event, ExitStatus, LogLevel, Loss, Overflow, RestartRefused, WorkerEvent};
 pub use event_mask::EventMask;
 pub use ids::{ClientId, WorkerId};
 pub use limits::{MAX_REQUEST_ID, MAX_SESSION_ID};

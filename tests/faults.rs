@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, call, config, options, process_exists, ring};
 use serde_json::json;
-use stdiobus_embed::{Bus, Error, ErrorCode, ExitStatus, Limits, Pool, Running, WorkerId};
+use stdiobus_embed::{
+    Bus, Error, ErrorCode, ExitStatus, Limits, Pool, RestartRefused, Running, WorkerId,
+};
 
 /// A started bus whose workers are not restarted when they end.
 fn start_without_restarts(
@@ -232,10 +234,7 @@ fn workers_that_exit_at_once_are_reported_and_collected() {
         |seen| {
             (0..3).map(WorkerId::new).all(|id| {
                 seen.contains(&Seen::Exited(id, ExitStatus::Code(3)))
-                    && seen.contains(&Seen::Worker(
-                        id,
-                        "failed: the restart limit was reached".into(),
-                    ))
+                    && seen.contains(&Seen::Failed(id, RestartRefused::LimitReached))
             })
         },
     );

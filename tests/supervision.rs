@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use common::{DEADLINE, WORKER, config, options, ring};
 use serde_json::{Value, json};
 use stdiobus_embed::{
-    Bus, Consumer, Error, Event, ExitStatus, Limits, Pool, RequestSlot, Running, WorkerEvent,
-    WorkerId,
+    Bus, Consumer, Error, Event, ExitStatus, Limits, Pool, RequestSlot, RestartRefused, Running,
+    WorkerEvent, WorkerId,
 };
 
 /// An owned view of the events these tests look at.
@@ -19,6 +19,8 @@ enum Seen {
     /// A response: the worker the bus says wrote it, its id, the pid in it.
     Answer(Option<WorkerId>, Value, u64),
     Exited(WorkerId, ExitStatus),
+    /// The bus will not restart it, and why.
+    Failed(WorkerId, RestartRefused),
     Word(WorkerId, String),
     Unanswered(WorkerId, String),
 }
@@ -37,6 +39,10 @@ fn drain(events: &mut Consumer<'_>, into: &mut Vec<Seen>) {
             id,
             event: WorkerEvent::Exited(status),
         } => into.push(Seen::Exited(id, status)),
+        Event::Worker {
+            id,
+            event: WorkerEvent::Failed(reason),
+        } => into.push(Seen::Failed(id, reason)),
         Event::Worker { id, event } => into.push(Seen::Word(id, event.to_string())),
         Event::Unanswered { worker, id } => into.push(Seen::Unanswered(worker, id.to_string())),
         _ => {}
@@ -146,7 +152,7 @@ fn the_restart_limit_ends_the_restarts() {
     }
     seen.clear();
     kill(bus.worker_pid(W0).unwrap());
-    let failed = Seen::Word(W0, "failed: the restart limit was reached".into());
+    let failed = Seen::Failed(W0, RestartRefused::LimitReached);
     poll_until(&mut bus, &mut events, &mut seen, "the give-up", |seen| {
         seen.contains(&failed)
     });
@@ -174,7 +180,7 @@ fn a_restart_whose_command_is_gone_fails_and_is_not_retried() {
         .start()
         .expect("the first run starts");
     let mut seen = Vec::new();
-    let failed = Seen::Word(W0, "failed: its command could not be executed".into());
+    let failed = Seen::Failed(W0, RestartRefused::ExecFailed);
     poll_until(&mut bus, &mut events, &mut seen, "the give-up", |seen| {
         seen.contains(&failed)
     });
@@ -359,7 +365,7 @@ fn killing_workers_at_random_under_load_loses_nothing() {
                     let at = killed_at.remove(id).expect("a start follows a kill");
                     back_within = back_within.max(at.elapsed());
                 }
-                Seen::Word(id, word) if word.starts_with("failed") => panic!("worker {id} {word}"),
+                Seen::Failed(id, reason) => panic!("worker {id} failed: {reason}"),
                 _ => {}
             }
         }

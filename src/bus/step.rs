@@ -7,11 +7,12 @@ use cty::c_int;
 
 use super::Bus;
 use crate::clock::whole_units;
+use crate::event::RestartReport;
 use crate::interpose::LineHook;
 use crate::routing::Router;
 use crate::state::{Running, State};
-use crate::supervise::Restart;
-use crate::{Error, WorkerId, sys};
+use crate::supervise::{Refusal, Restart};
+use crate::{Error, RestartRefused, WorkerId, sys};
 
 impl<'r> Bus<'r, Running> {
     /// Runs one kernel step: waits up to `timeout` for worker output or other I/O, then
@@ -124,17 +125,29 @@ impl<S: State> Bus<'_, S> {
                 let id = WorkerId::from_index(id);
                 match outcome {
                     Restart::Done => {
-                        producer.push_worker_word(id, b"restarting");
-                        producer.push_worker_word(id, b"started");
+                        producer.push_restart(id, RestartReport::Restarting);
+                        producer.push_restart(id, RestartReport::Started);
                     }
                     Restart::Refused(reason) => {
-                        producer.push_worker_word(id, reason.word().as_bytes());
+                        producer.push_restart(id, RestartReport::Refused(reason.into()));
                     }
                 }
             });
         }
         self.kernel.resources.arm_restart_timer();
         rc
+    }
+}
+
+/// The public reason for a refusal of the restart policy.
+impl From<Refusal> for RestartRefused {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::LimitReached => Self::LimitReached,
+            Refusal::SpawnFailed => Self::SpawnFailed,
+            Refusal::OutputClosed => Self::OutputClosed,
+            Refusal::ExecFailed => Self::ExecFailed,
+        }
     }
 }
 

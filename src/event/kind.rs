@@ -24,6 +24,9 @@ pub(crate) enum Kind {
     /// A worker line longer than the kernel takes was dropped; the value is the worker,
     /// the payload the limit (`u64`, native order).
     LineTooLong = 11,
+    /// What the bus's supervision did with a worker whose process ended; the value is the
+    /// worker, the payload one byte (`RestartReport`): restarting, started, or why not.
+    Restart = 12,
 }
 
 impl Kind {
@@ -40,6 +43,7 @@ impl Kind {
             9 => Self::SessionMoved,
             10 => Self::Unanswered,
             11 => Self::LineTooLong,
+            12 => Self::Restart,
             // Only this crate writes headers; anything else is treated as filler.
             _ => Self::Padding,
         }

@@ -3,10 +3,13 @@
 mod kind;
 pub(crate) mod lost_ids;
 mod overflow;
+mod restart;
 
 pub(crate) use kind::Kind;
 pub(crate) use overflow::{LOSS_LEN, encode_loss};
 pub use overflow::{Loss, Overflow};
+pub use restart::RestartRefused;
+pub(crate) use restart::RestartReport;
 
 use core::fmt;
 use core::str::Utf8Error;
@@ -159,6 +162,11 @@ impl<'a> Event<'a> {
                 id: WorkerId::from_raw(value),
                 event: WorkerEvent::Exited(ExitStatus::decode(payload)),
             },
+            Kind::Restart => Self::Worker {
+                id: WorkerId::from_raw(value),
+                event: RestartReport::decode(payload)
+                    .map_or(WorkerEvent::Other(bytes), RestartReport::event),
+            },
         }
     }
 }
@@ -240,7 +248,8 @@ impl fmt::Debug for Bytes<'_> {
     }
 }
 
-/// A worker's lifecycle word, as reported by the kernel.
+/// What happened to a worker: the kernel's lifecycle words, and what the bus's supervision
+/// reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum WorkerEvent<'a> {
@@ -253,10 +262,9 @@ pub enum WorkerEvent<'a> {
     /// Its process ended and another takes its place (a `Started` follows), under the
     /// same worker id, in its pool; requests it had not answered are not resent.
     Restarting,
-    /// It will not be restarted: the reason, as text (the bus says `the restart limit was
-    /// reached` when its configuration's `max_restarts` within `restart_window_sec` are
-    /// used up); empty when the kernel said only `failed`.
-    Failed(Bytes<'a>),
+    /// Its process ended and no other will take its place, for this reason (reported by
+    /// the bus, after [`WorkerEvent::Exited`]).
+    Failed(RestartRefused),
     /// The process ended and was reaped; the kernel no longer hands it messages. Reported
     /// by the bus, after the worker's last output.
     Exited(ExitStatus),
@@ -271,14 +279,13 @@ impl<'a> WorkerEvent<'a> {
             b"stopping" => Self::Stopping,
             b"stopped" => Self::Stopped,
             b"restarting" => Self::Restarting,
-            b"failed" => Self::Failed(Bytes(&[])),
-            bytes if bytes.starts_with(b"failed: ") => Self::Failed(Bytes(&bytes[8..])),
             _ => Self::Other(word),
         }
     }
 }
 
-/// The kernel's lifecycle word (`started`, `stopped`, ...), or `exited (<status>)`.
+/// The kernel's lifecycle word (`started`, `stopped`, ...), `exited (<status>)`, or
+/// `failed: <reason>`.
 impl fmt::Display for WorkerEvent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -286,7 +293,6 @@ impl fmt::Display for WorkerEvent<'_> {
             Self::Stopping => f.write_str("stopping"),
             Self::Stopped => f.write_str("stopped"),
             Self::Restarting => f.write_str("restarting"),
-            Self::Failed(reason) if reason.is_empty() => f.write_str("failed"),
             Self::Failed(reason) => write!(f, "failed: {reason}"),
             Self::Exited(status) => write!(f, "exited ({status})"),
             Self::Other(word) => word.fmt(f),
@@ -393,12 +399,40 @@ mod tests {
         assert_eq!(word(b"stopping"), WorkerEvent::Stopping);
         assert_eq!(word(b"stopped"), WorkerEvent::Stopped);
         assert_eq!(word(b"restarting"), WorkerEvent::Restarting);
-        assert_eq!(word(b"failed"), WorkerEvent::Failed(Bytes(b"")));
-        assert_eq!(
-            word(b"failed: the restart limit was reached"),
-            WorkerEvent::Failed(Bytes(b"the restart limit was reached"))
-        );
         assert_eq!(word(b"paused"), WorkerEvent::Other(Bytes(b"paused")));
+        // Only the bus reports refused restarts, typed: never read back from text.
+        assert_eq!(word(b"failed"), WorkerEvent::Other(Bytes(b"failed")));
+    }
+
+    #[test]
+    fn restart_records_read_as_typed_worker_events() {
+        let id = WorkerId::new(2);
+        let report = |report: RestartReport| {
+            let payload = std::vec::Vec::from(report.encode());
+            Event::decode(Kind::Restart, id.raw(), std::vec::Vec::leak(payload))
+        };
+        let refused = RestartRefused::OutputClosed;
+        assert_eq!(
+            report(RestartReport::Refused(refused)),
+            Event::Worker {
+                id,
+                event: WorkerEvent::Failed(refused)
+            }
+        );
+        assert_eq!(
+            report(RestartReport::Restarting),
+            Event::Worker {
+                id,
+                event: WorkerEvent::Restarting
+            }
+        );
+        assert_eq!(
+            Event::decode(Kind::Restart, id.raw(), b"?"),
+            Event::Worker {
+                id,
+                event: WorkerEvent::Other(Bytes(b"?"))
+            }
+        );
     }
 
     #[test]

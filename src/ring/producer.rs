@@ -7,7 +7,7 @@ use core::ptr;
 use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
 use super::{OverflowHandler, ProducerState, RingCore, RingStats};
-use crate::event::{Kind, LOSS_LEN, Loss, encode_loss, lost_ids};
+use crate::event::{Kind, LOSS_LEN, Loss, RestartReport, encode_loss, lost_ids};
 use crate::{EventMask, LogLevel, WorkerId};
 
 /// The writing half of an [`EventRing`](super::EventRing).
@@ -138,12 +138,13 @@ impl<'r> Producer<'r> {
 }
 
 impl Producer<'_> {
-    /// Reports a worker lifecycle word of the bus's own, as the kernel's `on_worker` does.
-    pub(crate) fn push_worker_word(&mut self, id: WorkerId, word: &[u8]) {
+    /// Reports what the supervision did with worker `id`, under `EventMask::WORKER` as the
+    /// kernel's own worker events.
+    pub(crate) fn push_restart(&mut self, id: WorkerId, report: RestartReport) {
         // SAFETY: `&mut self` is the producer's exclusive access (invariant 3).
         let mut writer = unsafe { Writer::from_core(self.core) };
         if writer.wants(EventMask::WORKER) {
-            writer.push(Kind::Worker, id.raw(), word);
+            writer.push(Kind::Restart, id.raw(), &report.encode());
         }
     }
 

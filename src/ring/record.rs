@@ -70,6 +70,11 @@ mod tests {
             Kind::ClientConnected,
             Kind::ClientDisconnected,
             Kind::Overflow,
+            Kind::Exited,
+            Kind::SessionMoved,
+            Kind::Unanswered,
+            Kind::LineTooLong,
+            Kind::Restart,
         ] {
             let header = Header {
                 kind,
@@ -99,7 +104,7 @@ mod properties {
     use super::*;
 
     fn kind() -> impl Strategy<Value = Kind> {
-        (0u8..8).prop_map(Kind::from_byte)
+        (0u8..13).prop_map(Kind::from_byte)
     }
 
     proptest! {

@@ -27,21 +27,6 @@ pub(crate) enum Refusal {
     ExecFailed,
 }
 
-impl Refusal {
-    /// The worker event that reports it: `failed: ` and the reason.
-    pub(crate) const fn word(self) -> &'static str {
-        match self {
-            Self::LimitReached => "failed: the restart limit was reached",
-            Self::SpawnFailed => "failed: its restart could not be spawned",
-            Self::ExecFailed => "failed: its command could not be executed",
-            Self::OutputClosed => {
-                "failed: the kernel had closed its output, so a new process could not be \
-                 connected"
-            }
-        }
-    }
-}
-
 /// What the kernel hears of a worker whose status is gone: someone else reaped it (a host
 /// that ignores SIGCHLD, or reaps with `waitpid(-1)`), so nobody can tell a crash from a
 /// clean exit. It is taken for a crash, `exit(1)`, so that the pool does not serve one

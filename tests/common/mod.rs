@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use stdiobus_embed::{
     Bus, ClientId, ConfigBuffer, Consumer, ErrorCode, Event, EventRing, ExitStatus, Limits,
-    LogLevel, Options, Pool, Producer, Running, WorkerEvent, WorkerId,
+    LogLevel, Options, Pool, Producer, RestartRefused, Running, WorkerEvent, WorkerId,
 };
 
 /// The worker process shipped with the crate.
@@ -73,6 +73,8 @@ pub enum Seen {
     Worker(WorkerId, String),
     /// A worker process was reaped, with how it ended.
     Exited(WorkerId, ExitStatus),
+    /// A worker will not be restarted, and why.
+    Failed(WorkerId, RestartRefused),
     ClientConnected(ClientId, String),
     ClientDisconnected(ClientId, String),
     /// Events lost, bytes lost, the lost responses' ids, whether more ids were lost.
@@ -89,6 +91,10 @@ impl Seen {
                 id,
                 event: WorkerEvent::Exited(status),
             } => Self::Exited(id, status),
+            Event::Worker {
+                id,
+                event: WorkerEvent::Failed(reason),
+            } => Self::Failed(id, reason),
             Event::Worker { id, event } => Self::Worker(id, event.to_string()),
             Event::ClientConnected { id, peer } => Self::ClientConnected(id, peer.to_string()),
             Event::ClientDisconnected { id, reason } => {
@@ -132,6 +138,7 @@ impl std::fmt::Debug for Seen {
             Self::Log(level, text) => f.debug_tuple("Log").field(level).field(text).finish(),
             Self::Worker(id, word) => f.debug_tuple("Worker").field(id).field(word).finish(),
             Self::Exited(id, status) => f.debug_tuple("Exited").field(id).field(status).finish(),
+            Self::Failed(id, reason) => f.debug_tuple("Failed").field(id).field(reason).finish(),
             Self::ClientConnected(id, peer) => f
                 .debug_tuple("ClientConnected")
                 .field(id)
