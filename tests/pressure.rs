@@ -150,6 +150,110 @@ fn with_an_overflow_handler_nothing_is_lost() {
     assert_eq!(stats.handed_over, handled.len() as u64);
 }
 
+/// A handler given to one `poll_with` borrows the test's own state, the consumer included:
+/// it reads the older events first, so every line arrives once and in order, and none is
+/// lost. Once the call returns the handler is gone: plain polls hold the workers back
+/// again instead of handing anything over.
+#[test]
+fn poll_with_hands_what_does_not_fit_to_a_closure_borrowing_local_state() {
+    let ring = Box::leak(EventRing::<32, 64>::boxed());
+    let (mut bus, mut events) = overflowing_bus(ring);
+    common::drain(&mut events, &mut Vec::new());
+    let answered = |seen: &[Seen], id: u64| {
+        seen.iter()
+            .filter_map(Seen::json)
+            .any(|m| m["id"] == id && m.get("result").is_some())
+    };
+
+    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":300}}"#)
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut handed = 0;
+    let deadline = Instant::now() + DEADLINE;
+    while !answered(&seen, 1) {
+        assert!(Instant::now() < deadline, "no response");
+        bus.poll_with(Duration::from_millis(10), |event| {
+            common::drain(&mut events, &mut seen);
+            seen.push(Seen::from_event(event));
+            handed += 1;
+        })
+        .unwrap();
+        common::drain(&mut events, &mut seen);
+    }
+    assert!(handed > 0, "the ring did overflow");
+    assert_eq!(
+        ticks(&seen),
+        (1..=300).collect::<Vec<_>>(),
+        "every tick, in order"
+    );
+    let stats = bus.stats().ring;
+    assert_eq!(stats.lost.events, 0);
+    assert_eq!(stats.handed_over, handed);
+
+    // No handler now: a burst the ring cannot hold waits in the worker.
+    bus.send(br#"{"jsonrpc":"2.0","id":2,"method":"notify","params":{"count":300}}"#)
+        .unwrap();
+    for _ in 0..20 {
+        bus.poll(Duration::from_millis(5)).unwrap();
+    }
+    let stats = bus.stats().ring;
+    assert_eq!((stats.handed_over, stats.lost.events), (handed, 0));
+    seen.clear();
+    common::poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the second response",
+        |seen| answered(seen, 2),
+    );
+    assert_eq!(ticks(&seen), (1..=300).collect::<Vec<_>>());
+}
+
+/// The same during a shutdown: what the workers wrote before they were asked to stop, and
+/// the ring cannot hold, goes to the closure given to each `poll_stop_with`, in order,
+/// where without one it would be counted lost.
+#[test]
+fn poll_stop_with_hands_the_last_output_to_a_closure_borrowing_local_state() {
+    let ring = Box::leak(EventRing::<32, 64>::boxed());
+    let (mut bus, mut events) = overflowing_bus(ring);
+    common::drain(&mut events, &mut Vec::new());
+    bus.send(br#"{"jsonrpc":"2.0","id":1,"method":"notify","params":{"count":300}}"#)
+        .unwrap();
+    // The worker writes its burst into its stdout pipe meanwhile; nothing reads it yet.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut stopping = bus.begin_stop(Duration::from_secs(1)).unwrap();
+    let mut seen = Vec::new();
+    let mut handed = 0;
+    let deadline = Instant::now() + DEADLINE;
+    let stopped = loop {
+        stopping = match stopping.try_finish() {
+            Ok(stopped) => break stopped,
+            Err(stopping) => stopping,
+        };
+        assert!(Instant::now() < deadline, "never stopped");
+        stopping
+            .poll_stop_with(Duration::from_millis(10), |event| {
+                common::drain(&mut events, &mut seen);
+                seen.push(Seen::from_event(event));
+                handed += 1;
+            })
+            .unwrap();
+        common::drain(&mut events, &mut seen);
+    };
+    common::drain(&mut events, &mut seen);
+    assert!(handed > 0, "the ring did overflow");
+    let ticks = ticks(&seen);
+    assert!(ticks.len() > 32, "{} ticks", ticks.len());
+    assert_eq!(
+        ticks,
+        (1..=ticks.len() as u64).collect::<Vec<_>>(),
+        "in order"
+    );
+    let stats = stopped.stats().ring;
+    assert_eq!(stats.lost.events, 0);
+    assert_eq!(stats.handed_over, handed);
+}
+
 /// A request whose response is longer than the 4 KiB rings below hold: `pad` bytes of
 /// params, echoed back.
 fn request(id: &str, pad: usize) -> Vec<u8> {

@@ -3,8 +3,8 @@
 //! One concept a file: [`create`](self::create) makes the instance, [`transitions`] move it
 //! from state to state, [`send`] hands messages to workers, [`step`] drives the kernel and
 //! supervision, [`shutdown`] stops it gracefully, [`callbacks`] are what the kernel calls,
-//! and [`kernel`] owns the instance and ends it on drop. The bus's fields are private to
-//! this folder.
+//! [`overflow`] hands what the ring cannot hold to the host, and [`kernel`] owns the
+//! instance and ends it on drop. The bus's fields are private to this folder.
 
 // A failed transition hands the bus back by value, and the bus keeps its worker table
 // inline because nothing in this crate allocates: the error is large on purpose.
@@ -16,6 +16,7 @@ mod create;
 mod embedded;
 mod failed;
 mod kernel;
+mod overflow;
 mod send;
 mod shutdown;
 mod step;
@@ -33,7 +34,7 @@ use kernel::{Kernel, count};
 use shutdown::Phase;
 
 use crate::interpose::Child;
-use crate::ring::{OverflowHandler, Producer};
+use crate::ring::Producer;
 use crate::routing::Router;
 use crate::state::State;
 use crate::{KernelState, Stats, WorkerId, backpressure, sys};
@@ -190,23 +191,6 @@ impl<'r, S: State> Bus<'r, S> {
         let resources = &self.kernel.resources;
         let pipes = resources.children.iter().filter_map(Child::stdin_pipe);
         backpressure::max_message_len(pipes, &resources.backlog)
-    }
-
-    /// Hands every event that does not fit in the ring to `handler`, synchronously inside
-    /// the kernel call that produced it, instead of dropping it: with a handler, nothing
-    /// is lost. The handler sees those events as they arrive, ahead of older events still
-    /// waiting in the ring. It runs inside a kernel callback, so it must not block, and a
-    /// panic in it aborts the process. It stays in place until replaced or the bus ends.
-    pub fn set_overflow_handler(&mut self, handler: &'r mut OverflowHandler<'r>) {
-        // SAFETY: the handler lives for 'r, which the bus cannot outlive, and the bus
-        // clears it whenever it lets go of the producer (dropping the kernel does).
-        unsafe { self.producer.set_overflow_handler(Some(handler)) };
-    }
-
-    /// Goes back to counting events that do not fit as lost.
-    pub fn clear_overflow_handler(&mut self) {
-        // SAFETY: clearing cannot dangle.
-        unsafe { self.producer.set_overflow_handler(None) };
     }
 
     /// The ring's producer, for its loss counters.

@@ -15,7 +15,7 @@ use core::time::Duration;
 use super::Bus;
 use crate::clock::{Deadline, whole_units};
 use crate::state::{State, Stopping};
-use crate::{Error, KernelState, sys};
+use crate::{Error, Event, KernelState, sys};
 
 /// How long killed workers get to be reaped before the bus stops waiting for them.
 pub(super) const KILL_LIMIT: Duration = Duration::from_secs(2);
@@ -112,6 +112,16 @@ impl Bus<'_, Stopping> {
     pub fn poll_stop(&mut self, timeout: Duration) -> Result<usize, Error> {
         self.check_reserve()?;
         self.advance_shutdown(timeout)
+    }
+
+    /// [`Bus::poll_stop`], with `overflow` taking every event that does not fit in the
+    /// ring during this call, as for [`Bus::poll_with`].
+    pub fn poll_stop_with(
+        &mut self,
+        timeout: Duration,
+        mut overflow: impl FnMut(Event<'_>),
+    ) -> Result<usize, Error> {
+        self.with_overflow_handler(&mut overflow, |bus| bus.poll_stop(timeout))
     }
 
     /// Whether every worker is gone and the bus can become [`Stopped`](crate::Stopped).

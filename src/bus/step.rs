@@ -12,7 +12,7 @@ use crate::interpose::LineHook;
 use crate::routing::Router;
 use crate::state::{Running, State};
 use crate::supervise::{Refusal, Restart};
-use crate::{Error, RestartRefused, WorkerId, sys};
+use crate::{Error, Event, RestartRefused, WorkerId, sys};
 
 impl<'r> Bus<'r, Running> {
     /// Runs one kernel step: waits up to `timeout` for worker output or other I/O, then
@@ -29,6 +29,38 @@ impl<'r> Bus<'r, Running> {
     pub fn poll(&mut self, timeout: Duration) -> Result<usize, Error> {
         self.check_reserve()?;
         self.step(timeout)
+    }
+
+    /// [`Bus::poll`], with `overflow` taking every event that does not fit in the ring
+    /// during this call, as a handler set with [`Bus::set_overflow_handler`] would: so
+    /// nothing is lost, and `overflow` can borrow the host's state, the consumer included,
+    /// for this call only. It runs inside the kernel's callbacks: it must not block, and a
+    /// panic in it aborts the process. A handler set for the bus's lifetime is back in
+    /// place when this returns.
+    ///
+    /// ```no_run
+    /// # use core::time::Duration;
+    /// # use stdiobus_embed::{Bus, Consumer, Event, Running};
+    /// fn pump(bus: &mut Bus<'_, Running>, events: &mut Consumer<'_>, out: &mut Vec<Vec<u8>>) {
+    ///     let mut keep = |event: Event<'_>| {
+    ///         if let Event::Message { line, .. } = event {
+    ///             out.push(line.as_bytes().to_vec());
+    ///         }
+    ///     };
+    ///     // What the ring cannot hold goes to `out` now, what it holds below.
+    ///     let _ = bus.poll_with(Duration::from_millis(10), |event| {
+    ///         events.drain(&mut keep); // older events first
+    ///         keep(event);
+    ///     });
+    ///     events.drain(keep);
+    /// }
+    /// ```
+    pub fn poll_with(
+        &mut self,
+        timeout: Duration,
+        mut overflow: impl FnMut(Event<'_>),
+    ) -> Result<usize, Error> {
+        self.with_overflow_handler(&mut overflow, |bus| bus.poll(timeout))
     }
 }
 

@@ -249,9 +249,10 @@ pub(crate) struct ProducerState {
     high_water_slots: usize,
     /// Events handed to the overflow handler instead of being stored.
     handed_over: u64,
-    /// Receives what does not fit, if set; see [`Producer::set_overflow_handler`]. Its
-    /// real lifetime is the bus's, which clears it before that ends.
-    overflow_handler: Option<core::ptr::NonNull<OverflowHandler<'static>>>,
+    /// Receives what does not fit, if set; see [`Producer::set_overflow_handler`] and
+    /// [`Producer::lend_overflow_handler`]. Its real lifetime is the bus's, or a call's,
+    /// and whoever set it clears it before that ends.
+    overflow_handler: Option<core::ptr::NonNull<StoredHandler>>,
     /// Lost since the ring was split.
     lost_events: u64,
     lost_bytes: u64,
@@ -284,6 +285,11 @@ impl ProducerState {
 /// cannot store, synchronously inside `poll`. It runs inside a kernel callback: it must
 /// not block, and a panic in it aborts the process.
 pub type OverflowHandler<'h> = dyn for<'e> FnMut(crate::Event<'e>) + Send + 'h;
+
+/// An overflow handler as the producer's state keeps it: the lifetime of its borrow erased,
+/// and not necessarily `Send`, because it is called only from inside the calls of the bus
+/// that installed it, on that bus's thread.
+type StoredHandler = dyn for<'e> FnMut(crate::Event<'e>) + 'static;
 
 /// What the ring has seen since it was split.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -544,6 +550,56 @@ mod tests {
         });
         assert_eq!(lost.events + delivered, EVENTS);
         assert!(delivered > 0);
+    }
+
+    /// The payloads of the messages among `events`.
+    fn lines_of(event: Event<'_>, into: &mut Vec<Vec<u8>>) {
+        if let Event::Message { line, .. } = event {
+            into.push(line.as_bytes().to_vec());
+        }
+    }
+
+    #[test]
+    #[cfg_attr(loom, ignore = "loom's atomics work only inside a model")]
+    fn a_lent_handler_takes_what_does_not_fit_until_it_is_given_back() {
+        let ring = EventRing::<4, 32>::new();
+        let (mut producer, _consumer) = ring.split().unwrap();
+        producer.prepare(EventMask::ALL, crate::LogLevel::Debug);
+        for byte in [b"a", b"b", b"c"] {
+            assert!(push(&mut producer, byte));
+        }
+        let (mut for_the_bus, mut for_the_call) = (Vec::new(), Vec::new());
+        let mut set = |event: Event<'_>| lines_of(event, &mut for_the_bus);
+        // SAFETY: the test holds the only producer, and clears the handler below, before
+        // `set` goes.
+        unsafe { producer.set_overflow_handler(Some(&mut set)) };
+        {
+            let mut lent = |event: Event<'_>| lines_of(event, &mut for_the_call);
+            // SAFETY: the guard is dropped below, while `lent` lives, with no push running.
+            let guard = unsafe { producer.lend_overflow_handler(&mut lent) };
+            assert!(!push(&mut producer, b"one call"));
+            drop(guard);
+        }
+        assert!(!push(&mut producer, b"the bus"));
+        // A handler that panics is given back all the same.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut panics = |_: Event<'_>| panic!("a handler that panics");
+            // SAFETY: as above; the guard drops as the panic unwinds out of the push.
+            let _guard = unsafe { producer.lend_overflow_handler(&mut panics) };
+            push(&mut producer, b"panics")
+        }));
+        assert!(outcome.is_err());
+        assert!(!push(&mut producer, b"the bus again"));
+        // SAFETY: clearing cannot dangle.
+        unsafe { producer.set_overflow_handler(None) };
+        assert!(!push(&mut producer, b"lost"));
+        assert_eq!(for_the_call, [b"one call".to_vec()]);
+        assert_eq!(
+            for_the_bus,
+            [b"the bus".to_vec(), b"the bus again".to_vec()]
+        );
+        assert_eq!(producer.stats().handed_over, 3);
+        assert_eq!(producer.lost().events, 1);
     }
 
     impl EventRing<16, 64> {

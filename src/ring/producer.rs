@@ -6,7 +6,7 @@ use core::ptr;
 
 use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
-use super::{OverflowHandler, ProducerState, RingCore, RingStats};
+use super::{OverflowHandler, ProducerState, RingCore, RingStats, StoredHandler};
 use crate::event::{Kind, LOSS_LEN, Loss, RestartReport, encode_loss, lost_ids};
 use crate::{EventMask, LogLevel, WorkerId};
 
@@ -69,15 +69,34 @@ impl<'r> Producer<'r> {
         &mut self,
         handler: Option<&'h mut OverflowHandler<'h>>,
     ) {
-        let erased = handler.map(|handler| {
-            let raw: *mut OverflowHandler<'h> = handler;
-            // SAFETY: only the lifetime changes; the caller keeps calls within 'h.
-            let raw: *mut OverflowHandler<'static> = unsafe { core::mem::transmute(raw) };
-            // SAFETY: it came from a reference, so it is not null.
-            unsafe { core::ptr::NonNull::new_unchecked(raw) }
-        });
+        // SAFETY: the caller keeps calls within 'h.
+        let erased = handler.map(|handler| unsafe { erase(handler) });
         // SAFETY: `&mut self` is the only way in besides callbacks, which cannot run now.
         unsafe { (*self.core.producer.get()).overflow_handler = erased };
+    }
+
+    /// Routes events that do not fit to `handler` until the returned [`LentHandler`] is
+    /// dropped, in place of the handler [`Producer::set_overflow_handler`] set, which comes
+    /// back then.
+    ///
+    /// # Safety
+    ///
+    /// The `LentHandler` is dropped, not leaked (the borrow checker keeps it within `'h`),
+    /// and neither a kernel call of the bus nor a push of this producer is running when it
+    /// is: it writes the producer's state.
+    pub(crate) unsafe fn lend_overflow_handler<'h>(
+        &mut self,
+        handler: &'h mut (dyn for<'e> FnMut(crate::Event<'e>) + 'h),
+    ) -> LentHandler<'r, 'h> {
+        // SAFETY: the caller drops the guard, which takes the handler back, within 'h.
+        let lent = unsafe { erase(handler) };
+        // SAFETY: `&mut self` is the only way in besides callbacks, which cannot run now.
+        let state = unsafe { &mut *self.core.producer.get() };
+        LentHandler {
+            core: self.core,
+            previous: state.overflow_handler.replace(lent),
+            _handler: PhantomData,
+        }
     }
 
     /// Counts of what the ring stored and lost, and its high-water mark.
@@ -168,6 +187,39 @@ impl Producer<'_> {
             payload[4..end].copy_from_slice(&session[..end - 4]);
             writer.push(Kind::SessionMoved, to.raw(), &payload[..end]);
         }
+    }
+}
+
+/// `handler` as the producer's state keeps it.
+///
+/// # Safety
+///
+/// It is called only within `'h`: whoever stores it takes it back before then.
+unsafe fn erase<'h>(
+    handler: &'h mut (dyn for<'e> FnMut(crate::Event<'e>) + 'h),
+) -> ptr::NonNull<StoredHandler> {
+    let raw: *mut (dyn for<'e> FnMut(crate::Event<'e>) + 'h) = handler;
+    // SAFETY: only the lifetime bound changes, not the layout; the caller keeps calls
+    // within 'h.
+    let raw: *mut StoredHandler = unsafe { core::mem::transmute(raw) };
+    // SAFETY: it came from a reference, so it is not null.
+    unsafe { ptr::NonNull::new_unchecked(raw) }
+}
+
+/// An overflow handler lent to the ring for one call of the bus: dropping this puts back
+/// the handler there was before (see [`Producer::lend_overflow_handler`]).
+pub(crate) struct LentHandler<'r, 'h> {
+    core: &'r RingCore,
+    previous: Option<ptr::NonNull<StoredHandler>>,
+    _handler: PhantomData<&'h mut ()>,
+}
+
+impl Drop for LentHandler<'_, '_> {
+    fn drop(&mut self) {
+        // SAFETY: by the contract of `lend_overflow_handler`, no call of the bus and no
+        // push is running, so nothing else holds the producer's state; this runs on
+        // unwinding too, so a panicking handler is not left behind either.
+        unsafe { (*self.core.producer.get()).overflow_handler = self.previous };
     }
 }
 

@@ -36,13 +36,12 @@ mod signals;
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use stdiobus_embed::config::NORMALIZE_SLACK;
 use stdiobus_embed::jsonrpc::{self, Kind, Message};
 use stdiobus_embed::{
-    Bus, Config, Error, Event, EventRing, Limits, LogLevel, Options, RequestSlot, Running, WorkerId,
+    Bus, Config, Error, EventRing, Limits, LogLevel, Options, RequestSlot, Running, WorkerId,
 };
 
 use args::{Args, NotRun, USAGE};
@@ -60,6 +59,11 @@ const REQUESTS: usize = 4096;
 const RETRY_LIMIT: Duration = Duration::from_secs(10);
 /// Each wait in the kernel while a refused line is retried.
 const RETRY_WAIT: Duration = Duration::from_millis(1);
+/// How long the stop waits beyond the drain time, for the bus to give up on workers it
+/// killed, as `Bus::stop` does.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Each wait in the kernel while the workers stop.
+const STOP_WAIT: Duration = Duration::from_millis(10);
 
 fn main() -> ExitCode {
     let args = match args::parse(std::env::args_os().skip(1)) {
@@ -101,34 +105,29 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         max_input_buffer: Some(u32::try_from(args.max_line + 1).unwrap_or(u32::MAX)),
         ..Limits::new()
     };
-    // The bus borrows the text, its ring and its tables for as long as the process lives.
-    let buf = vec![0; text.len() + NORMALIZE_SLACK].leak();
-    let config = Config::normalize(&text, &defaults, buf).map_err(|e| format!("{path}: {e}"))?;
-    let (producer, consumer) = Box::leak(Ring::boxed()).split().expect("a new ring splits");
+    // The bus borrows its configuration, its ring and its tables: they outlive the relay.
+    let mut json = vec![0; text.len() + NORMALIZE_SLACK];
+    let config =
+        Config::normalize(&text, &defaults, &mut json).map_err(|e| format!("{path}: {e}"))?;
+    let ring = Ring::boxed();
+    let (producer, consumer) = ring.split().expect("a new ring splits");
+    let mut requests = vec![RequestSlot::EMPTY; REQUESTS];
+    // A line longer than a worker's stdin pipe waits here for the worker to read it. Zeroed
+    // pages that are never written cost no memory.
+    let mut send_buffer = vec![0; args.max_line + 1];
     let options = Options::new().log_level(LogLevel::Warn);
     let mut bus = Bus::create(config, options, producer)
         .map_err(|failed| format!("{path}: the bus refused it: {}", failed.error))?;
-    bus.set_request_table(Box::leak(
-        vec![RequestSlot::EMPTY; REQUESTS].into_boxed_slice(),
-    ));
-    // A line longer than a worker's stdin pipe waits here for the worker to read it. Zeroed
-    // pages that are never written cost no memory.
-    bus.set_send_buffer(vec![0; args.max_line + 1].leak());
+    bus.set_request_table(&mut requests);
+    bus.set_send_buffer(&mut send_buffer);
     // SAFETY: descriptor 1 is this process's stdout, which nothing else in it writes to;
     // the relay closes it when it has nothing more to say.
     let stdout = File::from(unsafe { OwnedFd::from_raw_fd(libc::STDOUT_FILENO) });
-    let output: &'static Mutex<Output<'static>> =
-        Box::leak(Box::new(Mutex::new(Output::new(consumer, stdout))));
-    let mut bus = bus
+    let mut output = Output::new(consumer, stdout);
+    let bus = bus
         .start()
         .map_err(|failed| format!("{path}: cannot start the workers: {}", failed.error))?;
-    lock(output).started(bus.worker_count());
-    // What the ring cannot hold comes to this handler, inside the kernel's call, and goes
-    // out at once, after the older lines.
-    let handler = Box::leak(Box::new(move |event: Event<'_>| {
-        lock(output).overflowed(event)
-    }));
-    bus.set_overflow_handler(handler);
+    output.started(bus.worker_count());
     let mut relay = Relay {
         bus,
         output,
@@ -169,20 +168,17 @@ fn signal_reason(signal: libc::c_int) -> String {
     format!("the relay was stopped by {name}")
 }
 
-/// The output, which the overflow handler also reaches, from inside the bus's calls: the
-/// lock is never held across one, so it is never contended.
-fn lock<'a>(output: &'a Mutex<Output<'static>>) -> MutexGuard<'a, Output<'static>> {
-    output.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-struct Relay {
-    bus: Bus<'static, Running>,
-    output: &'static Mutex<Output<'static>>,
+struct Relay<'r> {
+    bus: Bus<'r, Running>,
+    /// Everything that goes to the client. The bus's calls that step the kernel lend it to
+    /// their overflow handler (`Bus::poll_with`), which writes out what the ring cannot
+    /// hold at once, after the older lines.
+    output: Output<'r>,
     input: Input,
     signals: Signals,
 }
 
-impl Relay {
+impl Relay<'_> {
     /// Relays until stdin ends, a signal comes, no worker is left or the client is gone.
     fn serve(&mut self) -> End {
         loop {
@@ -201,11 +197,11 @@ impl Relay {
                             let message = format!(
                                 "stdiobus-relay: a line of {len} bytes is longer than --max-line"
                             );
-                            lock(self.output).refuse("null", code::INVALID_REQUEST, &message);
+                            self.output.refuse("null", code::INVALID_REQUEST, &message);
                             continue;
                         }
                     };
-                    forward(&mut self.bus, self.output, &self.signals, line);
+                    forward(&mut self.bus, &mut self.output, &self.signals, line);
                 }
             }
             self.pump(Duration::ZERO);
@@ -222,7 +218,7 @@ impl Relay {
     /// is answered, or `timeout` passes, or a signal comes, or nothing is left to wait for.
     fn drain(&mut self, timeout: Duration) -> Option<End> {
         let deadline = Instant::now() + timeout;
-        while lock(self.output).awaiting() {
+        while self.output.awaiting() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
@@ -242,7 +238,7 @@ impl Relay {
     fn stop(mut self, step: Duration, why: &str) {
         self.bus.close_worker_stdin();
         let deadline = Instant::now() + step;
-        while !lock(self.output).none_running() {
+        while !self.output.none_running() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
@@ -256,26 +252,27 @@ impl Relay {
         // Whatever the workers wrote before they ended goes out first.
         self.pump(Duration::ZERO);
         let message = format!("stdiobus-relay: {why}");
-        let mut out = lock(self.output);
-        out.refuse_all(code::NO_SERVER, &message);
-        out.flush();
-        drop(out);
-        if let Err(failed) = self.bus.stop(step) {
-            eprintln!("stdiobus-relay: stopping the workers: {}", failed.error);
+        self.output.refuse_all(code::NO_SERVER, &message);
+        self.output.flush();
+        let Self {
+            bus, mut output, ..
+        } = self;
+        if let Err(error) = stop_bus(bus, step, &mut output) {
+            eprintln!("stdiobus-relay: stopping the workers: {error}");
         }
-        let mut out = lock(self.output);
-        out.drain();
-        out.close();
+        output.drain();
+        output.close();
     }
 
     /// No worker is left: what is due is answered, stdout closes, and the bus stops.
     fn give_up(self) {
-        let mut out = lock(self.output);
-        out.drain();
-        out.refuse_all(code::NO_SERVER, "stdiobus-relay: no server process is left");
-        out.close();
-        drop(out);
-        let _ = self.bus.stop(Duration::ZERO);
+        let Self {
+            bus, mut output, ..
+        } = self;
+        output.drain();
+        output.refuse_all(code::NO_SERVER, "stdiobus-relay: no server process is left");
+        output.close();
+        let _ = stop_bus(bus, Duration::ZERO, &mut output);
     }
 
     /// Waits until the bus, the signal pipe, or `input` if given has something, or
@@ -311,10 +308,9 @@ impl Relay {
 
     /// Whether the relay must end: no worker left, or the client gone.
     fn ended(&self) -> Option<End> {
-        let out = lock(self.output);
-        if out.broken() {
+        if self.output.broken() {
             Some(End::ClientGone)
-        } else if out.no_worker_left() {
+        } else if self.output.no_worker_left() {
             Some(End::NoWorker)
         } else {
             None
@@ -323,30 +319,51 @@ impl Relay {
 
     /// One step of the bus, and its events out to the client.
     fn pump(&mut self, timeout: Duration) {
-        pump(&mut self.bus, self.output, timeout);
+        pump(&mut self.bus, &mut self.output, timeout);
     }
 }
 
-/// One step of the bus of at most `timeout`, and its events out to the client.
-fn pump(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>, timeout: Duration) {
-    match bus.poll(timeout) {
+/// One step of the bus of at most `timeout`, and its events out to the client: what the
+/// ring cannot hold goes out from inside the step.
+fn pump(bus: &mut Bus<'_, Running>, output: &mut Output<'_>, timeout: Duration) {
+    match bus.poll_with(timeout, |event| output.overflowed(event)) {
         // The ring is drained right below: the next step has room again.
         Ok(_) | Err(Error::RingFull { .. }) => {}
         Err(error) => eprintln!("stdiobus-relay: poll: {error}"),
     }
-    let mut out = lock(output);
-    out.drain();
-    out.flush();
-    drop(out);
+    output.drain();
+    output.flush();
     catch_up(bus, output);
+}
+
+/// The bus's graceful stop (see `Bus::begin_stop`), its events out to the client as they
+/// come, what the ring cannot hold from inside each step.
+fn stop_bus(bus: Bus<'_, Running>, drain: Duration, output: &mut Output<'_>) -> Result<(), Error> {
+    let deadline = Instant::now() + drain + STOP_GRACE;
+    let mut stopping = bus.begin_stop(drain).map_err(|failed| failed.error)?;
+    loop {
+        stopping = match stopping.try_finish() {
+            Ok(_stopped) => return Ok(()),
+            Err(stopping) => stopping,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::StopTimedOut);
+        }
+        match stopping.poll_stop_with(left.min(STOP_WAIT), |event| output.overflowed(event)) {
+            // The ring is drained right below: the next step has room again.
+            Ok(_) | Err(Error::RingFull { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        output.drain();
+    }
 }
 
 /// Brings each running worker that has not had the client's MCP handshake (a restarted
 /// one, another instance) up to where the client is, line by line. A worker whose pipe is
-/// full now gets the rest at a later step; the output is not locked while sending, as
-/// the overflow handler may need it.
-fn catch_up(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>) {
-    let owed = lock(output).owed_handshake();
+/// full now gets the rest at a later step.
+fn catch_up(bus: &mut Bus<'_, Running>, output: &mut Output<'_>) {
+    let owed = output.owed_handshake();
     for (worker, from, lines) in owed {
         let mut had = from;
         for line in &lines {
@@ -362,18 +379,13 @@ fn catch_up(bus: &mut Bus<'static, Running>, output: &Mutex<Output<'static>>) {
                 }
             }
         }
-        lock(output).had_handshake(worker, had);
+        output.had_handshake(worker, had);
     }
 }
 
 /// Hands one line from the client to a worker: a request to the next worker of its pool,
 /// a response to the worker that asked.
-fn forward(
-    bus: &mut Bus<'static, Running>,
-    output: &Mutex<Output<'static>>,
-    signals: &Signals,
-    line: &[u8],
-) {
+fn forward(bus: &mut Bus<'_, Running>, output: &mut Output<'_>, signals: &Signals, line: &[u8]) {
     if line.trim_ascii().is_empty() {
         return;
     }
@@ -382,20 +394,20 @@ fn forward(
     let message = Message::parse(line).ok();
     let id = message.and_then(|m| m.raw_id()).unwrap_or("null");
     let kind = message.map(|m| m.kind());
-    let step = message.map_or(Step::Other, |m| lock(output).handshake(line, &m));
+    let step = message.map_or(Step::Other, |m| output.handshake(line, &m));
     let mut worker = None;
     match kind {
-        Some(Kind::Request) => lock(output).requested(id),
+        Some(Kind::Request) => output.requested(id),
         Some(Kind::Notification) => {
             if let Some(m) = message
                 && m.method()
                     .is_some_and(|method| method.eq_str("notifications/cancelled"))
                 && let Some(request) = m.params().and_then(|p| jsonrpc::member(p, "requestId"))
             {
-                lock(output).cancelled(request);
+                output.cancelled(request);
             }
         }
-        Some(Kind::Result | Kind::Error) => worker = lock(output).asker(id),
+        Some(Kind::Result | Kind::Error) => worker = output.asker(id),
         None => {}
     }
     let delivered = match step {
@@ -413,7 +425,7 @@ fn forward(
             _ => code::NOT_DELIVERED,
         };
         if is_request {
-            lock(output).refuse(id, code, &format!("stdiobus-relay: not delivered: {error}"));
+            output.refuse(id, code, &format!("stdiobus-relay: not delivered: {error}"));
         } else {
             eprintln!("stdiobus-relay: a message from the client was not delivered: {error}");
         }
@@ -423,25 +435,25 @@ fn forward(
 /// The client's `initialize`: to the first worker that takes it, whose answer the client
 /// gets, and a copy to every other (see `handshake`).
 fn initialize(
-    bus: &mut Bus<'static, Running>,
-    output: &Mutex<Output<'static>>,
+    bus: &mut Bus<'_, Running>,
+    output: &mut Output<'_>,
     signals: &Signals,
     line: &[u8],
 ) -> Result<(), Error> {
     let mut last = Error::NoWorker;
     for worker in (0..bus.worker_count() as u32).map(WorkerId::new) {
-        if !lock(output).serving(worker) {
+        if !output.serving(worker) {
             continue;
         }
         // Counted as had before it goes, so that the steps of a retry give no copy to it.
-        lock(output).had_handshake(worker, 1);
+        output.had_handshake(worker, 1);
         match deliver(bus, output, signals, line, Some(worker)) {
             Ok(()) => {
                 catch_up(bus, output);
                 return Ok(());
             }
             Err(error) => {
-                lock(output).had_handshake(worker, 0);
+                output.had_handshake(worker, 0);
                 last = error;
             }
         }
@@ -452,8 +464,8 @@ fn initialize(
 /// Sends `line` (to `worker`, if given), retrying while the bus says "later": polling
 /// lets the workers read their input, and restarts come. A signal ends the retries.
 fn deliver(
-    bus: &mut Bus<'static, Running>,
-    output: &Mutex<Output<'static>>,
+    bus: &mut Bus<'_, Running>,
+    output: &mut Output<'_>,
     signals: &Signals,
     line: &[u8],
     worker: Option<WorkerId>,
@@ -469,7 +481,7 @@ fn deliver(
                 if error.is_retryable()
                     && started.elapsed() < RETRY_LIMIT
                     && !signals.pending()
-                    && !lock(output).no_worker_left() =>
+                    && !output.no_worker_left() =>
             {
                 pump(bus, output, RETRY_WAIT);
             }

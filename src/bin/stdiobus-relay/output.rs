@@ -204,9 +204,9 @@ impl<'r> Output<'r> {
     pub fn close(&mut self) {
         self.flush();
         self.broken = true;
-        // The stream ends now rather than at exit, which the overflow handler's borrow
-        // of `stdout` would hold off: /dev/null takes descriptor 1's place, so the number
-        // `stdout` owns never comes to name another file.
+        // The stream ends now, though the output lives on while the bus stops: /dev/null
+        // takes descriptor 1's place, so what is still written goes nowhere and the
+        // number `stdout` owns never comes to name another file.
         // SAFETY: plain calls on descriptors this process owns; `null` is closed once.
         unsafe {
             let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
