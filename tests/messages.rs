@@ -2,9 +2,14 @@
 
 mod common;
 
-use common::{Seen, WORKER, call, poll_until, responses, start, start_echo};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{DEADLINE, Seen, WORKER, call, poll_until, responses, start, start_echo};
 use serde_json::json;
-use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool, Retry};
+use stdiobus_embed::{Bus, Error, ErrorCode, Event, EventRing, Limits, Pool, Retry};
 
 #[test]
 fn a_request_gets_its_response() {
@@ -410,4 +415,63 @@ fn messages_larger_than_the_pipe_go_out_whole_through_the_send_buffer() {
     // Longer than the buffer: refused, not cut.
     let huge = vec![b' '; 16 << 20];
     assert!(matches!(bus.send(&huge), Err(Error::TooLarge { .. })));
+}
+
+/// Owned ring halves are `'static`: the bus polls on a thread of its own while the test's
+/// thread reads every answer from the consumer, in place.
+#[test]
+fn an_owned_consumer_reads_on_one_thread_while_the_bus_polls_on_another() {
+    const REQUESTS: u64 = 500;
+    let (producer, mut events) = EventRing::<64, 1024>::boxed()
+        .split_owned()
+        .expect("a fresh ring");
+    let config = common::config(
+        &[Pool::new("echo", WORKER).instances(2)],
+        &Limits::default(),
+    );
+    let bus: Bus<'static, _> = Bus::create(config, common::options(), producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = std::thread::spawn({
+        let done = Arc::clone(&done);
+        move || {
+            let mut bus = bus;
+            let poll = |bus: &mut Bus<'static, _>| match bus.poll(Duration::from_millis(1)) {
+                // The reader frees the ring meanwhile.
+                Ok(_) | Err(Error::RingFull { .. }) => {}
+                Err(error) => panic!("poll: {error}"),
+            };
+            for id in 0..REQUESTS {
+                let request = json!({"jsonrpc": "2.0", "id": id, "method": "m"}).to_string();
+                while let Err(error) = bus.send(request.as_bytes()) {
+                    assert!(error.is_retryable(), "{error}");
+                    poll(&mut bus);
+                }
+            }
+            while !done.load(Ordering::Acquire) {
+                poll(&mut bus);
+            }
+            bus
+        }
+    });
+    let mut answered = BTreeSet::new();
+    let deadline = Instant::now() + DEADLINE;
+    while answered.len() < REQUESTS as usize {
+        assert!(Instant::now() < deadline, "{} answers", answered.len());
+        let Some(event) = events.read() else {
+            std::thread::yield_now();
+            continue;
+        };
+        if let Event::Message { line, .. } = event.event() {
+            let json: serde_json::Value = serde_json::from_slice(line.as_bytes()).unwrap();
+            assert!(answered.insert(json["id"].as_u64().unwrap()), "{json}");
+        }
+    }
+    done.store(true, Ordering::Release);
+    let bus = poller.join().unwrap();
+    assert_eq!(answered, (0..REQUESTS).collect());
+    assert_eq!(bus.stats().ring.lost.events, 0);
+    bus.stop(Duration::from_secs(1)).expect("stop");
 }

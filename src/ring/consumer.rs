@@ -3,9 +3,9 @@
 use core::fmt;
 use core::marker::PhantomData;
 
-use super::RingCore;
 use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
+use super::{KeepAlive, RingCore};
 use crate::Event;
 use crate::event::Kind;
 
@@ -16,6 +16,8 @@ use crate::event::Kind;
 /// bus.
 pub struct Consumer<'r> {
     core: &'r RingCore,
+    /// What keeps `core` alive when this half shares the ring's ownership.
+    _ring: KeepAlive,
     _not_sync: PhantomData<core::cell::Cell<()>>,
 }
 
@@ -23,10 +25,20 @@ pub struct Consumer<'r> {
 unsafe impl Send for Consumer<'_> {}
 
 impl<'r> Consumer<'r> {
-    pub(super) fn new(core: &'r RingCore) -> Self {
+    pub(super) fn new(core: &'r RingCore, ring: KeepAlive) -> Self {
         Self {
             core,
+            _ring: ring,
             _not_sync: PhantomData,
+        }
+    }
+
+    /// This half, sharing the ring's ownership.
+    #[cfg(feature = "std")]
+    pub(super) fn keeping(self, ring: std::sync::Arc<dyn Send + Sync>) -> Self {
+        Self {
+            _ring: Some(ring),
+            ..self
         }
     }
 

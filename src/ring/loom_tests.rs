@@ -17,7 +17,6 @@
 //! models.
 
 extern crate std;
-use std::boxed::Box;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::vec::Vec;
@@ -215,12 +214,9 @@ fn model<const SLOTS: usize>(
     let courses = Arc::new(Mutex::new(Courses::default()));
     let record = Arc::clone(&courses);
     builder.check(move || {
-        let ring = Box::into_raw(Box::new(EventRing::<SLOTS, SLOT>::new()));
-        // SAFETY: freed below, once `run` has returned: both halves, and so every borrow
-        // of the ring, end inside it.
-        let outcome = run(unsafe { &*ring }, setup, head_after_setup, during, reads);
-        // SAFETY: `ring` came from `Box::into_raw` and nothing borrows it any more.
-        drop(unsafe { Box::from_raw(ring) });
+        // Halves that own the ring, `'static` for loom's threads; it is freed with them.
+        let (producer, consumer) = EventRing::<SLOTS, SLOT>::boxed().split_owned().unwrap();
+        let outcome = run(producer, consumer, setup, head_after_setup, during, reads);
         let mut courses = record.lock().unwrap();
         courses.executions += 1;
         courses.outcomes.insert(outcome);
@@ -230,15 +226,15 @@ fn model<const SLOTS: usize>(
     courses
 }
 
-/// One execution of [`model`] on `ring`; returns its course.
-fn run<const SLOTS: usize>(
-    ring: &'static EventRing<SLOTS, SLOT>,
+/// One execution of [`model`] on the ring of `producer` and `consumer`; returns its course.
+fn run(
+    mut producer: Producer<'static>,
+    mut consumer: Consumer<'static>,
     setup: &'static [Step],
     head_after_setup: usize,
     during: &'static [Step],
     reads: usize,
 ) -> (Vec<bool>, usize) {
-    let (mut producer, mut consumer) = ring.split().unwrap();
     producer.prepare(EventMask::ALL, LogLevel::Debug);
     let (mut pushed, mut seen) = (Vec::new(), Vec::new());
     for step in setup {

@@ -16,7 +16,9 @@
 //! # Invariants the `unsafe` code relies on
 //!
 //! 1. [`EventRing::split`] succeeds at most once, so there is at most one [`Producer`] and
-//!    one [`Consumer`] per ring, each holding a shared borrow of it.
+//!    one [`Consumer`] per ring, each holding a shared borrow of it. The halves of
+//!    `EventRing::split_owned` (`owned`) also hold a share of the ring's ownership, which
+//!    keeps the ring where it is for as long as they hold that borrow.
 //! 2. `head` (slots written, monotonic, wrapping) is stored only by the producer, `tail`
 //!    (slots released) only by the consumer. Slots in `tail..head` belong to the consumer,
 //!    all others to the producer. The producer publishes with a `Release` store of `head`
@@ -33,6 +35,8 @@
 mod consumer;
 #[cfg(all(test, loom))]
 mod loom_tests;
+#[cfg(feature = "std")]
+mod owned;
 mod producer;
 pub(crate) mod record;
 mod sync;
@@ -70,6 +74,9 @@ use crate::event::{Loss, lost_ids};
 /// # #[cfg(feature = "std")] {
 /// let boxed = EventRing::<1024, 4096>::boxed(); // 4 MiB, never on the stack
 /// let (_producer, _consumer) = boxed.split().unwrap();
+///
+/// // Halves that own the ring between them: `'static`, for a thread or an async task.
+/// let (_producer, _consumer) = EventRing::<1024, 4096>::boxed().split_owned().unwrap();
 /// # }
 /// ```
 #[repr(C)]
@@ -81,6 +88,12 @@ pub struct EventRing<const SLOTS: usize, const SLOT_SIZE: usize> {
 // SAFETY: the storage is shared between exactly one producer and one consumer (invariant
 // 1), which coordinate through atomics (invariant 2); `split` itself is an atomic swap.
 unsafe impl<const SLOTS: usize, const SLOT_SIZE: usize> Sync for EventRing<SLOTS, SLOT_SIZE> {}
+
+// SAFETY: a ring is bytes and atomics but for the producer's overflow handler pointer,
+// which only the producer reaches (invariant 3) and only calls inside the bus's calls, on
+// their thread; moving the ring, or dropping it on another thread, reaches nothing behind
+// that pointer (the ring has no `Drop`).
+unsafe impl<const SLOTS: usize, const SLOT_SIZE: usize> Send for EventRing<SLOTS, SLOT_SIZE> {}
 
 impl<const SLOTS: usize, const SLOT_SIZE: usize> EventRing<SLOTS, SLOT_SIZE> {
     const VALID: () = {
@@ -133,7 +146,8 @@ impl<const SLOTS: usize, const SLOT_SIZE: usize> EventRing<SLOTS, SLOT_SIZE> {
     }
 
     /// Splits the ring into its producer half (hand it to [`crate::Bus::create`]) and its
-    /// consumer half (read events with it, on any thread).
+    /// consumer half (read events with it, on any thread). Both borrow the ring; for halves
+    /// that own it, see `EventRing::split_owned` (feature `std`).
     ///
     /// A ring splits once in its life; a second call returns [`AlreadySplit`], which keeps a
     /// `static` ring from ever getting two producers.
@@ -148,7 +162,10 @@ impl<const SLOTS: usize, const SLOT_SIZE: usize> EventRing<SLOTS, SLOT_SIZE> {
         self.core
             .storage
             .store(self.slots.get().cast::<u8>(), Ordering::Release);
-        Ok((Producer::new(&self.core), Consumer::new(&self.core)))
+        Ok((
+            Producer::new(&self.core, KeepAlive::default()),
+            Consumer::new(&self.core, KeepAlive::default()),
+        ))
     }
 
     /// Total storage in bytes.
@@ -185,6 +202,13 @@ impl fmt::Display for AlreadySplit {
 
 #[cfg(feature = "std")]
 impl std::error::Error for AlreadySplit {}
+
+/// What a half keeps alive besides the ring it borrows: the ring itself, for the halves of
+/// `EventRing::split_owned`; nothing otherwise.
+#[cfg(feature = "std")]
+type KeepAlive = Option<std::sync::Arc<dyn Send + Sync>>;
+#[cfg(not(feature = "std"))]
+type KeepAlive = ();
 
 /// What both halves share, with the storage's size erased so that the kernel callbacks,
 /// which only get a `void *`, can reach it.
@@ -600,6 +624,56 @@ mod tests {
         );
         assert_eq!(producer.stats().handed_over, 3);
         assert_eq!(producer.lost().events, 1);
+    }
+
+    #[test]
+    #[cfg_attr(loom, ignore = "loom's atomics work only inside a model")]
+    fn owned_halves_go_to_threads_of_their_own_and_keep_the_ring_alive() {
+        const EVENTS: u64 = 20_000;
+        let (mut producer, mut consumer) = EventRing::<16, 64>::boxed().split_owned().unwrap();
+        producer.prepare(EventMask::ALL, crate::LogLevel::Debug);
+        // `'static`: the producer moves into a thread of its own.
+        let writer = std::thread::spawn(move || {
+            for seq in 0..EVENTS {
+                while !push(&mut producer, &seq.to_le_bytes()) {
+                    // Full: the loss is counted; wait for room and send it again, so that
+                    // every event arrives.
+                    std::thread::yield_now();
+                }
+            }
+            producer
+        });
+        let (mut next, mut lost) = (0, 0);
+        while next < EVENTS {
+            let Some(event) = consumer.read() else {
+                std::thread::yield_now();
+                continue;
+            };
+            match event.event() {
+                Event::Message { line, .. } => {
+                    let seq = u64::from_le_bytes(line.as_bytes().try_into().unwrap());
+                    assert_eq!(seq, next, "in order, each once");
+                    next += 1;
+                }
+                Event::Overflow(overflow) => lost += overflow.loss().events,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let mut producer = writer.join().unwrap();
+        // The consumer goes first; the producer's share keeps the ring for it.
+        drop(consumer);
+        producer.flush_loss();
+        assert!(push(&mut producer, b"after the consumer"));
+        assert_eq!(producer.stored(), EVENTS + 1);
+        assert!(lost <= producer.lost().events);
+    }
+
+    #[test]
+    #[cfg_attr(loom, ignore = "loom's atomics work only inside a model")]
+    fn a_ring_split_before_is_not_split_again_owned() {
+        let ring = EventRing::<4, 32>::boxed();
+        drop(ring.split().unwrap());
+        assert_eq!(ring.split_owned().unwrap_err(), AlreadySplit);
     }
 
     impl EventRing<16, 64> {

@@ -6,7 +6,7 @@ use core::ptr;
 
 use super::record::{self, HEADER_LEN, Header};
 use super::sync::Ordering;
-use super::{OverflowHandler, ProducerState, RingCore, RingStats, StoredHandler};
+use super::{KeepAlive, OverflowHandler, ProducerState, RingCore, RingStats, StoredHandler};
 use crate::event::{Kind, LOSS_LEN, Loss, RestartReport, encode_loss, lost_ids};
 use crate::{EventMask, LogLevel, WorkerId};
 
@@ -17,6 +17,8 @@ use crate::{EventMask, LogLevel, WorkerId};
 /// [`Bus::into_producer`](crate::Bus::into_producer) to reuse the ring.
 pub struct Producer<'r> {
     pub(super) core: &'r RingCore,
+    /// What keeps `core` alive when this half shares the ring's ownership.
+    _ring: KeepAlive,
     // A producer may move to another thread but not be shared: the callbacks assume one
     // writer.
     _not_sync: PhantomData<core::cell::Cell<()>>,
@@ -27,10 +29,20 @@ pub struct Producer<'r> {
 unsafe impl Send for Producer<'_> {}
 
 impl<'r> Producer<'r> {
-    pub(super) fn new(core: &'r RingCore) -> Self {
+    pub(super) fn new(core: &'r RingCore, ring: KeepAlive) -> Self {
         Self {
             core,
+            _ring: ring,
             _not_sync: PhantomData,
+        }
+    }
+
+    /// This half, sharing the ring's ownership.
+    #[cfg(feature = "std")]
+    pub(super) fn keeping(self, ring: std::sync::Arc<dyn Send + Sync>) -> Self {
+        Self {
+            _ring: Some(ring),
+            ..self
         }
     }
 

@@ -15,10 +15,10 @@ pub const WORKER: &str = env!("CARGO_BIN_EXE_stdiobus-echo-worker");
 /// How long any test waits for something the kernel should do in milliseconds.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
-/// A 2 MiB ring that lives for the whole test process, so buses can borrow it freely.
+/// A 2 MiB ring whose halves own it, so buses can hold them as long as they like.
 pub fn ring() -> (Producer<'static>, Consumer<'static>) {
-    Box::leak(EventRing::<512, 4096>::boxed())
-        .split()
+    EventRing::<512, 4096>::boxed()
+        .split_owned()
         .expect("fresh ring")
 }
 
