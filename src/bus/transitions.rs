@@ -36,7 +36,11 @@ impl<'r> Bus<'r, Created> {
             .resources
             .enter_spawning(|| unsafe { sys::stdio_bus_start(raw) });
         this.producer.flush_loss();
-        let result = Error::check(rc).and_then(|_| this.check_spawned());
+        // A shortage of descriptors is named whatever code the kernel made of it.
+        let result = match Error::check(rc) {
+            Err(_) if this.kernel.resources.ran_out_of_low_fds() => Err(Error::NoLowDescriptor),
+            checked => checked.and_then(|_| this.check_spawned()),
+        };
         match result {
             Ok(()) => {
                 this.kernel.resources.allow_restarts();

@@ -12,8 +12,13 @@ use crate::os::set_errno;
 use crate::supervise::Life;
 
 /// Gives `fd` a number from 3 to 1023 (invariant 3), closing the original if it moves.
+/// A call that made no descriptor for want of one (`fd` -1) is noted as a shortage too.
 pub(super) fn low_fd(fd: c_int) -> c_int {
-    if fd < 0 || (3..KERNEL_FD_LIMIT as c_int).contains(&fd) {
+    if fd < 0 {
+        note_shortage();
+        return fd;
+    }
+    if (3..KERNEL_FD_LIMIT as c_int).contains(&fd) {
         return fd;
     }
     // SAFETY: `fd` is open and ours; F_DUPFD_CLOEXEC takes the lowest free number >= 3.
@@ -23,13 +28,26 @@ pub(super) fn low_fd(fd: c_int) -> c_int {
     if moved < KERNEL_FD_LIMIT as c_int {
         return moved;
     }
-    // SAFETY: as above, for the copy.
-    unsafe { libc::close(moved) };
-    if let Some(resources) = resources() {
-        resources.out_of_low_fds = true;
+    if moved >= 0 {
+        // SAFETY: as above, for the copy.
+        unsafe { libc::close(moved) };
     }
     set_errno(libc::EMFILE);
+    note_shortage();
     -1
+}
+
+/// Notes for the bus that a call of the kernel's failed for want of a descriptor (the
+/// process's limit, the system's, or none below 1024), if errno says so: the bus reports
+/// [`Error::NoLowDescriptor`](crate::Error::NoLowDescriptor) rather than the kernel's
+/// generic code.
+pub(super) fn note_shortage() {
+    let errno = crate::os::errno();
+    if (errno == libc::EMFILE || errno == libc::ENFILE)
+        && let Some(resources) = resources()
+    {
+        resources.out_of_low_fds = true;
+    }
 }
 
 /// Takes a descriptor the kernel just created into its set.
@@ -93,6 +111,7 @@ extern "C" fn close(fd: c_int) -> c_int {
 unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
     // SAFETY: the kernel passes room for two descriptors.
     if unsafe { libc::pipe2(fds, libc::O_CLOEXEC) } != 0 {
+        note_shortage();
         return -1;
     }
     // SAFETY: as above; pipe2 filled both.

@@ -47,14 +47,38 @@ extern "C" fn fork() -> pid_t {
     }
     resources.spawn.exec_report = -1;
     let exec_errno = report.wait();
-    if pid > 0 {
-        track(resources, restart, pid, stdin, stdout, exec_errno);
-    } else if pid < 0
-        && let Some(child) = restart.and_then(|id| resources.children.get_mut(id))
-    {
+    // A worker whose end the bus could not see is not let run: without its pidfd, nothing
+    // would notice that it died, and it would be served messages for ever.
+    let pidfd = if pid > 0 { open_pidfd(pid) } else { -1 };
+    if pidfd >= 0 {
+        track(resources, restart, pid, pidfd, [stdin, stdout], exec_errno);
+        return pid;
+    }
+    if let Some(child) = restart.and_then(|id| resources.children.get_mut(id)) {
         child.outcome = Some(Restart::Refused(Refusal::SpawnFailed));
     }
-    pid
+    -1
+}
+
+/// A pidfd for the child `pid` just forked, or -1 with errno set, once the child is
+/// killed and reaped: a process the bus cannot watch must not run.
+fn open_pidfd(pid: pid_t) -> c_int {
+    // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+    if pidfd >= 0 {
+        return pidfd;
+    }
+    let errno = crate::os::errno();
+    let mut status = 0;
+    // SAFETY: our own child, just forked and not reaped: its pid is still its own; the
+    // wait returns as soon as SIGKILL has ended it.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, &mut status, 0);
+    }
+    set_errno(errno);
+    super::descriptors::note_shortage();
+    -1
 }
 
 /// The kernel's ends of the worker pipes made just before this fork: the stdin pipe's
@@ -79,12 +103,10 @@ fn track(
     resources: &mut KernelResources,
     restart: Option<usize>,
     pid: pid_t,
-    stdin: c_int,
-    stdout: c_int,
+    pidfd: c_int,
+    [stdin, stdout]: [c_int; 2],
     exec_errno: u16,
 ) {
-    // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
     let previous = restart.and_then(|id| Some((id, *resources.children.get(id)?)));
     let mut child = Child::new(
         pid,
