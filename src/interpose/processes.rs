@@ -49,8 +49,8 @@ extern "C" fn fork() -> pid_t {
     let exec_errno = report.wait();
     // A worker whose end the bus could not see is not let run: without its pidfd, nothing
     // would notice that it died, and it would be served messages for ever.
-    let pidfd = if pid > 0 { open_pidfd(pid) } else { -1 };
-    if pidfd >= 0 {
+    let pidfd = if pid > 0 { open_pidfd(pid) } else { Err(()) };
+    if let Ok(pidfd) = pidfd {
         track(resources, restart, pid, pidfd, [stdin, stdout], exec_errno);
         return pid;
     }
@@ -60,15 +60,16 @@ extern "C" fn fork() -> pid_t {
     -1
 }
 
-/// A pidfd for the child `pid` just forked, or -1 with errno set, once the child is
-/// killed and reaped: a process the bus cannot watch must not run.
-fn open_pidfd(pid: pid_t) -> c_int {
+/// A pidfd for the child `pid` just forked (-1 on a system that has none: Linux before
+/// 5.3, see the README), or `Err` with errno set once the child is killed and reaped: a
+/// process the bus cannot watch for want of a descriptor must not run.
+fn open_pidfd(pid: pid_t) -> Result<c_int, ()> {
     // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
-    if pidfd >= 0 {
-        return pidfd;
-    }
     let errno = crate::os::errno();
+    if pidfd >= 0 || errno == libc::ENOSYS {
+        return Ok(pidfd);
+    }
     let mut status = 0;
     // SAFETY: our own child, just forked and not reaped: its pid is still its own; the
     // wait returns as soon as SIGKILL has ended it.
@@ -78,7 +79,7 @@ fn open_pidfd(pid: pid_t) -> c_int {
     }
     set_errno(errno);
     super::descriptors::note_shortage();
-    -1
+    Err(())
 }
 
 /// The kernel's ends of the worker pipes made just before this fork: the stdin pipe's
