@@ -51,12 +51,10 @@ const HARMLESS: &[&str] = &[
     "ftell",
     "ferror",
     "fclose",
-    // Plain transfers on descriptors the kernel already holds: `config.o` reads a
-    // configuration, `transport.o` writes to its connections, `routing.o` writes a listener
-    // client's line to a worker. The transfers the bus must see are taken over in their one
-    // object (`bus_core.o`'s `write`, `transport.o`'s `read`).
+    // A plain transfer on a descriptor the kernel already holds: `config.o` reads a
+    // configuration. The reads the bus must see are taken over in their one object
+    // (`transport.o`'s `read`); every `write` is taken over.
     "read",
-    "write",
     // The listener (TCP or Unix socket) set up on the socket the taken-over `socket` made;
     // `unlink` removes the Unix path the host configured, before bind and at destroy.
     "bind",

@@ -69,8 +69,10 @@ pub const TAKEN_OVER: [TakenOver; 14] = [
     everywhere("execvp"),
     everywhere("waitpid"),
     everywhere("kill"),
-    // `ingest`'s write: the bus picks the worker it goes to.
-    in_object("bus_core.o", "write"),
+    // `ingest`'s write: the bus picks the worker it goes to. Every other write (the
+    // transport's to its connections, the router's of client lines to workers) is
+    // shielded from SIGPIPE.
+    everywhere("write"),
     // Tells which worker a line comes from, and holds back what the ring has no room for.
     in_object("transport.o", "read"),
     // `destroy` frees the router before the transport teardown that still uses it.

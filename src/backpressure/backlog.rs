@@ -239,7 +239,8 @@ fn would_block() -> isize {
     -1
 }
 
-/// Writes both parts of `line` to `fd` with one system call.
+/// Writes both parts of `line` to `fd` with one system call; a worker gone makes it fail
+/// with EPIPE, never raise SIGPIPE.
 fn write(fd: c_int, line: [&[u8]; 2]) -> isize {
     let parts = line.map(|part| libc::iovec {
         iov_base: part.as_ptr().cast_mut().cast(),
@@ -247,5 +248,5 @@ fn write(fd: c_int, line: [&[u8]; 2]) -> isize {
     });
     // SAFETY: writing two valid byte ranges to a pipe end the kernel holds; it is
     // non-blocking, and `writev` only reads them.
-    unsafe { libc::writev(fd, parts.as_ptr(), 2) }
+    crate::sigpipe::shielded(|| unsafe { libc::writev(fd, parts.as_ptr(), 2) })
 }

@@ -23,7 +23,7 @@ unsafe extern "C" fn write(fd: c_int, bytes: *const c_void, len: usize) -> isize
     let routed = resources().and_then(|resources| Some((resources.ingest.route?, resources)));
     let Some((route, resources)) = routed else {
         // SAFETY: the kernel's arguments, forwarded.
-        return unsafe { libc::write(fd, bytes, len) };
+        return crate::sigpipe::shielded(|| unsafe { libc::write(fd, bytes, len) });
     };
     resources.ingest.routed = true;
     // SAFETY: the kernel's buffer of `len` bytes, valid for the call.
