@@ -234,11 +234,25 @@ fn the_hosts_own_children_inherit_no_pipe_of_the_bus() {
 /// Set in a re-run of this test binary that plays the host to be killed.
 const HOST_VAR: &str = "STDIOBUS_TEST_KILLED_HOST";
 
+/// The children of process `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|child| child.parse().ok())
+        .collect()
+}
+
+/// A host killed with SIGKILL leaves no worker, and nothing a worker started: the worker
+/// here starts a child of its own, as `npx` starts `sh` and `sh` starts `node`. The host
+/// starts its bus on a thread that ends at once, so nothing ties the workers to it but
+/// the host process itself.
 #[test]
 fn a_host_killed_with_sigkill_leaves_no_worker() {
     let _alone = alone();
     if std::env::var_os(HOST_VAR).is_some() {
-        let (bus, _events) = start_echo(1);
+        let pools = [Pool::new("parent", "/bin/sh").args(&["-c", "sleep 300 & exec cat"])];
+        let (bus, _events) = std::thread::spawn(move || start(&pools)).join().unwrap();
         println!("worker-pid {}", bus.worker_pid(WorkerId::new(0)).unwrap());
         std::io::stdout().flush().unwrap();
         std::thread::sleep(DEADLINE * 6);
@@ -259,13 +273,79 @@ fn a_host_killed_with_sigkill_leaves_no_worker() {
         .map_while(Result::ok)
         .find_map(|line| line.strip_prefix("worker-pid ")?.parse().ok())
         .expect("the host reports its worker");
-    assert!(is_running(pid));
+    let deadline = Instant::now() + DEADLINE;
+    let grandchild = loop {
+        if let Some(&grandchild) = children_of(pid).first() {
+            break grandchild;
+        }
+        assert!(Instant::now() < deadline, "the worker started no child");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(is_running(pid) && is_running(grandchild));
     host.kill().unwrap();
     host.wait().unwrap();
     let deadline = Instant::now() + DEADLINE;
-    while is_running(pid) {
-        assert!(Instant::now() < deadline, "worker {pid} outlived its host");
-        std::thread::sleep(Duration::from_millis(5));
+    for process in [pid, grandchild] {
+        while is_running(process) {
+            assert!(
+                Instant::now() < deadline,
+                "process {process} (worker {pid}) outlived its host"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// A bus started on a thread that ends, and polled each time from a thread that ends
+/// too, keeps its workers and restarts them: no worker's life is tied to a thread.
+#[test]
+fn workers_outlive_the_threads_that_start_and_poll_the_bus() {
+    let _alone = alone();
+    let (bus, events) = std::thread::spawn(|| start_echo(2)).join().unwrap();
+    let pids: Vec<u32> = (0..2)
+        .map(|id| bus.worker_pid(WorkerId::new(id)).unwrap())
+        .collect();
+    let mut state = (bus, events, Vec::new());
+    let poll_on_a_new_thread = |state| {
+        std::thread::spawn(move || {
+            let (mut bus, mut events, mut seen): (Bus<'static, Running>, _, Vec<Seen>) = state;
+            bus.poll(Duration::from_millis(10)).unwrap();
+            common::drain(&mut events, &mut seen);
+            (bus, events, seen)
+        })
+        .join()
+        .unwrap()
+    };
+    // Threads end, one after the other: the workers go on.
+    for _ in 0..20 {
+        state = poll_on_a_new_thread(state);
+    }
+    assert!(pids.iter().all(|&pid| is_running(pid)), "{pids:?}");
+    // A restart forked by a thread that ends at once lives on too.
+    let killed = WorkerId::new(0);
+    // SAFETY: the bus's unreaped worker.
+    assert_eq!(
+        unsafe { libc::kill(pids[0] as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    let deadline = Instant::now() + DEADLINE;
+    while !state.2.contains(&Seen::Worker(killed, "restarting".into())) {
+        assert!(Instant::now() < deadline, "no restart: {:?}", state.2);
+        state = poll_on_a_new_thread(state);
+    }
+    let restarted = state.0.worker_pid(killed).expect("the restarted worker");
+    for _ in 0..20 {
+        state = poll_on_a_new_thread(state);
+    }
+    assert!(is_running(restarted) && is_running(pids[1]));
+    let (mut bus, mut events, _) = state;
+    for id in 0..4 {
+        let answer = common::call(
+            &mut bus,
+            &mut events,
+            &json!({"jsonrpc": "2.0", "id": id, "method": "m"}),
+        );
+        assert_eq!(answer["id"], id);
     }
 }
 

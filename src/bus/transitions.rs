@@ -20,12 +20,10 @@ impl<'r> Bus<'r, Created> {
     /// Spawns every worker. On failure the created bus comes back with the error;
     /// dropping it ends the workers that did start.
     ///
-    /// Also makes sure SIGPIPE cannot kill the host when a worker dies (see the crate
-    /// docs): a default disposition is replaced by a handler that does nothing.
-    ///
-    /// On Linux every worker is killed when the thread that calls `start` ends
-    /// (`PR_SET_PDEATHSIG` follows the forking thread), so that no worker outlives its
-    /// host: start a bus on a thread that lives as long as the bus.
+    /// No worker's life is tied to a thread: any thread may start the bus and poll it,
+    /// and threads may end meanwhile. On Linux the workers' process groups are killed
+    /// when the host process ends, however it ends (SIGKILL included), by a guardian
+    /// process the bus starts here (see the README, "Workers outliving their host").
     pub fn start(self) -> Result<Bus<'r, Running>, Failed<Self>> {
         sigpipe::guard();
         let mut this = self;

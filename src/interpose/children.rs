@@ -80,6 +80,8 @@ pub(crate) struct Children {
     alive: usize,
     /// Those reaped that the host has not been told of: every step asks.
     unreported: WorkerSet,
+    /// The guardian's lifeline (see `guardian`), told of each group that ends; or -1.
+    lifeline: c_int,
 }
 
 impl Children {
@@ -88,7 +90,13 @@ impl Children {
             list: heapless::Vec::new(),
             alive: 0,
             unreported: WorkerSet::new(),
+            lifeline: -1,
         }
+    }
+
+    /// Tells the guardian of `lifeline` of every group that ends from now on.
+    pub(crate) fn set_lifeline(&mut self, lifeline: c_int) {
+        self.lifeline = lifeline;
     }
 
     pub(crate) fn is_full(&self) -> bool {
@@ -124,6 +132,7 @@ impl Children {
         if was_alive && reaped {
             self.alive -= 1;
             self.unreported.insert(id);
+            super::guardian::forget(self.lifeline, child.pid);
         }
         reaped
     }
@@ -286,6 +295,7 @@ impl Child {
             // be another process's, so it is not waited for by number.
             Some(None)
         } else {
+            self.end_group_once_exited();
             self.wait(options, &mut status)
         };
         let Some(status) = reaped else {
@@ -294,6 +304,29 @@ impl Child {
         self.life.reap(status);
         self.close_pidfd();
         true
+    }
+
+    /// Ends what this process left running in its group, once it has exited: a worker's
+    /// end is the end of what it started, as the MCP stdio transport expects of a server.
+    /// Done before the reap, while the unreaped leader keeps the group's number from being
+    /// anyone else's.
+    fn end_group_once_exited(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: a zeroed siginfo is a valid out-parameter; WNOWAIT leaves the process
+            // unreaped; the pid is our unreaped child.
+            let exited = unsafe {
+                let mut info: libc::siginfo_t = core::mem::zeroed();
+                let options = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+                libc::waitid(libc::P_PID, self.pid as libc::id_t, &mut info, options) == 0
+                    && info.si_pid() == self.pid
+            };
+            if exited {
+                // SAFETY: the group is this worker's own (see `signal`), its number kept by
+                // the unreaped leader.
+                unsafe { libc::kill(-self.pid, libc::SIGKILL) };
+            }
+        }
     }
 
     /// `waitpid` on this process: `Some` once reaped (`Some(None)`: by someone else).

@@ -32,8 +32,10 @@
 //!    from the transport, whose connection stays open, and the new stdout pipe takes the
 //!    connection's descriptor number (the kernel itself never connects a restarted
 //!    worker). Every worker it execs starts with descriptors 0, 1 and 2 alone, an empty
-//!    signal mask, SIGPIPE at its default, a process group of its own (so that ending it
-//!    ends what it started), and SIGKILL when the thread that started the bus ends.
+//!    signal mask, SIGPIPE at its default, and a process group of its own (so that ending
+//!    it ends what it started), which it puts in the care of the bus's `guardian` before
+//!    it execs: the group is killed when the host process ends, whichever thread started
+//!    or polls the bus. A worker's end ends what it left running in its group.
 //!
 //! 7. The kernel is given only the worker lines the ring has room for while the bus runs
 //!    (`held`): the rest of a read waits in the kernel's own buffer, the worker's pipe
@@ -54,6 +56,7 @@ mod children;
 mod current;
 mod epoll;
 mod fd_set;
+mod guardian;
 mod line_id;
 mod lines;
 mod resources;

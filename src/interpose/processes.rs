@@ -3,26 +3,19 @@
 //! invariants 4 and 6). The decisions are `supervise`'s; these functions carry them out.
 
 use core::ptr;
-use core::sync::atomic::{AtomicI32, Ordering};
 
 use cty::{c_char, c_int, c_uint};
 use libc::pid_t;
 
 use super::children::{Child, Output};
 use super::exec_report::{self, ExecReport};
-use super::{KernelResources, epoll, resources};
+use super::{KernelResources, epoll, guardian, resources};
 use crate::clock::Instant;
 use crate::os::set_errno;
 use crate::supervise::{Life, Refusal, Restart, Verdict, restart_verdict, status_for_kernel};
 
-/// The pid of the process that forks the workers, for a worker to check that its parent
-/// is still there once it asked to die with it.
-static PARENT: AtomicI32 = AtomicI32::new(0);
-
 #[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "fork"))]
 extern "C" fn fork() -> pid_t {
-    // SAFETY: getpid cannot fail.
-    PARENT.store(unsafe { libc::getpid() }, Ordering::Relaxed);
     let Some(resources) = resources() else {
         // SAFETY: forwarded as the kernel made it (invariant 1).
         return unsafe { libc::fork() };
@@ -184,18 +177,25 @@ fn enlarge_pipe(fd: c_int) -> usize {
 
 #[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "execvp"))]
 unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    let report = resources().map_or(-1, |resources| resources.spawn.exec_report);
-    prepare_worker(report);
+    let (report, lifeline) = resources().map_or((-1, -1), |resources| {
+        (resources.spawn.exec_report, resources.guardian.lifeline())
+    });
+    prepare_worker(report, lifeline);
     // SAFETY: the kernel's arguments, forwarded.
     let failed = unsafe { libc::execvp(file, argv) };
     exec_report::child_failed(report, crate::os::errno());
     failed
 }
 
-/// In a worker between fork and exec: what `std::process::Command` gives its children, and
-/// death with the parent (invariant 6). Only async-signal-safe calls. `report`, the exec
-/// report's write end, stays open.
-fn prepare_worker(report: c_int) {
+/// In a worker between fork and exec: what `std::process::Command` gives its children, a
+/// process group of its own, and that group in the guardian's care (invariant 6). Only
+/// async-signal-safe calls. `report`, the exec report's write end, stays open; `lifeline`,
+/// the guardian's, is closed with the rest once the guardian is told.
+fn prepare_worker(report: c_int, lifeline: c_int) {
+    // SAFETY: making this process the leader of a process group of its own, first, so
+    // that the group the guardian is told of exists.
+    unsafe { libc::setpgid(0, 0) };
+    guardian::watch_own_group(lifeline);
     // Everything but stdin, stdout and stderr goes: the host's descriptors that are not
     // close-on-exec, and any the kernel made before this module saw them. The exec report
     // stays until the exec closes it.
@@ -226,21 +226,14 @@ fn prepare_worker(report: c_int) {
             unsafe { libc::close(fd) };
         }
     }
-    // SAFETY: zeroed sigset and sigaction are valid arguments; SIGPIPE is a valid signal;
-    // `setpgid(0, 0)` makes this process the leader of a process group of its own.
+    // SAFETY: zeroed sigset and sigaction are valid arguments; SIGPIPE is a valid signal.
     unsafe {
-        libc::setpgid(0, 0);
         let mut none: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, ptr::null_mut());
         let mut default: libc::sigaction = core::mem::zeroed();
         default.sa_sigaction = libc::SIG_DFL;
         libc::sigaction(libc::SIGPIPE, &default, ptr::null_mut());
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        // The parent may have gone before the request above: then die now.
-        if libc::getppid() != PARENT.load(Ordering::Relaxed) {
-            libc::_exit(127);
-        }
     }
 }
 

@@ -8,6 +8,7 @@ use cty::{c_int, c_void};
 use super::children::{Child, Children, Input, Output};
 use super::current;
 use super::fd_set::FdSet;
+use super::guardian::Guardian;
 use super::line_id::LineIds;
 use crate::backpressure::Backlog;
 use crate::clock::{Deadline, Instant, sleep};
@@ -76,6 +77,8 @@ pub(crate) struct KernelResources {
     pub(super) ingest: Ingest,
     pub(super) output: OutputState,
     pub(super) supervision: Supervision,
+    /// Ends the workers' process groups if the host process ends.
+    pub(super) guardian: Guardian,
     /// A router the kernel freed during the current call, freed only once the call has
     /// returned (archive A's `destroy` still uses it afterwards).
     pub(super) deferred_router: *mut c_void,
@@ -226,6 +229,7 @@ impl KernelResources {
                 exits_seen: false,
                 timer: -1,
             },
+            guardian: Guardian::new(),
             deferred_router: ptr::null_mut(),
         }
     }
@@ -307,8 +311,13 @@ impl KernelResources {
         result
     }
 
-    /// [`enter`](Self::enter) with forks allowed: for `start`.
+    /// [`enter`](Self::enter) with forks allowed: for `start`. The guardian starts first,
+    /// so that every worker can put its group in its care.
     pub(crate) fn enter_spawning<R>(&mut self, call: impl FnOnce() -> R) -> R {
+        if cfg!(stdio_bus_interposed) {
+            self.guardian.start();
+            self.children.set_lifeline(self.guardian.lifeline());
+        }
         self.spawn.forks_allowed = true;
         let result = self.enter(call);
         self.spawn.forks_allowed = false;
@@ -549,11 +558,14 @@ impl KernelResources {
     }
 
     /// Lets go of every worker the bus gave up on: their pidfds are closed, and the
-    /// processes left to the system.
+    /// processes left to the system, or rather to the guardian, which kills their groups.
     pub(crate) fn forget_workers(&mut self) {
         for child in self.children.iter_mut() {
             child.close_pidfd();
         }
+        // The guardian ends the groups of those given up on, and then itself.
+        self.children.set_lifeline(-1);
+        self.guardian.stop();
         for fd in [&mut self.supervision.timer, &mut self.output.wake] {
             if *fd >= 0 {
                 // SAFETY: the timer and the wake event are the bus's own, closed once.
