@@ -210,14 +210,18 @@ pub enum Error {
     /// longer than [`PoolIdText::CAPACITY`](crate::config::PoolIdText::CAPACITY) bytes,
     /// which cannot be named).
     UnknownPool,
-    /// [`Bus::send_to_worker`](crate::Bus::send_to_worker) named a worker id the bus does
-    /// not have.
+    /// [`Bus::send_to_worker`](crate::Bus::send_to_worker),
+    /// [`Bus::restart_worker`](crate::Bus::restart_worker) or
+    /// [`Bus::stop_worker`](crate::Bus::stop_worker) named a worker id the bus does not
+    /// have.
     NoSuchWorker {
         /// The id asked for.
         id: WorkerId,
     },
-    /// [`Bus::send_to_worker`](crate::Bus::send_to_worker) named a worker whose process
-    /// has exited.
+    /// [`Bus::send_to_worker`](crate::Bus::send_to_worker),
+    /// [`Bus::restart_worker`](crate::Bus::restart_worker) or
+    /// [`Bus::stop_worker`](crate::Bus::stop_worker) named a worker whose process has
+    /// exited, or is being ended on the host's request.
     WorkerGone {
         /// The worker.
         id: WorkerId,
@@ -263,6 +267,10 @@ pub enum Error {
     },
     /// A blocking `stop` did not see the kernel reach STOPPED in time.
     StopTimedOut,
+    /// [`Bus::set_liveness`](crate::Bus::set_liveness) needs a request table
+    /// ([`Bus::set_request_table`](crate::Bus::set_request_table)): without one the bus
+    /// cannot tell a worker with requests in flight from an idle one.
+    NoRequestTable,
 }
 
 impl Error {
@@ -355,7 +363,7 @@ impl fmt::Display for Error {
             Self::PoolNotNamed => f.write_str("the bus has several pools and the message names none (a top-level \"pool\" string)"),
             Self::UnknownPool => f.write_str("the message names a pool the configuration does not have"),
             Self::NoSuchWorker { id } => write!(f, "the bus has no worker {id}"),
-            Self::WorkerGone { id } => write!(f, "worker {id} has exited"),
+            Self::WorkerGone { id } => write!(f, "worker {id} has exited or is being ended"),
             Self::SessionIdTooLong { len, max } => write!(f, "the sessionId is {len} bytes; a session table keeps at most {max}"),
             Self::RequestIdTooLong { len, max } => write!(f, "the request id is {len} bytes of JSON; the request table keeps at most {max}"),
             Self::RequestIdInFlight => f.write_str("a request with this id is in flight already"),
@@ -366,6 +374,7 @@ impl fmt::Display for Error {
                 "the event ring has {free} bytes free, less than the {reserve} kept for a poll: read events first"
             ),
             Self::StopTimedOut => f.write_str("the kernel did not reach STOPPED before the deadline"),
+            Self::NoRequestTable => f.write_str("a liveness check needs a request table, to know which workers have requests in flight"),
         }
     }
 }

@@ -35,6 +35,7 @@
 //! | `error`   | respond `{"jsonrpc":"2.0","id":ID,"error":{"code":-32000,"message":"requested error"}}` (plus `sessionId` as above) |
 //! | `sleep`   | params `{"ms":N}`: sleep N milliseconds, then the normal response |
 //! | `burn`    | params `{"us":N}`: compute for N microseconds without sleeping, then the normal response (a CPU-bound server) |
+//! | `hang`    | never respond, and go on serving the other requests (a server that lost one) |
 //!
 //! A missing or invalid `count`/`ms`/`us` counts as 0. Notifications (a `method` without `id`)
 //! get no response. Anything else is ignored without a word: lines that are not exactly
@@ -249,6 +250,7 @@ impl Worker {
         };
         match &method[1..method.len() - 1] {
             b"exit" => return Ok(Flow::Exit),
+            b"hang" => return Ok(Flow::Continue),
             b"error" => {
                 emit(
                     out,

@@ -2,7 +2,8 @@
 //!
 //! One concept a file: [`create`](self::create) makes the instance, [`transitions`] move it
 //! from state to state, [`send`] hands messages to workers, [`step`] drives the kernel and
-//! supervision, [`shutdown`] stops it gracefully, [`callbacks`] are what the kernel calls,
+//! supervision, [`ending`] ends a worker on request, [`liveness`] restarts hung ones,
+//! [`shutdown`] stops it gracefully, [`callbacks`] are what the kernel calls,
 //! [`overflow`] hands what the ring cannot hold to the host, and [`kernel`] owns the
 //! instance and ends it on drop. The bus's fields are private to this folder.
 
@@ -14,8 +15,10 @@ mod callbacks;
 mod create;
 #[cfg(feature = "embedded-workers")]
 mod embedded;
+mod ending;
 mod failed;
 mod kernel;
+mod liveness;
 mod overflow;
 mod send;
 mod shutdown;

@@ -136,6 +136,8 @@ impl<'r> Bus<'r, Running> {
         // than writing it: then the worker the bus chose did not get it.
         if sent.is_err() || !self.kernel.resources.take_routed() {
             self.router.unsent(message);
+        } else {
+            self.watch_sent(worker);
         }
         sent
     }

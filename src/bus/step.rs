@@ -148,6 +148,10 @@ impl<S: State> Bus<'_, S> {
     /// within its `max_restarts`. Returns the kernel's code.
     fn settle_ended(&mut self) -> c_int {
         let mut rc = 0;
+        // The timer that woke this step may be for a grace or a liveness check: both
+        // are cheap to look at, and only here.
+        self.kernel.resources.kill_overdue();
+        self.check_liveness();
         self.kernel.resources.collect_ended();
         self.report_reaped();
         if self.kernel.resources.has_due_report() {

@@ -255,7 +255,8 @@ impl fmt::Debug for Bytes<'_> {
 pub enum WorkerEvent<'a> {
     /// The process was spawned.
     Started,
-    /// The kernel asked it to stop.
+    /// It is asked to stop: by the kernel, or by the host
+    /// ([`Bus::stop_worker`](crate::Bus::stop_worker)).
     Stopping,
     /// The process is gone.
     Stopped,
@@ -268,6 +269,10 @@ pub enum WorkerEvent<'a> {
     /// The process ended and was reaped; the kernel no longer hands it messages. Reported
     /// by the bus, after the worker's last output.
     Exited(ExitStatus),
+    /// Its pool's liveness check ([`Bus::set_liveness`](crate::Bus::set_liveness)) found
+    /// it with requests in flight and no output for the pool's limit: it is being
+    /// restarted (`Exited`, its requests `Unanswered`, `Restarting` and `Started` follow).
+    Unresponsive,
     /// A word this crate does not know, kept as the kernel wrote it.
     Other(Bytes<'a>),
 }
@@ -291,6 +296,7 @@ impl fmt::Display for WorkerEvent<'_> {
         match self {
             Self::Started => f.write_str("started"),
             Self::Stopping => f.write_str("stopping"),
+            Self::Unresponsive => f.write_str("unresponsive"),
             Self::Stopped => f.write_str("stopped"),
             Self::Restarting => f.write_str("restarting"),
             Self::Failed(reason) => write!(f, "failed: {reason}"),

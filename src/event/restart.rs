@@ -45,6 +45,11 @@ pub(crate) enum RestartReport {
     Started,
     /// No new process will come ([`WorkerEvent::Failed`]).
     Refused(RestartRefused),
+    /// The host asked for its end without a restart ([`WorkerEvent::Stopping`]).
+    Stopping,
+    /// Its pool's liveness check found it hung; it is being restarted
+    /// ([`WorkerEvent::Unresponsive`]).
+    Unresponsive,
 }
 
 impl RestartReport {
@@ -57,6 +62,8 @@ impl RestartReport {
             Self::Refused(RestartRefused::SpawnFailed) => 3,
             Self::Refused(RestartRefused::OutputClosed) => 4,
             Self::Refused(RestartRefused::ExecFailed) => 5,
+            Self::Stopping => 6,
+            Self::Unresponsive => 7,
         }]
     }
 
@@ -73,6 +80,8 @@ impl RestartReport {
             3 => Self::Refused(RestartRefused::SpawnFailed),
             4 => Self::Refused(RestartRefused::OutputClosed),
             5 => Self::Refused(RestartRefused::ExecFailed),
+            6 => Self::Stopping,
+            7 => Self::Unresponsive,
             _ => return None,
         })
     }
@@ -82,6 +91,8 @@ impl RestartReport {
             Self::Restarting => WorkerEvent::Restarting,
             Self::Started => WorkerEvent::Started,
             Self::Refused(reason) => WorkerEvent::Failed(reason),
+            Self::Stopping => WorkerEvent::Stopping,
+            Self::Unresponsive => WorkerEvent::Unresponsive,
         }
     }
 }
@@ -102,11 +113,13 @@ mod tests {
             RestartReport::Refused(RestartRefused::SpawnFailed),
             RestartReport::Refused(RestartRefused::OutputClosed),
             RestartReport::Refused(RestartRefused::ExecFailed),
+            RestartReport::Stopping,
+            RestartReport::Unresponsive,
         ];
         for report in reports {
             assert_eq!(RestartReport::decode(&report.encode()), Some(report));
         }
-        assert_eq!(RestartReport::decode(&[6]), None);
+        assert_eq!(RestartReport::decode(&[8]), None);
         assert_eq!(RestartReport::decode(&[]), None);
         assert_eq!(RestartReport::decode(&[0, 0]), None);
     }

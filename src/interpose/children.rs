@@ -14,7 +14,7 @@ use crate::backpressure::{Held, StdinPipe};
 use crate::clock::Instant;
 use crate::limits::MAX_WORKERS;
 use crate::os::{errno, set_errno};
-use crate::supervise::{Backoff, Life, Restart, WaitStatus};
+use crate::supervise::{Backoff, Ending, Life, Restart, WaitStatus, Watch};
 
 /// Whether a worker's stdin pipe still takes messages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +70,14 @@ pub(crate) struct Child {
     /// crashed and why it will not be restarted, unless the kernel restarts it within the
     /// same step.
     pub(crate) outcome: Option<Restart>,
+    /// The host asked for its end (`Bus::restart_worker`, `Bus::stop_worker`, or its
+    /// pool's liveness check): it takes no more messages, and is killed after the grace.
+    pub(crate) ending: Option<Ending>,
+    /// Its pool's liveness check (`Bus::set_liveness`), kept for each replacement.
+    pub(crate) watch: Option<Watch>,
+    /// Reads of its output that got data: the liveness check compares it at its checks,
+    /// so a read costs one increment.
+    pub(crate) output_seen: u32,
 }
 
 /// The worker processes of one kernel instance, in kernel worker id order.
@@ -183,6 +191,7 @@ impl Children {
                 && child.stdin >= 0
                 && child.input == Input::Open
                 && child.exec_errno == 0
+                && child.ending.is_none()
         })
     }
 
@@ -235,6 +244,9 @@ impl Child {
             life: Life::Running,
             backoff: Backoff::started(now, previous.map(|old| &old.backoff)),
             outcome: None,
+            ending: None,
+            watch: previous.and_then(|old| old.watch.map(|watch| Watch::new(watch.limit))),
+            output_seen: 0,
         }
     }
 

@@ -171,6 +171,8 @@ fn read_for_kernel(
             end_of_output: true,
         });
     }
+    // Output seen, for the liveness check: one increment per read.
+    child.output_seen = child.output_seen.wrapping_add(1);
     let line_len = child.lines.len;
     // SAFETY: the read filled `read` bytes at `buf + restored`, which nothing else uses
     // now; the `line_len` bytes before them are the start of the current line, in the

@@ -73,7 +73,7 @@ mod processes;
 mod router;
 
 pub(crate) use children::{Child, Children};
-pub(crate) use resources::{KernelResources, LineHook};
+pub(crate) use resources::{EndRefused, KernelResources, LineHook};
 
 use cty::c_void;
 

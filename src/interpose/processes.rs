@@ -304,7 +304,8 @@ fn reap(resources: &mut KernelResources, id: usize, options: c_int) -> Option<(p
     }
     let restarts = resources.supervision.restarts_allowed;
     let child = resources.children.get_mut(id)?;
-    let status = status_for_kernel(child.life, child.exec_errno, restarts)?;
+    let ended = child.ending.map(|ending| ending.kind);
+    let status = status_for_kernel(child.life, child.exec_errno, restarts, ended)?;
     child.life.tell_kernel();
     // A crash (any status but a clean exit) makes the kernel restart the worker: let that
     // fork through if the transport's connection was kept for it.

@@ -13,7 +13,7 @@ use super::line_id::LineIds;
 use crate::backpressure::Backlog;
 use crate::clock::{Deadline, Instant, sleep};
 use crate::ring::{Room, Writer};
-use crate::supervise::{Life, Restart};
+use crate::supervise::{DEFAULT_GRACE, EndKind, Ending, Life, Restart};
 
 /// Functions of the bus's and its state, called from the kernel's message callback and
 /// the transport's reads.
@@ -152,9 +152,20 @@ pub(super) struct Supervision {
     pub(super) restarts_allowed: bool,
     /// Some worker's pidfd became readable since the bus last looked.
     pub(super) exits_seen: bool,
-    /// A timer in the kernel's epoll set that wakes the event loop when a restart is due,
-    /// or -1 until one is needed.
+    /// A timer in the kernel's epoll set that wakes the event loop when a restart, a
+    /// SIGKILL after a grace or a liveness check is due, or -1 until one is needed.
     pub(super) timer: c_int,
+    /// How long a worker the host asked to end gets between SIGTERM and SIGKILL.
+    pub(super) grace: Duration,
+}
+
+/// Why a worker cannot be ended on request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndRefused {
+    /// No worker has that id.
+    Unknown,
+    /// Its process has exited, or is being ended already.
+    Gone,
 }
 
 /// A message `ingest` asked to write, in its caller's buffer: written with its newline.
@@ -228,6 +239,7 @@ impl KernelResources {
                 restarts_allowed: false,
                 exits_seen: false,
                 timer: -1,
+                grace: DEFAULT_GRACE,
             },
             guardian: Guardian::new(),
             deferred_router: ptr::null_mut(),
@@ -392,7 +404,46 @@ impl KernelResources {
                 && self.supervision.restarts_allowed
                 && let Some(child) = self.children.get_mut(id)
             {
-                child.backoff.ended(now);
+                match child.ending {
+                    Some(_) => child.backoff.ended_on_request(now),
+                    None => child.backoff.ended(now),
+                }
+            }
+        }
+    }
+
+    /// Sets how long a worker the host asks to end gets between SIGTERM and SIGKILL.
+    pub(crate) fn set_grace(&mut self, grace: Duration) {
+        self.supervision.grace = grace;
+    }
+
+    /// Begins the end of worker `id`'s process, as the host asked (`kind`): SIGTERM to its
+    /// group (and SIGCONT, so that a stopped process can act on it), SIGKILL once the
+    /// grace has passed ([`Self::kill_overdue`], woken by the supervision timer). It takes
+    /// no message from now on; its end then goes the way of a crash, restarted or not as
+    /// `kind` says (see `supervise::status_for_kernel`).
+    pub(crate) fn end_worker(&mut self, id: usize, kind: EndKind) -> Result<(), EndRefused> {
+        let grace = self.supervision.grace;
+        let child = self.children.get_mut(id).ok_or(EndRefused::Unknown)?;
+        if child.life != Life::Running || child.ending.is_some() {
+            return Err(EndRefused::Gone);
+        }
+        child.ending = Some(Ending::begin(kind, Instant::now(), grace));
+        child.signal(libc::SIGTERM);
+        child.signal(libc::SIGCONT);
+        self.arm_restart_timer();
+        Ok(())
+    }
+
+    /// Kills every worker being ended on request whose grace has passed.
+    pub(crate) fn kill_overdue(&mut self) {
+        let now = Instant::now();
+        for child in self.children.iter_mut() {
+            if child.life.is_unreaped()
+                && let Some(ending) = child.ending.as_mut()
+                && ending.kill_due(now)
+            {
+                child.signal(libc::SIGKILL);
             }
         }
     }
@@ -424,15 +475,29 @@ impl KernelResources {
         }
     }
 
-    /// Sets the restart timer to the earliest restart still to come, so that an idle
-    /// event loop wakes for it instead of spinning or sleeping past it.
+    /// Sets the supervision timer to the earliest of the restarts still to come, the
+    /// SIGKILLs due after a grace and the liveness checks, so that an idle event loop
+    /// wakes for it instead of spinning or sleeping past it.
     pub(crate) fn arm_restart_timer(&mut self) {
         let now = Instant::now();
         let next = self
             .children
             .iter()
-            .filter(|child| matches!(child.life, Life::Ended(_)))
-            .map(|child| child.backoff.until_restart(now))
+            .filter_map(|child| {
+                let restart =
+                    matches!(child.life, Life::Ended(_)).then(|| child.backoff.until_restart(now));
+                let unreaped = child.life.is_unreaped();
+                let kill = child
+                    .ending
+                    .filter(|_| unreaped)
+                    .and_then(|ending| ending.until_kill(now));
+                let check = child
+                    .watch
+                    .filter(|_| child.life == Life::Running && child.ending.is_none())
+                    .and_then(|watch| watch.next_check())
+                    .map(|at| now.until(at));
+                [restart, kill, check].into_iter().flatten().min()
+            })
             .min();
         let Some(wait) = next else {
             return;

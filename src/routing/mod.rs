@@ -179,6 +179,19 @@ impl<'r> Router<'r> {
         }
     }
 
+    /// Whether a request is in flight to `worker`'s process of `generation`: a scan of the
+    /// table, made at liveness checks only.
+    pub(crate) fn awaits(&self, worker: usize, generation: u32) -> bool {
+        let Some(requests) = self.requests.as_ref() else {
+            return false;
+        };
+        (0..requests.capacity()).any(|at| {
+            requests
+                .entry(at)
+                .is_some_and(|(_, to)| to.worker == worker && to.generation == generation)
+        })
+    }
+
     /// Requests in flight.
     pub(crate) fn requests_in_flight(&self) -> usize {
         self.requests.as_ref().map_or(0, Requests::len)

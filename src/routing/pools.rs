@@ -56,6 +56,13 @@ impl Pools {
             .position(|pool| !pool.id.is_truncated() && pool.id.as_str().chars().eq(name.clone()))
     }
 
+    /// The worker ids of the pool whose id is `name`.
+    pub(crate) fn workers_of(&self, name: &str) -> Option<core::ops::Range<usize>> {
+        let pool = self.list.get(self.find(name.chars())?)?;
+        let first = usize::from(pool.first);
+        Some(first..first + usize::from(pool.count))
+    }
+
     pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut PoolRange> {
         self.list.get_mut(index)
     }

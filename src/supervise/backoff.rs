@@ -51,6 +51,13 @@ impl Backoff {
         self.restart_at = now.after(wait);
     }
 
+    /// The process ended at `now` because the host asked for its end (a restart, a stop, a
+    /// liveness check it set): no quick end to back off from, so its replacement may start
+    /// at once, and the schedule of crashes is left as it was.
+    pub(crate) fn ended_on_request(&mut self, now: Instant) {
+        self.restart_at = now;
+    }
+
     /// Whether the replacement may start at `now`.
     pub(crate) fn restart_due(&self, now: Instant) -> bool {
         now >= self.restart_at
@@ -118,6 +125,25 @@ mod tests {
         assert_eq!(
             waits(&[quick, quick, quick, STABLE, quick, quick]),
             [ms(0), ms(25), ms(50), ms(0), ms(25), ms(50)]
+        );
+    }
+
+    #[test]
+    fn an_end_on_request_restarts_at_once_and_leaves_the_crash_count() {
+        let start = Instant::from_nanos(1_000 * MS);
+        let quick = Duration::from_millis(10);
+        let mut backoff = Backoff::started(start, None);
+        backoff.ended(start.after(quick));
+        let mut backoff = Backoff::started(start.after(quick), Some(&backoff));
+        let now = start.after(quick * 2);
+        backoff.ended_on_request(now);
+        assert!(backoff.restart_due(now));
+        // The crash after it waits as the second quick end in a row would.
+        let mut next = Backoff::started(now, Some(&backoff));
+        next.ended(now.after(quick));
+        assert_eq!(
+            next.until_restart(now.after(quick)),
+            Duration::from_millis(25)
         );
     }
 

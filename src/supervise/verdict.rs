@@ -2,7 +2,7 @@
 
 use cty::c_int;
 
-use super::Life;
+use super::{EndKind, Life};
 
 /// What became of a worker the kernel was told had crashed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,12 +39,24 @@ const UNKNOWN_END: c_int = 1 << 8;
 /// (`exec_errno` 0) while `restarts` are allowed, with its own status or, where that is
 /// gone, [`UNKNOWN_END`]. Anything else (a stop or a drop, a command that could not run)
 /// is reported as a clean exit.
-pub(crate) fn status_for_kernel(life: Life, exec_errno: u16, restarts: bool) -> Option<c_int> {
+///
+/// A process the host asked to end (`ended`) is reported as the host asked: a stop as a
+/// clean exit, so the kernel does not restart it; a restart as a crash, even when the
+/// process exited with 0 at its SIGTERM, so the kernel does.
+pub(crate) fn status_for_kernel(
+    life: Life,
+    exec_errno: u16,
+    restarts: bool,
+    ended: Option<EndKind>,
+) -> Option<c_int> {
     let status = life.status()?;
-    if !restarts || exec_errno != 0 {
+    if !restarts || exec_errno != 0 || ended == Some(EndKind::Stop) {
         return Some(0);
     }
-    Some(status.unwrap_or(UNKNOWN_END))
+    match (status, ended) {
+        (Some(0) | None, Some(EndKind::Restart)) => Some(UNKNOWN_END),
+        _ => Some(status.unwrap_or(UNKNOWN_END)),
+    }
 }
 
 /// What follows once the kernel hears a worker's end.
@@ -77,18 +89,54 @@ mod tests {
     #[test]
     fn the_kernel_hears_a_crash_only_when_the_bus_restarts_it() {
         let crashed = Life::Ended(Some(9));
-        assert_eq!(status_for_kernel(crashed, 0, true), Some(9));
-        assert_eq!(status_for_kernel(Life::Told(Some(9)), 0, true), Some(9));
-        assert_eq!(status_for_kernel(crashed, 0, false), Some(0), "stopping");
-        assert_eq!(status_for_kernel(crashed, 2, true), Some(0), "exec failed");
+        assert_eq!(status_for_kernel(crashed, 0, true, None), Some(9));
         assert_eq!(
-            status_for_kernel(Life::Ended(None), 0, true),
+            status_for_kernel(Life::Told(Some(9)), 0, true, None),
+            Some(9)
+        );
+        assert_eq!(
+            status_for_kernel(crashed, 0, false, None),
+            Some(0),
+            "stopping"
+        );
+        assert_eq!(
+            status_for_kernel(crashed, 2, true, None),
+            Some(0),
+            "exec failed"
+        );
+        assert_eq!(
+            status_for_kernel(Life::Ended(None), 0, true, None),
             Some(UNKNOWN_END)
         );
-        assert_eq!(status_for_kernel(Life::Ended(None), 0, false), Some(0));
-        assert_eq!(status_for_kernel(Life::Ended(Some(0)), 0, true), Some(0));
-        assert_eq!(status_for_kernel(Life::Running, 0, true), None);
-        assert_eq!(status_for_kernel(Life::Exited, 0, true), None);
+        assert_eq!(
+            status_for_kernel(Life::Ended(None), 0, false, None),
+            Some(0)
+        );
+        assert_eq!(
+            status_for_kernel(Life::Ended(Some(0)), 0, true, None),
+            Some(0)
+        );
+        assert_eq!(status_for_kernel(Life::Running, 0, true, None), None);
+        assert_eq!(status_for_kernel(Life::Exited, 0, true, None), None);
+    }
+
+    #[test]
+    fn the_kernel_hears_what_the_host_asked_for() {
+        let restart = Some(EndKind::Restart);
+        let stop = Some(EndKind::Stop);
+        let clean = Life::Ended(Some(0));
+        let killed = Life::Ended(Some(9));
+        assert_eq!(
+            status_for_kernel(clean, 0, true, restart),
+            Some(UNKNOWN_END)
+        );
+        assert_eq!(status_for_kernel(killed, 0, true, restart), Some(9));
+        assert_eq!(status_for_kernel(killed, 0, true, stop), Some(0));
+        assert_eq!(
+            status_for_kernel(clean, 0, false, restart),
+            Some(0),
+            "stopping"
+        );
     }
 
     #[test]
