@@ -430,3 +430,59 @@ fn a_configuration_file_with_unicode_escapes_works() {
     relay.send(&request(1, "hello", json!({})));
     assert_eq!(relay.next().unwrap()["result"]["worker"], "été");
 }
+
+#[test]
+fn a_request_not_answered_in_time_gets_an_error_and_its_late_answer_is_dropped() {
+    let mut relay = Relay::start(&echo_config(1, json!({})), &["--request-timeout", "0.3"]);
+    let sent = Instant::now();
+    relay.send(&request("lost", "hang", json!({})));
+    relay.send(&request(2, "sleep", json!({"ms": 800})));
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        let error = relay.next().unwrap();
+        assert_eq!(error["error"]["code"], -32005, "{error}");
+        errors.push(error["id"].clone());
+    }
+    assert!(
+        sent.elapsed() >= Duration::from_millis(300),
+        "answered early"
+    );
+    assert!(
+        errors.contains(&json!(2)) && errors.contains(&json!("lost")),
+        "{errors:?}"
+    );
+    // The late answer to 2 comes from the server and goes nowhere; a new request is
+    // answered as usual.
+    relay.stderr_line("came after --request-timeout and was dropped (1 late answers so far)");
+    relay.send(&request(3, "hello", json!({})));
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 3, "{answer}");
+    assert!(answer.get("result").is_some());
+    relay.stdin = None;
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert!(relay.wait().success());
+}
+
+#[test]
+fn a_server_that_does_not_answer_its_ping_is_restarted() {
+    let args = ["--ping-interval", "0.2", "--request-timeout", "0.5"];
+    let mut relay = Relay::start(&echo_config(1, json!({"max_restarts": 5})), &args);
+    let pid = relay.workers(1)[0];
+    // Pings go and are answered meanwhile, and the client sees none of them.
+    std::thread::sleep(Duration::from_millis(500));
+    relay.send(&request(1, "hello", json!({})));
+    let answer = relay.next().unwrap();
+    assert_eq!(
+        (answer["id"].clone(), answer["result"]["pid"].clone()),
+        (json!(1), json!(pid))
+    );
+    // SAFETY: signalling the relay's own worker.
+    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    relay.stderr_line("worker 0 did not answer its ping: restarting it");
+    relay.stderr_line("worker 0 started");
+    relay.send(&request(2, "hello", json!({})));
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 2, "{answer}");
+    assert_ne!(answer["result"]["pid"], json!(pid), "a new process answers");
+    assert!(!process_exists(pid));
+}

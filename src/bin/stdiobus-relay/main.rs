@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! stdiobus-relay CONFIG.json [--max-line BYTES] [--drain-timeout SECONDS]
+//!                [--request-timeout SECONDS] [--ping-interval SECONDS]
 //! ```
 //!
 //! Put it where a client expects the command of a stdio server. It serves newline-delimited
@@ -15,6 +16,10 @@
 //!   with a JSON-RPC error (codes in `output::code`);
 //! - every server process has the client's MCP handshake, restarted ones and other
 //!   instances too (`handshake`);
+//! - with `--request-timeout`, a request not answered in time gets an error (-32005) and
+//!   its late answer is dropped; with `--ping-interval`, a server process silent that long
+//!   gets an MCP `ping` under the relay's own id, and is restarted when it does not answer
+//!   in time (`timeouts`);
 //! - when no worker is left, the requests still due are answered with errors, stdout is
 //!   closed and the relay exits with status 1;
 //! - at the end of stdin it waits up to the drain timeout for the answers still due
@@ -32,6 +37,7 @@ mod handshake;
 mod input;
 mod output;
 mod signals;
+mod timeouts;
 
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -49,6 +55,7 @@ use handshake::Step;
 use input::{Input, Line};
 use output::{Output, code};
 use signals::Signals;
+use timeouts::PingAction;
 
 /// The event ring: 4096 slots of 1 KiB, 4 MiB on the heap (touched only as used). A
 /// longer line goes straight to stdout through the overflow handler.
@@ -123,7 +130,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     // SAFETY: descriptor 1 is this process's stdout, which nothing else in it writes to;
     // the relay closes it when it has nothing more to say.
     let stdout = File::from(unsafe { OwnedFd::from_raw_fd(libc::STDOUT_FILENO) });
-    let mut output = Output::new(consumer, stdout);
+    let mut output = Output::new(consumer, stdout, args.request_timeout, args.ping_interval);
     let bus = bus
         .start()
         .map_err(|failed| format!("{path}: cannot start the workers: {}", failed.error))?;
@@ -133,6 +140,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         output,
         input: Input::new(libc::STDIN_FILENO, args.max_line),
         signals,
+        request_timeout: args.request_timeout,
     };
     match relay.serve() {
         End::NoWorker => {
@@ -176,6 +184,8 @@ struct Relay<'r> {
     output: Output<'r>,
     input: Input,
     signals: Signals,
+    /// `--request-timeout`, for the error message.
+    request_timeout: Option<Duration>,
 }
 
 impl Relay<'_> {
@@ -183,6 +193,7 @@ impl Relay<'_> {
     fn serve(&mut self) -> End {
         loop {
             let readable = self.wait(Some(libc::STDIN_FILENO), None);
+            self.keep_deadlines();
             if let Some(end) = self.signal() {
                 return end;
             }
@@ -224,6 +235,7 @@ impl Relay<'_> {
                 return None;
             }
             self.wait(None, Some(left));
+            self.keep_deadlines();
             if let Some(end) = self.signal().or_else(|| self.ended()) {
                 return Some(end);
             }
@@ -275,9 +287,47 @@ impl Relay<'_> {
         let _ = stop_bus(bus, Duration::ZERO, &mut output);
     }
 
+    /// Acts on the deadlines that have come: the client's requests not answered in
+    /// time get an error, silent servers a ping, and those that did not answer their
+    /// ping are restarted.
+    fn keep_deadlines(&mut self) {
+        let now = Instant::now();
+        if let Some(timeout) = self.request_timeout {
+            self.output.expire(now, timeout);
+        }
+        for action in self.output.pings_due(now) {
+            match action {
+                PingAction::Send(worker, line) => {
+                    if let Err(error) = self.bus.send_to_worker(worker, line.as_bytes()) {
+                        // Left owed: no answer by the deadline restarts it all the same.
+                        eprintln!(
+                            "stdiobus-relay: the ping to worker {worker} did not go: {error}"
+                        );
+                    }
+                }
+                PingAction::Restart(worker) => {
+                    eprintln!(
+                        "stdiobus-relay: worker {worker} did not answer its ping: restarting it"
+                    );
+                    if let Err(error) = self.bus.restart_worker(worker) {
+                        eprintln!("stdiobus-relay: restarting worker {worker}: {error}");
+                    }
+                }
+            }
+        }
+        self.output.flush();
+    }
+
     /// Waits until the bus, the signal pipe, or `input` if given has something, or
-    /// `timeout` passes (`None`: no limit); whether `input` is readable.
+    /// `timeout` passes (`None`: no limit), or the next request deadline or ping is due;
+    /// whether `input` is readable.
     fn wait(&mut self, input: Option<libc::c_int>, timeout: Option<Duration>) -> bool {
+        let next = self.output.next_deadline();
+        let until_next = next.map(|at| at.saturating_duration_since(Instant::now()));
+        let timeout = match (timeout, until_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let watch = |fd: libc::c_int| libc::pollfd {
             fd,
             events: libc::POLLIN,

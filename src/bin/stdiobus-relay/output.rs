@@ -4,11 +4,13 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::time::{Duration, Instant};
 
 use stdiobus_embed::jsonrpc::{Kind, Message};
 use stdiobus_embed::{Consumer, Event, WorkerEvent, WorkerId};
 
 use crate::handshake::{Handshake, Step, is_replay_id};
+use crate::timeouts::{PingAction, Pings, RequestDeadlines, is_ping_id};
 
 /// JSON-RPC error codes of the relay's own answers, in the range the specification leaves
 /// to implementations.
@@ -23,6 +25,8 @@ pub mod code {
     pub const NO_SERVER: i32 = -32003;
     /// The answer was longer than the longest line the relay takes (`--max-line`).
     pub const ANSWER_TOO_LONG: i32 = -32004;
+    /// No answer came within `--request-timeout`.
+    pub const TIMED_OUT: i32 = -32005;
     /// JSON-RPC's own: the line is not JSON.
     pub const PARSE_ERROR: i32 = -32700;
     /// JSON-RPC's own: the line is JSON but not a request or response.
@@ -60,10 +64,19 @@ struct Client {
     workers: Vec<Worker>,
     /// The client's MCP handshake, for the server processes that have not had it.
     handshake: Handshake,
+    /// The deadlines of the client's requests (`--request-timeout`).
+    deadlines: RequestDeadlines,
+    /// The pings of silent server processes (`--ping-interval`).
+    pings: Pings,
 }
 
 impl<'r> Output<'r> {
-    pub fn new(events: Consumer<'r>, stdout: File) -> Self {
+    pub fn new(
+        events: Consumer<'r>,
+        stdout: File,
+        request_timeout: Option<Duration>,
+        ping_interval: Option<Duration>,
+    ) -> Self {
         Self {
             events,
             client: Client {
@@ -73,6 +86,8 @@ impl<'r> Output<'r> {
                 asked: HashMap::new(),
                 workers: Vec::new(),
                 handshake: Handshake::default(),
+                deadlines: RequestDeadlines::new(request_timeout),
+                pings: Pings::new(ping_interval, request_timeout),
             },
             unflushed: false,
             broken: false,
@@ -82,16 +97,22 @@ impl<'r> Output<'r> {
     /// The bus started `count` workers.
     pub fn started(&mut self, count: usize) {
         self.client.workers = vec![Worker::Serving; count];
+        let now = Instant::now();
+        for id in (0..count as u32).map(WorkerId::new) {
+            self.client.pings.heard(id, now);
+        }
     }
 
     /// Notes a request the client sent, before it goes to a worker.
     pub fn requested(&mut self, id: &str) {
         self.client.pending.insert(id.into(), false);
+        self.client.deadlines.sent(id, Instant::now());
     }
 
     /// The request `id` was not delivered: the client gets `message`, with `code`.
     pub fn refuse(&mut self, id: &str, code: i32, message: &str) {
         self.client.pending.remove(id);
+        self.client.deadlines.settled(id);
         self.error(id, code, message);
     }
 
@@ -99,7 +120,37 @@ impl<'r> Output<'r> {
     pub fn cancelled(&mut self, id: &str) {
         if let Some(cancelled) = self.client.pending.get_mut(id) {
             *cancelled = true;
+            self.client.deadlines.settled(id);
         }
+    }
+
+    /// Answers with an error each request whose `--request-timeout` has passed by `now`;
+    /// their late answers are dropped.
+    pub fn expire(&mut self, now: Instant, timeout: Duration) {
+        for id in self.client.deadlines.expire(now) {
+            if self.client.pending.remove(&id).is_some() {
+                let message = format!(
+                    "stdiobus-relay: no answer within --request-timeout ({} s)",
+                    timeout.as_secs_f64()
+                );
+                self.error(&id, code::TIMED_OUT, &message);
+            }
+        }
+    }
+
+    /// The pings due at `now`, and the servers that did not answer theirs in time.
+    pub fn pings_due(&mut self, now: Instant) -> Vec<PingAction> {
+        let workers = &self.client.workers;
+        self.client
+            .pings
+            .due(now, |id| workers.get(id.index()) == Some(&Worker::Serving))
+    }
+
+    /// When the next request deadline or ping is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let requests = self.client.deadlines.next();
+        let pings = self.client.pings.next();
+        requests.into_iter().chain(pings).min()
     }
 
     /// The worker that sent request `id` to the client, which answers it now.
@@ -252,6 +303,29 @@ impl Client {
                     }
                     return Ok(());
                 }
+                if let Some(worker) = worker {
+                    self.pings.heard(worker, Instant::now());
+                }
+                if let Some(message) = message
+                    && let Some(id) = message.raw_id()
+                    && matches!(message.kind(), Kind::Result | Kind::Error)
+                {
+                    if is_ping_id(id) {
+                        // The answer to the relay's own ping: the server is alive.
+                        if let Some(worker) = worker {
+                            self.pings.answered(worker, Instant::now());
+                        }
+                        return Ok(());
+                    }
+                    if !self.pending.contains_key(id) && self.deadlines.is_late(id) {
+                        eprintln!(
+                            "stdiobus-relay: the answer to request {id} came after \
+                             --request-timeout and was dropped ({} late answers so far)",
+                            self.deadlines.late
+                        );
+                        return Ok(());
+                    }
+                }
                 self.stdout.write_all(line.as_bytes())?;
                 self.stdout.write_all(b"\n")?;
                 if let Some(message) = message
@@ -260,6 +334,7 @@ impl Client {
                     match message.kind() {
                         Kind::Result | Kind::Error => {
                             self.pending.remove(id);
+                            self.deadlines.settled(id);
                         }
                         Kind::Request => {
                             if let Some(worker) = worker {
@@ -272,6 +347,8 @@ impl Client {
             }
             Event::Unanswered { worker, id } => {
                 let id = id.to_str().unwrap_or("null");
+                self.deadlines.settled(id);
+                self.deadlines.forget(id);
                 if self.pending.remove(id).is_some() {
                     let message = format!(
                         "stdiobus-relay: the server process (worker {worker}) ended before it answered"
@@ -315,6 +392,15 @@ impl Client {
                 if matches!(event, WorkerEvent::Started) && slot == Some(&Worker::Ended) {
                     // A new process in an ended one's place, not the first start.
                     self.handshake.restarted(id);
+                }
+                // A new process starts with no ping owed; an ended one gets none.
+                match event {
+                    WorkerEvent::Started => {
+                        self.pings.answered(id, Instant::now());
+                        self.pings.heard(id, Instant::now());
+                    }
+                    WorkerEvent::Exited(_) | WorkerEvent::Failed(_) => self.pings.gone(id),
+                    _ => {}
                 }
                 let state = match event {
                     WorkerEvent::Started => Some(Worker::Serving),
