@@ -197,6 +197,15 @@ pub enum Error {
         /// The error `execvp` returned.
         errno: i32,
     },
+    /// Worker `worker` could not enter its pool's working directory (`cwd`): `chdir`
+    /// failed with `errno` (`ENOENT` for a directory that is not there). The bus ends the
+    /// other workers when dropped.
+    CwdFailed {
+        /// The worker, in configuration order.
+        worker: WorkerId,
+        /// The error `chdir` returned.
+        errno: i32,
+    },
     /// The kernel needed a new file descriptor and no number below 1024, the most it can
     /// serve, was free: close some of the host's descriptors, or open them above 1024.
     NoLowDescriptor,
@@ -354,6 +363,11 @@ impl fmt::Display for Error {
             Self::ExecFailed { worker, errno } => write!(
                 f,
                 "worker {worker} could not execute its command: {}",
+                ExecErrno(*errno)
+            ),
+            Self::CwdFailed { worker, errno } => write!(
+                f,
+                "worker {worker} could not enter its working directory (cwd): {}",
                 ExecErrno(*errno)
             ),
             Self::NoLowDescriptor => f.write_str(

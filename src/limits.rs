@@ -18,3 +18,17 @@ pub const MAX_SESSION_ID: usize = 64;
 /// The longest request id the request table keeps, in bytes of raw JSON (`"req-42"` with
 /// its quotes, or `42`): room for a UUID in a string (38).
 pub const MAX_REQUEST_ID: usize = 64;
+
+/// Bytes for every pool's launch settings together: each environment variable as
+/// `NAME=VALUE` plus one, each working directory plus one, and the id of each pool with
+/// tagged stderr. The configuration checks refuse more.
+pub const LAUNCH_BYTES: usize = 8192;
+
+/// The most environment variables a worker with `env` settings starts with, the host's
+/// that it keeps included; a worker with more fails to start with `E2BIG`. (The array is
+/// built on the forked child's stack, where nothing may be allocated.)
+pub const MAX_WORKER_ENV: usize = 1024;
+
+/// Bytes of a worker's tagged stderr line written at once, prefix included: a longer line
+/// is cut into pieces, each prefixed.
+pub(crate) const STDERR_LINE: usize = 1024;

@@ -94,12 +94,17 @@ impl Relay {
     /// The `count` worker processes under the relay, once they all run.
     fn workers(&self, count: usize) -> Vec<i64> {
         let pid = self.child.id();
+        let exe = |pid: &str| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+        // A child still running the relay's own code is no worker yet: one forked and not
+        // exec'd, or the step on the way to the guardian, which is nobody's child.
+        let relay = exe(&pid.to_string());
         let deadline = Instant::now() + DEADLINE;
         loop {
             let workers: Vec<i64> =
                 std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                     .unwrap_or_default()
                     .split_whitespace()
+                    .filter(|child| exe(child) != relay)
                     .map(|pid| pid.parse().unwrap())
                     .collect();
             if workers.len() == count {
@@ -485,4 +490,65 @@ fn a_server_that_does_not_answer_its_ping_is_restarted() {
     assert_eq!(answer["id"], 2, "{answer}");
     assert_ne!(answer["result"]["pid"], json!(pid), "a new process answers");
     assert!(!process_exists(pid));
+}
+
+/// A pool of `instances` shell workers that each write three stderr lines, the middle one
+/// in two writes with a pause between, and then serve as echo workers.
+fn stderr_config(instances: u32, stderr: &str) -> String {
+    let script = "printf 'first from %s\\n' $$ >&2; printf 'half ' >&2; sleep 0.05; \
+                  printf 'and the rest\\n' >&2; printf 'no newline at the end' >&2; exec \"$0\"";
+    json!({
+        "pools": [{
+            "id": "talk",
+            "command": "/bin/sh",
+            "args": ["-c", script, WORKER],
+            "instances": instances,
+            "stderr": stderr,
+        }],
+    })
+    .to_string()
+}
+
+#[test]
+fn tagged_stderr_lines_arrive_whole_with_pool_and_worker() {
+    let mut relay = Relay::start(&stderr_config(2, "tagged"), &[]);
+    relay.send(&request(1, "echo", json!({})));
+    assert_eq!(relay.next().unwrap()["id"], 1);
+    relay.stdin = None;
+    assert!(relay.wait().success());
+    let stderr = relay.stderr();
+    let tagged: Vec<&str> = stderr.lines().filter(|l| l.starts_with("[talk#")).collect();
+    for worker in ["[talk#0] ", "[talk#1] "] {
+        let of: Vec<&str> = tagged
+            .iter()
+            .filter_map(|line| line.strip_prefix(worker))
+            .collect();
+        assert_eq!(of.len(), 3, "{worker}: {stderr}");
+        assert!(of[0].starts_with("first from "), "{stderr}");
+        assert_eq!(
+            of[1..],
+            ["half and the rest", "no newline at the end"],
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr
+            .lines()
+            .all(|line| !line.contains("half") || line.ends_with("half and the rest")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn null_stderr_writes_nothing() {
+    let mut relay = Relay::start(&stderr_config(2, "null"), &[]);
+    relay.send(&request(1, "echo", json!({})));
+    assert_eq!(relay.next().unwrap()["id"], 1);
+    relay.stdin = None;
+    assert!(relay.wait().success());
+    let stderr = relay.stderr();
+    assert!(
+        !stderr.contains("first from") && !stderr.contains("rest"),
+        "{stderr}"
+    );
 }

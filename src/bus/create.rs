@@ -32,16 +32,19 @@ impl<'r> Bus<'r, Created> {
         }
         let mut pools = Pools::new();
         let mut input_limit = None;
+        let mut resources = KernelResources::new();
+        let launch = &mut resources.launch;
         match (config.json(), config.file()) {
             (Some(json), _) => {
                 // `Config::from_json` checked it, UTF-8 included.
                 let text = json.to_str().unwrap_or_default();
-                input_limit =
-                    crate::config::layout(text, |id, instances| pools.push(id, instances));
+                let pool = |id, instances| pools.push(id, instances);
+                input_limit = crate::config::layout(text, pool, launch);
             }
             (None, Some(path)) => {
                 let pool = |id, instances| pools.push(id, instances);
-                if let Err(error) = crate::config::check_file(path, pool, &mut input_limit) {
+                let checked = crate::config::check_file(path, pool, &mut input_limit, launch);
+                if let Err(error) = checked {
                     return Err(Failed {
                         error: Error::Config(error),
                         value: producer,
@@ -50,13 +53,14 @@ impl<'r> Bus<'r, Created> {
             }
             (None, None) => {}
         }
+        // The configuration checks bound what the table takes.
+        debug_assert!(resources.launch.fits());
         producer.prepare(options.events, options.log_level);
         let reserve = options
             .poll_reserve
             .unwrap_or(producer.capacity() / 4)
             .min(producer.free_bytes());
         let raw_options = raw_options(&config, &options, &producer);
-        let mut resources = KernelResources::new();
         let line_limit = input_limit.unwrap_or(crate::limits::DEFAULT_MAX_INPUT_BUFFER);
         resources.attach_ring(producer.user_data(), line_limit as usize);
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated

@@ -56,9 +56,11 @@ impl<'r> Bus<'r, Created> {
         }
         let children = self.kernel.resources.children.iter();
         if let Some((worker, child)) = children.enumerate().find(|(_, c)| c.exec_errno != 0) {
-            return Err(Error::ExecFailed {
-                worker: WorkerId::from_index(worker),
-                errno: child.exec_errno.into(),
+            let (worker, errno) = (WorkerId::from_index(worker), child.exec_errno.into());
+            return Err(if child.exec_in_cwd {
+                Error::CwdFailed { worker, errno }
+            } else {
+                Error::ExecFailed { worker, errno }
             });
         }
         let spawned = self.kernel.resources.children.len();

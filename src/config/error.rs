@@ -100,6 +100,16 @@ pub enum PoolField {
     Arg(usize),
     /// `instances`.
     Instances,
+    /// `env` as a whole.
+    Env,
+    /// One variable of `env`, by its position in the object (or slice).
+    EnvVar(usize),
+    /// `inherit_env`.
+    InheritEnv,
+    /// `cwd`.
+    Cwd,
+    /// `stderr`.
+    Stderr,
 }
 
 impl fmt::Display for PoolField {
@@ -110,6 +120,11 @@ impl fmt::Display for PoolField {
             Self::Args => f.write_str("args"),
             Self::Arg(index) => write!(f, "args[{index}]"),
             Self::Instances => f.write_str("instances"),
+            Self::Env => f.write_str("env"),
+            Self::EnvVar(index) => write!(f, "env variable {index}"),
+            Self::InheritEnv => f.write_str("inherit_env"),
+            Self::Cwd => f.write_str("cwd"),
+            Self::Stderr => f.write_str("stderr"),
         }
     }
 }
@@ -293,6 +308,48 @@ pub enum ConfigError {
         /// The key.
         key: &'static str,
     },
+    /// An environment variable's name is empty or holds a `=`, which exec would read as
+    /// the end of the name.
+    InvalidEnvName {
+        /// Index of the pool.
+        pool: usize,
+        /// Its id.
+        id: PoolIdText,
+        /// The variable's position in `env`.
+        var: usize,
+    },
+    /// Two environment variables of one pool have the same name.
+    DuplicateEnvName {
+        /// Index of the pool.
+        pool: usize,
+        /// Its id.
+        id: PoolIdText,
+        /// The later variable's position in `env`.
+        var: usize,
+    },
+    /// A pool's `cwd` is the empty string.
+    EmptyCwd {
+        /// Index of the pool.
+        pool: usize,
+        /// Its id.
+        id: PoolIdText,
+    },
+    /// JSON text only: a pool's `stderr` is a string other than `"inherit"`, `"tagged"` and
+    /// `"null"`.
+    UnknownStderr {
+        /// Index of the pool.
+        pool: usize,
+        /// Its id.
+        id: PoolIdText,
+    },
+    /// The pools' environment variables, directories and tagged ids need more bytes than
+    /// the bus keeps for them ([`LAUNCH_BYTES`](crate::LAUNCH_BYTES)).
+    LaunchTooLarge {
+        /// Bytes the pools up to the first one past the limit need.
+        needed: usize,
+        /// The most a bus keeps.
+        capacity: usize,
+    },
     /// JSON text only: `limits` is not an object.
     LimitsNotObject,
     /// JSON text only: a limit is not an integer in `0..=u32::MAX`.
@@ -373,6 +430,9 @@ impl fmt::Display for ConfigError {
                 let expected = match field {
                     PoolField::Args => "an array of strings",
                     PoolField::Instances => "an integer from 1 to 4294967295",
+                    PoolField::Env => "an object whose values are strings",
+                    PoolField::InheritEnv => "true or false",
+                    PoolField::Stderr => "\"inherit\", \"tagged\" or \"null\"",
                     _ => "a string",
                 };
                 write!(f, "pool {pool} ({id}): {field} must be {expected}")
@@ -380,6 +440,24 @@ impl fmt::Display for ConfigError {
             Self::DuplicateKey { offset, key } => {
                 write!(f, "key \"{key}\" appears twice (again at byte {offset})")
             }
+            Self::InvalidEnvName { pool, id, var } => write!(
+                f,
+                "pool {pool} ({id}): env variable {var} has an empty name or a '=' in its name"
+            ),
+            Self::DuplicateEnvName { pool, id, var } => write!(
+                f,
+                "pool {pool} ({id}): env variable {var} has the name of an earlier one"
+            ),
+            Self::EmptyCwd { pool, id } => write!(f, "pool {pool} ({id}): cwd is empty"),
+            Self::UnknownStderr { pool, id } => write!(
+                f,
+                "pool {pool} ({id}): stderr must be \"inherit\", \"tagged\" or \"null\""
+            ),
+            Self::LaunchTooLarge { needed, capacity } => write!(
+                f,
+                "the pools' env, cwd and tagged ids need at least {needed} bytes; a bus keeps \
+                 {capacity} for them"
+            ),
             Self::LimitsNotObject => f.write_str("\"limits\" is not an object"),
             Self::InvalidLimit { name } => {
                 write!(

@@ -10,14 +10,17 @@ use core::ffi::CStr;
 use core::ptr;
 
 use super::{ConfigError, PoolIdText};
+use crate::launch::LaunchTable;
 
 /// Refuses `path` unless it names a regular file holding a configuration the kernel takes;
 /// calls `pool` with each pool's id and instance count of one it takes, and sets
-/// `input_limit` to its `max_input_buffer`.
+/// `input_limit` to its `max_input_buffer`, and fills `launch` with its pools' launch
+/// settings.
 pub(crate) fn check(
     path: &CStr,
     pool: impl FnMut(PoolIdText, u32),
     input_limit: &mut Option<u32>,
+    launch: &mut LaunchTable,
 ) -> Result<(), ConfigError> {
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
     let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK;
@@ -28,7 +31,7 @@ pub(crate) fn check(
             errno: crate::os::errno(),
         });
     }
-    let checked = check_open(fd, pool, input_limit);
+    let checked = check_open(fd, pool, input_limit, launch);
     // SAFETY: `fd` was opened above and is closed once.
     unsafe { libc::close(fd) };
     checked
@@ -38,6 +41,7 @@ fn check_open(
     fd: libc::c_int,
     pool: impl FnMut(PoolIdText, u32),
     input_limit: &mut Option<u32>,
+    launch: &mut LaunchTable,
 ) -> Result<(), ConfigError> {
     // SAFETY: a zeroed `stat` is a valid out-parameter; `fd` is open.
     let mut status: libc::stat = unsafe { core::mem::zeroed() };
@@ -86,7 +90,7 @@ fn check_open(
     if checked.is_ok()
         && let Ok(text) = core::str::from_utf8(text)
     {
-        *input_limit = super::layout(text, pool);
+        *input_limit = super::layout(text, pool, launch);
     }
     // SAFETY: the mapping made above, removed once; `text` is not used after.
     unsafe { libc::munmap(map, len) };

@@ -32,7 +32,7 @@ mod tests;
 pub use error::{ConfigError, PoolField, PoolIdText, Unsupported};
 pub(crate) use file::check as check_file;
 pub use normalize::NORMALIZE_SLACK;
-pub use pool::{Limits, Pool};
+pub use pool::{Limits, Pool, Stderr};
 use text::check_text_document;
 pub(crate) use text::layout;
 pub use writer::ConfigBuffer;

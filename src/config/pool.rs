@@ -1,5 +1,7 @@
 //! What a configuration is built from: pools of workers and the kernel's limits.
 
+pub use crate::launch::Stderr;
+
 /// One worker pool: `instances` copies of `command args…`, addressed by `id`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -15,6 +17,21 @@ pub struct Pool<'a> {
     pub args: &'a [&'a str],
     /// Number of workers, at least 1.
     pub instances: u32,
+    /// Environment variables the workers get, `(name, value)`: added to the host's
+    /// environment (a same-named host variable is replaced), or the whole environment when
+    /// `inherit_env` is false. A name is non-empty and holds no `=`; neither holds a NUL.
+    /// Written as the JSON object `"env"`; the bus applies it at exec (the kernel ignores
+    /// it).
+    pub env: &'a [(&'a str, &'a str)],
+    /// Whether the workers start with the host's environment (plus `env`); `false` gives
+    /// them `env` alone. Written as `"inherit_env": false` when false.
+    pub inherit_env: bool,
+    /// The workers' working directory (`"cwd"`); `None` keeps the host's. A relative
+    /// command is looked up from the host's directory on the `PATH` as usual, but a
+    /// command with a `/` in it is relative to this directory.
+    pub cwd: Option<&'a str>,
+    /// What becomes of the workers' stderr (`"stderr"`: `"inherit"`, `"tagged"`, `"null"`).
+    pub stderr: Stderr,
 }
 
 impl<'a> Pool<'a> {
@@ -25,6 +42,10 @@ impl<'a> Pool<'a> {
             command,
             args: &[],
             instances: 1,
+            env: &[],
+            inherit_env: true,
+            cwd: None,
+            stderr: Stderr::Inherit,
         }
     }
 
@@ -36,6 +57,33 @@ impl<'a> Pool<'a> {
     /// The same pool with this many workers.
     pub const fn instances(self, instances: u32) -> Self {
         Self { instances, ..self }
+    }
+
+    /// The same pool with these environment variables, added to the host's.
+    pub const fn env(self, env: &'a [(&'a str, &'a str)]) -> Self {
+        Self { env, ..self }
+    }
+
+    /// The same pool starting with the host's environment (`true`, the default) or with
+    /// its `env` alone (`false`).
+    pub const fn inherit_env(self, inherit_env: bool) -> Self {
+        Self {
+            inherit_env,
+            ..self
+        }
+    }
+
+    /// The same pool with this working directory.
+    pub const fn cwd(self, cwd: &'a str) -> Self {
+        Self {
+            cwd: Some(cwd),
+            ..self
+        }
+    }
+
+    /// The same pool with this stderr mode.
+    pub const fn stderr(self, stderr: Stderr) -> Self {
+        Self { stderr, ..self }
     }
 }
 

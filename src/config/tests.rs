@@ -109,7 +109,11 @@ fn builds_pools_in_const_context() {
             id: "echo",
             command: "/bin/cat",
             args: &["--x"],
-            instances: 2
+            instances: 2,
+            env: &[],
+            inherit_env: true,
+            cwd: None,
+            stderr: Stderr::Inherit,
         }
     );
     let plain = Pool::new("a", "b");
@@ -1301,4 +1305,201 @@ fn normalize_says_how_much_room_it_needs() {
     );
     let mut exact = vec![0u8; want.len() + 1];
     assert!(Config::normalize(text, &defaults, &mut exact).is_ok());
+}
+
+const LAUNCHED: Pool<'static> = Pool::new("mcp", "server")
+    .env(&[("API_KEY", "s3cr\"t\n"), ("EMPTY", "")])
+    .inherit_env(false)
+    .cwd("/srv/é")
+    .stderr(Stderr::Tagged);
+
+#[test]
+fn writes_env_cwd_and_stderr_only_when_set() {
+    assert_eq!(
+        write(&[LAUNCHED], &Limits::new()).unwrap(),
+        r#"{"pools":[{"id":"mcp","command":"server","instances":1,"env":{"API_KEY":"s3cr\"t\n","EMPTY":""},"inherit_env":false,"cwd":"/srv/é","stderr":"tagged"}]}"#
+    );
+    let null = Pool::new("a", "b").stderr(Stderr::Null);
+    assert!(
+        write(&[null], &Limits::new())
+            .unwrap()
+            .ends_with(r#""stderr":"null"}]}"#)
+    );
+}
+
+#[test]
+fn launch_settings_round_trip_through_the_table() {
+    let json = write(&[Pool::new("plain", "x"), LAUNCHED], &Limits::new()).unwrap();
+    from_json(&json).unwrap();
+    let mut table = crate::launch::LaunchTable::new();
+    layout(&json, |_, _| {}, &mut table);
+    assert!(table.fits() && !table.is_plain());
+    assert!(!table.for_worker(0).unwrap().sets_env());
+    let launch = table.for_worker(1).unwrap();
+    let vars: Vec<&[u8]> = launch.vars().collect();
+    assert_eq!(vars, [&b"API_KEY=s3cr\"t\n\0"[..], b"EMPTY=\0"]);
+    assert!(!launch.inherit_env);
+    assert_eq!(launch.cwd, Some("/srv/é\0".as_bytes()));
+    assert_eq!((launch.stderr, launch.pool), (Stderr::Tagged, &b"mcp"[..]));
+    // Escapes the kernel would not decode are the bus's to decode here.
+    let escaped =
+        r#"{"pools":[{"id":"p","command":"c","instances":1,"env":{"K\u0041":"\u00e9\u0001"}}]}"#;
+    from_json(escaped).unwrap();
+    let mut table = crate::launch::LaunchTable::new();
+    layout(escaped, |_, _| {}, &mut table);
+    let vars: Vec<&[u8]> = table.for_worker(0).unwrap().vars().collect();
+    assert_eq!(vars, ["KA=é\u{1}\0".as_bytes()]);
+}
+
+#[test]
+fn bad_launch_settings_are_refused() {
+    let w = id("w");
+    let pool =
+        |extra: &str| format!(r#"{{"pools":[{{"id":"w","command":"c","instances":1,{extra}}}]}}"#);
+    let cases: &[(&str, ConfigError)] = &[
+        (
+            r#""env":["A"]"#,
+            ConfigError::WrongType {
+                pool: 0,
+                id: w,
+                field: PoolField::Env,
+            },
+        ),
+        (
+            r#""env":{"A":"1","B":2}"#,
+            ConfigError::WrongType {
+                pool: 0,
+                id: w,
+                field: PoolField::EnvVar(1),
+            },
+        ),
+        (
+            r#""env":{"A=B":"1"}"#,
+            ConfigError::InvalidEnvName {
+                pool: 0,
+                id: w,
+                var: 0,
+            },
+        ),
+        (
+            r#""env":{"":"1"}"#,
+            ConfigError::InvalidEnvName {
+                pool: 0,
+                id: w,
+                var: 0,
+            },
+        ),
+        (
+            r#""env":{"A":"1","\u0041":"2"}"#,
+            ConfigError::DuplicateEnvName {
+                pool: 0,
+                id: w,
+                var: 1,
+            },
+        ),
+        (
+            r#""env":{"A":"\u0000"}"#,
+            ConfigError::NulByte {
+                pool: 0,
+                id: w,
+                field: PoolField::EnvVar(0),
+            },
+        ),
+        (
+            r#""inherit_env":"no""#,
+            ConfigError::WrongType {
+                pool: 0,
+                id: w,
+                field: PoolField::InheritEnv,
+            },
+        ),
+        (
+            r#""cwd":7"#,
+            ConfigError::WrongType {
+                pool: 0,
+                id: w,
+                field: PoolField::Cwd,
+            },
+        ),
+        (r#""cwd":"""#, ConfigError::EmptyCwd { pool: 0, id: w }),
+        (
+            r#""stderr":"loud""#,
+            ConfigError::UnknownStderr { pool: 0, id: w },
+        ),
+        (
+            r#""stderr":null"#,
+            ConfigError::WrongType {
+                pool: 0,
+                id: w,
+                field: PoolField::Stderr,
+            },
+        ),
+        (
+            r#""cwd":"/a","cwd":"/b""#,
+            ConfigError::DuplicateKey {
+                offset: 60,
+                key: "cwd",
+            },
+        ),
+    ];
+    for (extra, expected) in cases {
+        let text = pool(extra);
+        let error = from_json(&text).unwrap_err();
+        match (error, expected) {
+            (ConfigError::DuplicateKey { key, .. }, ConfigError::DuplicateKey { key: k, .. }) => {
+                assert_eq!(key, *k)
+            }
+            _ => assert_eq!(error, *expected, "{text}"),
+        }
+        assert!(!error.to_string().is_empty());
+    }
+    let refused = |pool: Pool<'_>| check_pools(&[pool]).unwrap_err();
+    assert_eq!(
+        refused(Pool::new("w", "c").env(&[("A=", "1")])),
+        ConfigError::InvalidEnvName {
+            pool: 0,
+            id: w,
+            var: 0
+        }
+    );
+    assert_eq!(
+        refused(Pool::new("w", "c").env(&[("A", "1"), ("A", "2")])),
+        ConfigError::DuplicateEnvName {
+            pool: 0,
+            id: w,
+            var: 1
+        }
+    );
+    assert_eq!(
+        refused(Pool::new("w", "c").env(&[("A", "\0")])),
+        ConfigError::NulByte {
+            pool: 0,
+            id: w,
+            field: PoolField::EnvVar(0)
+        }
+    );
+    assert_eq!(
+        refused(Pool::new("w", "c").cwd("")),
+        ConfigError::EmptyCwd { pool: 0, id: w }
+    );
+    let big = "x".repeat(crate::limits::LAUNCH_BYTES);
+    let env = [("A", big.as_str())];
+    assert_eq!(
+        refused(Pool::new("w", "c").env(&env)),
+        ConfigError::LaunchTooLarge {
+            needed: big.len() + 3,
+            capacity: crate::limits::LAUNCH_BYTES
+        }
+    );
+    let mut buf = vec![0u8; big.len() + 200];
+    let mut writer = json::Writer::new(&mut buf);
+    writer.raw(br#"{"pools":[{"id":"w","command":"c","instances":1,"env":{"A":"#);
+    writer.string(&big);
+    writer.raw(b"}}]}");
+    let len = writer.len();
+    let text = core::str::from_utf8(&buf[..len]).unwrap();
+    assert!(matches!(
+        from_json(text),
+        Err(ConfigError::LaunchTooLarge { .. })
+    ));
 }

@@ -2,9 +2,10 @@
 //! the writer follows, plus JSON syntax and types.
 
 use super::pool::LIMIT_NAMES;
-use super::writer::check_worker_total;
+use super::writer::{check_launch_total, check_worker_total};
 use super::{ConfigError, PoolField, PoolIdText, Unsupported};
 use crate::json::{self, JStr, Kind, Scanner};
+use crate::launch::{LaunchTable, Stderr, launch_bytes};
 
 pub(super) fn syntax(error: json::Error) -> ConfigError {
     match error {
@@ -66,7 +67,11 @@ fn check_json(text: &str) -> Result<(), ConfigError> {
 /// What the bus needs to know of a document [`check_json`] accepted, read in one walk:
 /// calls `each` with every pool's id and instance count, in document order, and returns
 /// `limits.max_input_buffer` if set (anything unexpected ends the walk early).
-pub(crate) fn layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) -> Option<u32> {
+pub(crate) fn layout(
+    text: &str,
+    mut each: impl FnMut(PoolIdText, u32),
+    launch: &mut LaunchTable,
+) -> Option<u32> {
     let mut sc = Scanner::new(text);
     if sc.peek_kind() != Some(Kind::Object) {
         return None;
@@ -89,6 +94,8 @@ pub(crate) fn layout(text: &str, mut each: impl FnMut(PoolIdText, u32)) -> Optio
                 });
                 if let (Some(id), Some(instances)) = (id, instances) {
                     each(PoolIdText::from_chars(id.chars()), instances);
+                    launch.begin_pool(instances);
+                    fill_launch(text, id, &members, launch);
                 }
             }
         } else if key.is_key("limits") {
@@ -116,6 +123,10 @@ struct PoolMembers {
     command: Option<usize>,
     args: Option<usize>,
     instances: Option<usize>,
+    env: Option<usize>,
+    inherit_env: Option<usize>,
+    cwd: Option<usize>,
+    stderr: Option<usize>,
 }
 
 impl PoolMembers {
@@ -134,6 +145,14 @@ impl PoolMembers {
                 Some((&mut members.args, "args"))
             } else if key.is_key("instances") {
                 Some((&mut members.instances, "instances"))
+            } else if key.is_key("env") {
+                Some((&mut members.env, "env"))
+            } else if key.is_key("inherit_env") {
+                Some((&mut members.inherit_env, "inherit_env"))
+            } else if key.is_key("cwd") {
+                Some((&mut members.cwd, "cwd"))
+            } else if key.is_key("stderr") {
+                Some((&mut members.stderr, "stderr"))
             } else {
                 None
             };
@@ -163,6 +182,7 @@ fn check_json_pools(sc: &mut Scanner<'_>, text: &str) -> Result<(), ConfigError>
     sc.enter();
     let mut index = 0;
     let mut workers = 0u64;
+    let mut launch = 0usize;
     while sc.next_item(index == 0).map_err(syntax)? {
         if sc.peek_kind() != Some(Kind::Object) {
             return Err(ConfigError::PoolNotObject { pool: index });
@@ -172,6 +192,8 @@ fn check_json_pools(sc: &mut Scanner<'_>, text: &str) -> Result<(), ConfigError>
         // Every pool has at least one instance, so this stops within the first 257 pools,
         // which bounds the duplicate-id rescans of `check_json_pool`.
         check_worker_total(workers)?;
+        launch += check_json_launch(text, index, &members)?;
+        check_launch_total(launch)?;
         index += 1;
     }
     if index == 0 {
@@ -368,4 +390,143 @@ fn check_json_limits(sc: &mut Scanner<'_>) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The decoded length of a string, in UTF-8 bytes.
+fn decoded_len(text: JStr<'_>) -> usize {
+    text.chars().map(char::len_utf8).sum()
+}
+
+/// Each `(name, value)` of an `env` object checked by [`check_json_launch`].
+fn env_vars(text: &str, at: usize) -> impl Iterator<Item = (JStr<'_>, JStr<'_>)> {
+    let mut sc = Scanner::at(text, at);
+    sc.enter();
+    let mut first = true;
+    core::iter::from_fn(move || {
+        let (name, _) = sc.next_key(first).ok()??;
+        first = false;
+        Some((name, sc.string().ok()?))
+    })
+}
+
+/// A pool's launch settings (`env`, `inherit_env`, `cwd`, `stderr`), which the kernel
+/// skips and the bus applies at exec. Returns the bytes they take in the bus's table.
+fn check_json_launch(
+    text: &str,
+    index: usize,
+    members: &PoolMembers,
+) -> Result<usize, ConfigError> {
+    let raw_id = members.id.and_then(|at| string_at(text, at).ok().flatten());
+    let id = PoolIdText::from_chars(raw_id.map(JStr::chars).into_iter().flatten());
+    let wrong = |field| ConfigError::WrongType {
+        pool: index,
+        id,
+        field,
+    };
+    let mut env_bytes = 0;
+    if let Some(at) = members.env {
+        let mut sc = Scanner::at(text, at);
+        if sc.peek_kind() != Some(Kind::Object) {
+            return Err(wrong(PoolField::Env));
+        }
+        sc.enter();
+        let mut var = 0;
+        while let Some((name, _)) = sc.next_key(var == 0).map_err(syntax)? {
+            if sc.peek_kind() != Some(Kind::String) {
+                return Err(wrong(PoolField::EnvVar(var)));
+            }
+            let value = sc.string().map_err(syntax)?;
+            if name.is_empty() || name.chars().any(|c| c == '=') {
+                return Err(ConfigError::InvalidEnvName {
+                    pool: index,
+                    id,
+                    var,
+                });
+            }
+            if name.has_nul() || value.has_nul() {
+                return Err(ConfigError::NulByte {
+                    pool: index,
+                    id,
+                    field: PoolField::EnvVar(var),
+                });
+            }
+            // Allocation-free: the earlier names are found again by rescanning.
+            if env_vars(text, at)
+                .take(var)
+                .any(|(earlier, _)| earlier.same(name))
+            {
+                return Err(ConfigError::DuplicateEnvName {
+                    pool: index,
+                    id,
+                    var,
+                });
+            }
+            env_bytes += decoded_len(name) + decoded_len(value) + 2;
+            var += 1;
+        }
+    }
+    if let Some(at) = members.inherit_env {
+        let mut sc = Scanner::at(text, at);
+        if sc.peek_kind() != Some(Kind::Bool) {
+            return Err(wrong(PoolField::InheritEnv));
+        }
+    }
+    let mut cwd = None;
+    if let Some(at) = members.cwd {
+        let dir = string_at(text, at)?.ok_or(wrong(PoolField::Cwd))?;
+        if dir.is_empty() {
+            return Err(ConfigError::EmptyCwd { pool: index, id });
+        }
+        if dir.has_nul() {
+            return Err(ConfigError::NulByte {
+                pool: index,
+                id,
+                field: PoolField::Cwd,
+            });
+        }
+        cwd = Some(decoded_len(dir));
+    }
+    let stderr = match members.stderr {
+        None => Stderr::Inherit,
+        Some(at) => {
+            let mode = string_at(text, at)?.ok_or(wrong(PoolField::Stderr))?;
+            stderr_mode(mode).ok_or(ConfigError::UnknownStderr { pool: index, id })?
+        }
+    };
+    let id_len = raw_id.map_or(0, decoded_len);
+    Ok(env_bytes + launch_bytes(core::iter::empty(), cwd, stderr, id_len))
+}
+
+/// The stderr mode a JSON string names.
+fn stderr_mode(name: JStr<'_>) -> Option<Stderr> {
+    [Stderr::Inherit, Stderr::Tagged, Stderr::Null]
+        .into_iter()
+        .find(|mode| name.is_key(mode.name()))
+}
+
+/// Records the launch settings of a pool [`check_json_launch`] accepted.
+fn fill_launch(text: &str, id: JStr<'_>, members: &PoolMembers, launch: &mut LaunchTable) {
+    if let Some(at) = members.env {
+        for (name, value) in env_vars(text, at) {
+            launch.add_env(name.chars(), value.chars());
+        }
+    }
+    if let Some(at) = members.inherit_env
+        && text.get(at..).is_some_and(|rest| rest.starts_with("false"))
+    {
+        launch.replace_env();
+    }
+    if let Some(dir) = members
+        .cwd
+        .and_then(|at| string_at(text, at).ok().flatten())
+    {
+        launch.set_cwd(dir.chars());
+    }
+    if let Some(mode) = members
+        .stderr
+        .and_then(|at| string_at(text, at).ok().flatten())
+        .and_then(stderr_mode)
+    {
+        launch.set_stderr(mode, id.chars());
+    }
 }

@@ -5,8 +5,12 @@ use core::ffi::CStr;
 use core::fmt;
 
 use super::pool::LIMIT_NAMES;
-use super::{Config, ConfigError, Limits, Pool, PoolField, PoolIdText, Source, Unsupported};
+use super::{
+    Config, ConfigError, Limits, Pool, PoolField, PoolIdText, Source, Stderr, Unsupported,
+};
 use crate::json;
+use crate::launch::launch_bytes;
+use crate::limits::LAUNCH_BYTES;
 
 /// A fixed-capacity buffer the configuration JSON is written into: `N` bytes, including
 /// the terminating NUL the kernel needs. `new` is `const`, so the buffer can be a `static`
@@ -116,6 +120,7 @@ pub(super) fn check_pools(pools: &[Pool<'_>]) -> Result<(), ConfigError> {
         return Err(ConfigError::NoPools);
     }
     let mut workers = 0u64;
+    let mut launch = 0usize;
     for (index, pool) in pools.iter().enumerate() {
         if pool.id.is_empty() {
             return Err(ConfigError::EmptyId { pool: index });
@@ -145,6 +150,63 @@ pub(super) fn check_pools(pools: &[Pool<'_>]) -> Result<(), ConfigError> {
         }
         workers += u64::from(pool.instances);
         check_worker_total(workers)?;
+        check_launch(pool, index, id)?;
+        launch += launch_bytes(
+            pool.env
+                .iter()
+                .map(|(name, value)| (name.len(), value.len())),
+            pool.cwd.map(str::len),
+            pool.stderr,
+            pool.id.len(),
+        );
+        check_launch_total(launch)?;
+    }
+    Ok(())
+}
+
+/// A pool's launch settings: what exec cannot take.
+fn check_launch(pool: &Pool<'_>, index: usize, id: PoolIdText) -> Result<(), ConfigError> {
+    for (var, (name, value)) in pool.env.iter().enumerate() {
+        if name.is_empty() || name.contains('=') {
+            return Err(ConfigError::InvalidEnvName {
+                pool: index,
+                id,
+                var,
+            });
+        }
+        if name.contains('\0') || value.contains('\0') {
+            return Err(ConfigError::NulByte {
+                pool: index,
+                id,
+                field: PoolField::EnvVar(var),
+            });
+        }
+        if pool.env[..var].iter().any(|(earlier, _)| earlier == name) {
+            return Err(ConfigError::DuplicateEnvName {
+                pool: index,
+                id,
+                var,
+            });
+        }
+    }
+    match pool.cwd {
+        Some("") => Err(ConfigError::EmptyCwd { pool: index, id }),
+        Some(dir) if dir.contains('\0') => Err(ConfigError::NulByte {
+            pool: index,
+            id,
+            field: PoolField::Cwd,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The bus keeps every pool's launch settings in [`LAUNCH_BYTES`]; refuse more.
+pub(super) fn check_launch_total(needed: usize) -> Result<(), ConfigError> {
+    if needed > LAUNCH_BYTES {
+        return Err(ConfigError::LaunchTooLarge {
+            needed,
+            capacity: LAUNCH_BYTES,
+        });
     }
     Ok(())
 }
@@ -156,6 +218,34 @@ pub(super) fn check_worker_total(total: u64) -> Result<(), ConfigError> {
         return Err(ConfigError::TooManyWorkers { total, max });
     }
     Ok(())
+}
+
+/// The launch settings, which the kernel skips and the bus reads: each left out when it
+/// is the default.
+fn emit_launch(w: &mut json::Writer<'_>, pool: &Pool<'_>) {
+    if !pool.env.is_empty() {
+        w.raw(b",\"env\":{");
+        for (i, (name, value)) in pool.env.iter().enumerate() {
+            if i > 0 {
+                w.raw(b",");
+            }
+            w.string(name);
+            w.raw(b":");
+            w.string(value);
+        }
+        w.raw(b"}");
+    }
+    if !pool.inherit_env {
+        w.raw(b",\"inherit_env\":false");
+    }
+    if let Some(dir) = pool.cwd {
+        w.raw(b",\"cwd\":");
+        w.string(dir);
+    }
+    if pool.stderr != Stderr::Inherit {
+        w.raw(b",\"stderr\":");
+        w.string(pool.stderr.name());
+    }
 }
 
 /// The kernel's format: `args` left out when empty, `limits` left out when all defaults.
@@ -181,6 +271,7 @@ fn emit(w: &mut json::Writer<'_>, pools: &[Pool<'_>], limits: &Limits) {
         }
         w.raw(b",\"instances\":");
         w.u32(pool.instances);
+        emit_launch(w, pool);
         w.raw(b"}");
     }
     w.raw(b"]");

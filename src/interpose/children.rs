@@ -62,6 +62,10 @@ pub(crate) struct Child {
     pub(crate) generation: u32,
     /// The errno its `execvp` failed with, or 0 once it exec'd its command.
     pub(crate) exec_errno: u16,
+    /// The read end of its tagged stderr pipe (see `stderr`), or -1.
+    pub(crate) stderr: c_int,
+    /// Whether `exec_errno` is the `chdir` to its pool's directory's, before the exec.
+    pub(crate) exec_in_cwd: bool,
     pub(crate) life: Life,
     /// When a replacement may start once it has ended.
     pub(crate) backoff: Backoff,
@@ -241,6 +245,8 @@ impl Child {
             held: None,
             generation: previous.map_or(0, |old| old.generation.wrapping_add(1)),
             exec_errno: 0,
+            exec_in_cwd: false,
+            stderr: -1,
             life: Life::Running,
             backoff: Backoff::started(now, previous.map(|old| &old.backoff)),
             outcome: None,

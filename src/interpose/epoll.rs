@@ -5,6 +5,8 @@
 use cty::c_int;
 
 #[cfg(stdio_bus_interposed)]
+use super::stderr::STDERR_TAG;
+#[cfg(stdio_bus_interposed)]
 use crate::backpressure::STDIN_TAG;
 #[cfg(target_os = "linux")]
 pub(super) use crate::os::epoll_add;
@@ -188,6 +190,8 @@ unsafe extern "C" fn epoll_wait(
                 // Held output: `due` had the workers the kernel can read now.
             } else if data & STDIN_TAG == STDIN_TAG {
                 // Room in a pipe with a backlog: the step writes more of it after this.
+            } else if data & STDERR_TAG == STDERR_TAG {
+                super::stderr::pump(resources, (data & ((1 << 29) - 1)) as usize);
             } else if data & PIDFD_TAG != 0 {
                 let id = (data & (PIDFD_TAG - 1)) as usize;
                 if let Some(child) = resources.children.get_mut(id) {

@@ -43,14 +43,13 @@ impl ExecReport {
         self.ends[1]
     }
 
-    /// In the parent after the fork: the errno the child's `execvp` failed with, or 0
-    /// once it exec'd (or exited before trying, or there was no pipe, or the fork
-    /// failed).
-    pub(super) fn wait(self) -> u16 {
+    /// In the parent after the fork: why the child could not exec, or `None` once it
+    /// exec'd (or exited before trying, or there was no pipe, or the fork failed).
+    pub(super) fn wait(self) -> Option<ExecFailure> {
         let [read_end, write_end] = self.ends;
         close(write_end);
         if read_end < 0 {
-            return 0;
+            return None;
         }
         let mut errno = [0u8; 4];
         let read = if readable_within(read_end, WAIT_LIMIT_MS) {
@@ -62,12 +61,27 @@ impl ExecReport {
         };
         close(read_end);
         // Four bytes were written at once, well under PIPE_BUF: all or nothing.
-        if read == 4 {
-            u16::try_from(i32::from_ne_bytes(errno)).unwrap_or(u16::MAX)
-        } else {
-            0
+        if read != 4 {
+            return None;
         }
+        // A negative errno is `chdir`'s (see `child_failed`).
+        let code = i32::from_ne_bytes(errno);
+        let errno = u16::try_from(code.unsigned_abs()).unwrap_or(u16::MAX);
+        Some(if code < 0 {
+            ExecFailure::Cwd(errno)
+        } else {
+            ExecFailure::Exec(errno)
+        })
     }
+}
+
+/// Why a forked worker did not exec its command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ExecFailure {
+    /// `execvp` failed with this errno.
+    Exec(u16),
+    /// `chdir` to the pool's directory failed with this errno.
+    Cwd(u16),
 }
 
 /// The longest wait for a child's exec. A process the host forks at the same moment
@@ -92,11 +106,13 @@ fn readable_within(fd: c_int, ms: c_int) -> bool {
     }
 }
 
-/// In the child, after `execvp` failed with `errno`: tells the parent through `fd`, the
-/// pipe's write end (nothing if -1). Async-signal-safe.
-pub(super) fn child_failed(fd: c_int, errno: c_int) {
+/// In the child, after `execvp` (or, with `in_cwd`, the `chdir` before it) failed with
+/// `errno`: tells the parent through `fd`, the pipe's write end (nothing if -1).
+/// Async-signal-safe.
+pub(super) fn child_failed(fd: c_int, errno: c_int, in_cwd: bool) {
     if fd >= 0 {
-        let bytes = errno.to_ne_bytes();
+        let code = if in_cwd { -errno } else { errno };
+        let bytes = code.to_ne_bytes();
         // SAFETY: writing four bytes from a local buffer; nothing to do if it fails.
         unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
     }

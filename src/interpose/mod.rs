@@ -68,9 +68,12 @@ mod exec_report;
 #[cfg(stdio_bus_interposed)]
 mod io;
 #[cfg(stdio_bus_interposed)]
+mod launch;
+#[cfg(stdio_bus_interposed)]
 mod processes;
 #[cfg(stdio_bus_interposed)]
 mod router;
+mod stderr;
 
 pub(crate) use children::{Child, Children};
 pub(crate) use resources::{EndRefused, KernelResources, LineHook};

@@ -8,9 +8,10 @@ use cty::{c_char, c_int, c_uint};
 use libc::pid_t;
 
 use super::children::{Child, Output};
-use super::exec_report::{self, ExecReport};
-use super::{KernelResources, epoll, guardian, resources};
+use super::exec_report::{self, ExecFailure, ExecReport};
+use super::{KernelResources, epoll, guardian, launch, resources, stderr};
 use crate::clock::Instant;
+use crate::launch::Stderr;
 use crate::os::set_errno;
 use crate::supervise::{Life, Refusal, Restart, Verdict, restart_verdict, status_for_kernel};
 
@@ -32,6 +33,15 @@ extern "C" fn fork() -> pid_t {
     let [stdin, stdout] = fresh_worker_pipes(resources);
     let report = ExecReport::open();
     resources.spawn.exec_report = report.write_end();
+    // New workers are forked in worker id order: this one is the next.
+    let worker = restart.unwrap_or(resources.children.len());
+    resources.spawn.worker = worker;
+    let tagged = resources
+        .launch
+        .for_worker(worker)
+        .is_some_and(|launch| launch.stderr == Stderr::Tagged);
+    let stderr_pipe = if tagged { stderr::open_pipe() } else { None };
+    resources.spawn.stderr_pipe = stderr_pipe.map_or(-1, |[_, write]| write);
     // SAFETY: the kernel forks to exec a worker; the child makes only async-signal-safe
     // calls here (invariant 6).
     let pid = unsafe { libc::fork() };
@@ -39,13 +49,30 @@ extern "C" fn fork() -> pid_t {
         return 0;
     }
     resources.spawn.exec_report = -1;
-    let exec_errno = report.wait();
+    resources.spawn.stderr_pipe = -1;
+    let stderr_read = stderr_pipe.map_or(-1, |[read, write]| {
+        // SAFETY: the write end is the child's now; the parent's copy goes, once.
+        unsafe { libc::close(write) };
+        read
+    });
+    let failure = report.wait();
     // A worker whose end the bus could not see is not let run: without its pidfd, nothing
     // would notice that it died, and it would be served messages for ever.
     let pidfd = if pid > 0 { open_pidfd(pid) } else { Err(()) };
     if let Ok(pidfd) = pidfd {
-        track(resources, restart, pid, pidfd, [stdin, stdout], exec_errno);
+        track(
+            resources,
+            restart,
+            pid,
+            pidfd,
+            [stdin, stdout, stderr_read],
+            failure,
+        );
         return pid;
+    }
+    if stderr_read >= 0 {
+        // SAFETY: the read end of a pipe nobody writes to, closed once.
+        unsafe { libc::close(stderr_read) };
     }
     if let Some(child) = restart.and_then(|id| resources.children.get_mut(id)) {
         child.outcome = Some(Restart::Refused(Refusal::SpawnFailed));
@@ -98,8 +125,8 @@ fn track(
     restart: Option<usize>,
     pid: pid_t,
     pidfd: c_int,
-    [stdin, stdout]: [c_int; 2],
-    exec_errno: u16,
+    [stdin, stdout, stderr_read]: [c_int; 3],
+    failure: Option<ExecFailure>,
 ) {
     let previous = restart.and_then(|id| Some((id, *resources.children.get(id)?)));
     let mut child = Child::new(
@@ -109,7 +136,16 @@ fn track(
         Instant::now(),
         previous.as_ref().map(|(_, old)| old),
     );
+    let exec_errno = match failure {
+        None => 0,
+        Some(ExecFailure::Exec(errno)) => errno,
+        Some(ExecFailure::Cwd(errno)) => {
+            child.exec_in_cwd = true;
+            errno
+        }
+    };
     child.exec_errno = exec_errno;
+    child.stderr = stderr_read;
     child.stdin_capacity = enlarge_pipe(stdin) as u32;
     // A large answer then goes out in one write instead of waiting for the host in 64 KiB
     // pieces.
@@ -118,6 +154,11 @@ fn track(
     // the group exists before anyone can signal it.
     // SAFETY: making our new child the leader of a process group of its own.
     unsafe { libc::setpgid(pid, pid) };
+    if let Some((id, _)) = previous {
+        // What the ended process wrote to its tagged stderr goes out before its successor
+        // takes the slot.
+        stderr::finish(resources, id);
+    }
     let id = match previous {
         Some((id, old)) => {
             // The transport still reads the old process's descriptor number (parked at
@@ -152,6 +193,10 @@ fn track(
         let events = libc::EPOLLIN | libc::EPOLLONESHOT;
         epoll::epoll_add(resources.epoll, pidfd, events, epoll::PIDFD_TAG | id as u64);
     }
+    if stderr_read >= 0 && resources.epoll >= 0 {
+        let tag = stderr::STDERR_TAG | id as u64;
+        epoll::epoll_add(resources.epoll, stderr_read, libc::EPOLLIN, tag);
+    }
 }
 
 /// Makes a worker's pipe as large as the system allows: for stdin, so that a message the
@@ -177,13 +222,38 @@ fn enlarge_pipe(fd: c_int) -> usize {
 
 #[unsafe(export_name = concat!(env!("STDIOBUS_EMBED_PREFIX"), "execvp"))]
 unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
-    let (report, lifeline) = resources().map_or((-1, -1), |resources| {
-        (resources.spawn.exec_report, resources.guardian.lifeline())
-    });
+    let resources = resources();
+    let report = resources
+        .as_ref()
+        .map_or(-1, |resources| resources.spawn.exec_report);
+    let lifeline = resources
+        .as_ref()
+        .map_or(-1, |resources| resources.guardian.lifeline());
+    // Before `prepare_worker` closes every other descriptor, the pipe among them.
+    launch::tagged_stderr(resources.as_ref().map_or(-1, |r| r.spawn.stderr_pipe));
     prepare_worker(report, lifeline);
-    // SAFETY: the kernel's arguments, forwarded.
-    let failed = unsafe { libc::execvp(file, argv) };
-    exec_report::child_failed(report, crate::os::errno());
+    // The parent laid this worker's settings out at `create`; here they are only read.
+    let launch = resources.and_then(|resources| {
+        let launch = &resources.launch;
+        launch
+            .for_worker(resources.spawn.worker)
+            .filter(|_| !launch.is_plain())
+    });
+    let Some(launch) = launch else {
+        // SAFETY: the kernel's arguments, forwarded.
+        let failed = unsafe { libc::execvp(file, argv) };
+        exec_report::child_failed(report, crate::os::errno(), false);
+        return failed;
+    };
+    if let Err(errno) = launch::enter_cwd(&launch) {
+        exec_report::child_failed(report, errno, true);
+        // SAFETY: ending the child that could not start its worker, as a failed exec does.
+        unsafe { libc::_exit(127) };
+    }
+    launch::redirect_stderr(&launch);
+    // SAFETY: the kernel's arguments, forwarded with the pool's environment.
+    let failed = unsafe { launch::exec(&launch, file, argv) };
+    exec_report::child_failed(report, crate::os::errno(), false);
     failed
 }
 

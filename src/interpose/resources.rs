@@ -10,8 +10,10 @@ use super::current;
 use super::fd_set::FdSet;
 use super::guardian::Guardian;
 use super::line_id::LineIds;
+use super::stderr::Carries;
 use crate::backpressure::Backlog;
 use crate::clock::{Deadline, Instant, sleep};
+use crate::launch::LaunchTable;
 use crate::ring::{Room, Writer};
 use crate::supervise::{DEFAULT_GRACE, EndKind, Ending, Life, Restart};
 
@@ -82,6 +84,8 @@ pub(crate) struct KernelResources {
     /// A router the kernel freed during the current call, freed only once the call has
     /// returned (archive A's `destroy` still uses it afterwards).
     pub(super) deferred_router: *mut c_void,
+    /// How each pool's workers are started beyond their command, filled at `create`.
+    pub(crate) launch: LaunchTable,
 }
 
 /// What the kernel's forks may do, and what they start from (`processes`).
@@ -99,6 +103,11 @@ pub(super) struct Spawn {
     /// The worker whose end the kernel was just told of, and whose restart the kernel may
     /// fork (see `processes::reap`).
     pub(super) restarting: Option<usize>,
+    /// During a fork, the id of the worker it starts: its child finds its pool's launch
+    /// settings by it.
+    pub(super) worker: usize,
+    /// During a fork, the write end of the worker's tagged stderr pipe; else -1.
+    pub(super) stderr_pipe: c_int,
 }
 
 /// Where `ingest`'s write goes, and how it went (`io`).
@@ -139,6 +148,8 @@ pub(super) struct OutputState {
     pub(super) wake: c_int,
     /// Whether `wake` is readable now.
     pub(super) wake_armed: bool,
+    /// The unfinished lines of the workers' tagged stderr.
+    pub(super) stderr_carries: Carries,
 }
 
 /// What the bus's supervision lets the kernel do (`processes`, `supervise`).
@@ -216,6 +227,8 @@ impl KernelResources {
                 exec_report: -1,
                 forks_allowed: false,
                 restarting: None,
+                worker: 0,
+                stderr_pipe: -1,
             },
             ingest: Ingest {
                 route: None,
@@ -233,6 +246,7 @@ impl KernelResources {
                 output_held: false,
                 wake: -1,
                 wake_armed: false,
+                stderr_carries: Carries::new(),
             },
             supervision: Supervision {
                 bus_reaping: false,
@@ -243,6 +257,7 @@ impl KernelResources {
             },
             guardian: Guardian::new(),
             deferred_router: ptr::null_mut(),
+            launch: LaunchTable::new(),
         }
     }
 
@@ -625,6 +640,9 @@ impl KernelResources {
     /// Lets go of every worker the bus gave up on: their pidfds are closed, and the
     /// processes left to the system, or rather to the guardian, which kills their groups.
     pub(crate) fn forget_workers(&mut self) {
+        for worker in 0..self.children.len() {
+            super::stderr::finish(self, worker);
+        }
         for child in self.children.iter_mut() {
             child.close_pidfd();
         }

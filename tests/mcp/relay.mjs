@@ -10,7 +10,7 @@
 // Exits non-zero on the first check that fails; prints the latency figures.
 
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createRequire } from "node:module";
@@ -66,10 +66,24 @@ async function connect({ config, direct, sampling = false, relayArgs = [] }) {
   return { client, transport };
 }
 
-/// Pids of the processes whose parent is `pid`.
+/// Pids of the processes whose parent is `pid` and that run a program of their own: a
+/// child still running the relay's code (forked, not exec'd yet, or the step on the way to
+/// the bus's guardian, which is nobody's child) is no server.
 function children(pid) {
+  const exe = (p) => {
+    try {
+      return readlinkSync(`/proc/${p}/exe`);
+    } catch {
+      return null;
+    }
+  };
   try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(" ").filter(Boolean).map(Number);
+    const own = exe(pid);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .split(" ")
+      .filter(Boolean)
+      .map(Number)
+      .filter((child) => exe(child) !== own);
   } catch {
     return [];
   }
