@@ -6,6 +6,7 @@ use super::writer::{check_launch_total, check_worker_total};
 use super::{ConfigError, PoolField, PoolIdText, Unsupported};
 use crate::json::{self, JStr, Kind, Scanner};
 use crate::launch::{LaunchTable, Stderr, launch_bytes};
+use crate::limits::MAX_WORKERS;
 
 pub(super) fn syntax(error: json::Error) -> ConfigError {
     match error {
@@ -178,19 +179,19 @@ fn check_json_pools(sc: &mut Scanner<'_>, text: &str) -> Result<(), ConfigError>
     if sc.peek_kind() != Some(Kind::Array) {
         return Err(ConfigError::PoolsNotArray);
     }
-    let pools_at = sc.offset();
     sc.enter();
     let mut index = 0;
     let mut workers = 0u64;
     let mut launch = 0usize;
+    let mut ids = SeenIds::new();
     while sc.next_item(index == 0).map_err(syntax)? {
         if sc.peek_kind() != Some(Kind::Object) {
             return Err(ConfigError::PoolNotObject { pool: index });
         }
         let members = PoolMembers::scan(sc)?;
-        workers += u64::from(check_json_pool(text, pools_at, index, &members)?);
+        workers += u64::from(check_json_pool(text, &mut ids, index, &members)?);
         // Every pool has at least one instance, so this stops within the first 257 pools,
-        // which bounds the duplicate-id rescans of `check_json_pool`.
+        // which bounds the ids `SeenIds` keeps.
         check_worker_total(workers)?;
         launch += check_json_launch(text, index, &members)?;
         check_launch_total(launch)?;
@@ -241,7 +242,7 @@ fn check_json_text(
 /// Returns the pool's instance count.
 fn check_json_pool(
     text: &str,
-    pools_at: usize,
+    ids: &mut SeenIds,
     index: usize,
     members: &PoolMembers,
 ) -> Result<u32, ConfigError> {
@@ -256,13 +257,9 @@ fn check_json_pool(
     }
     let id = PoolIdText::from_chars(raw_id.chars());
     check_json_text(raw_id, index, id, PoolField::Id)?;
-    // Allocation-free: each earlier id is found again by rescanning, at most 256 of them
-    // (see `check_json_pools`). Every escape left is one the kernel decodes too, so equal
-    // decoded values are equal to it.
-    if let Some(first) = JsonPoolIds::new(text, pools_at)
-        .take(index)
-        .position(|earlier| earlier.same(raw_id))
-    {
+    // Every escape left is one the kernel decodes too, so equal decoded values are equal
+    // to it.
+    if let Some(first) = ids.find_or_add(text, at, raw_id) {
         return Err(ConfigError::DuplicateId {
             first,
             second: index,
@@ -323,44 +320,40 @@ fn check_json_pool(
     }
 }
 
-/// The `id` string of each pool of a `pools` array already checked; stops at anything else.
-struct JsonPoolIds<'a> {
-    sc: Scanner<'a>,
-    first: bool,
+/// The ids of the pools read so far, each as where it is in the text and a hash of its
+/// decoded value: a new id is compared with an earlier one's text only when their hashes
+/// match, so reading the pools costs their length, not their number times the document's.
+/// No heap: a bus has at most one pool per worker (see `check_json_pools`).
+struct SeenIds {
+    ids: heapless::Vec<(usize, u64), { MAX_WORKERS + 1 }>,
 }
 
-impl<'a> JsonPoolIds<'a> {
-    fn new(text: &'a str, pools_at: usize) -> Self {
-        let mut sc = Scanner::at(text, pools_at);
-        sc.enter();
-        Self { sc, first: true }
+impl SeenIds {
+    fn new() -> Self {
+        Self {
+            ids: heapless::Vec::new(),
+        }
     }
-}
 
-impl<'a> Iterator for JsonPoolIds<'a> {
-    type Item = JStr<'a>;
-
-    fn next(&mut self) -> Option<JStr<'a>> {
-        let sc = &mut self.sc;
-        if !sc.next_item(self.first).ok()? {
-            return None;
+    /// The index of the earlier pool whose id is `id` (at `at` in `text`), or `None`,
+    /// and then `id` is kept.
+    fn find_or_add(&mut self, text: &str, at: usize, id: JStr<'_>) -> Option<usize> {
+        let hash = id.chars().fold(0xcbf2_9ce4_8422_2325_u64, |hash, c| {
+            (hash ^ u64::from(u32::from(c))).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let same = |&(earlier, earlier_hash): &(usize, u64)| {
+            earlier_hash == hash
+                && string_at(text, earlier)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|earlier| earlier.same(id))
+        };
+        let found = self.ids.iter().position(same);
+        if found.is_none() {
+            // Past the bound the worker total is refused anyway.
+            let _ = self.ids.push((at, hash));
         }
-        self.first = false;
-        if sc.peek_kind() != Some(Kind::Object) {
-            return None;
-        }
-        sc.enter();
-        let mut id = None;
-        let mut first = true;
-        while let Some((key, _)) = sc.next_key(first).ok()? {
-            first = false;
-            if id.is_none() && key.is_key("id") && sc.peek_kind() == Some(Kind::String) {
-                id = Some(sc.string().ok()?);
-            } else {
-                sc.skip_value(3).ok()?;
-            }
-        }
-        id
+        found
     }
 }
 
