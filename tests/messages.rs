@@ -417,6 +417,46 @@ fn messages_larger_than_the_pipe_go_out_whole_through_the_send_buffer() {
     assert!(matches!(bus.send(&huge), Err(Error::TooLarge { .. })));
 }
 
+/// Closing the workers' input right after a message larger than the pipe: the rest of
+/// the message, waiting in the send buffer, goes first, and then the worker sees the end
+/// of its input, answers and exits on its own.
+#[test]
+fn closing_the_input_lets_a_message_half_written_from_the_send_buffer_finish() {
+    // 16 MiB: room for the answer, as large as the request.
+    let ring = Box::leak(stdiobus_embed::EventRing::<4096, 4096>::boxed());
+    let (producer, mut events) = ring.split().unwrap();
+    let pools = [Pool::new("echo", WORKER)];
+    let limits = Limits {
+        max_input_buffer: Some(16 << 20),
+        ..Limits::default()
+    };
+    let mut bus =
+        Bus::create(common::config(&pools, &limits), common::options(), producer).unwrap();
+    bus.set_send_buffer(Box::leak(vec![0u8; 8 << 20].into_boxed_slice()));
+    let mut bus = bus.start().unwrap();
+    // Larger than any pipe (1 MiB without privileges, 4 MiB with): most of it waits in
+    // the send buffer when the input is closed.
+    let pad = "x".repeat(5 << 20);
+    let request = json!({"jsonrpc": "2.0", "id": 7, "method": "pid", "params": {"pad": pad}});
+    bus.send(request.to_string().as_bytes()).unwrap();
+    bus.close_worker_stdin();
+    let mut seen = Vec::new();
+    poll_until(
+        &mut bus,
+        &mut events,
+        &mut seen,
+        "the answer, then the exit",
+        |seen| {
+            let answered = !common::responses(seen, &json!(7)).is_empty();
+            answered
+                && seen.contains(&Seen::Exited(
+                    stdiobus_embed::WorkerId::new(0),
+                    stdiobus_embed::ExitStatus::Code(0),
+                ))
+        },
+    );
+}
+
 /// Owned ring halves are `'static`: the bus polls on a thread of its own while the test's
 /// thread reads every answer from the consumer, in place.
 #[test]

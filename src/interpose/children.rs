@@ -20,8 +20,11 @@ use crate::supervise::{Backoff, Ending, Life, Restart, WaitStatus, Watch};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Input {
     Open,
-    /// The bus ended it (see `KernelResources::close_worker_stdin`): the worker has seen
-    /// the end of its input and takes no more messages.
+    /// The bus is to end it (see `KernelResources::close_worker_stdin`) once the message
+    /// the send buffer keeps for it has been written: it takes no new message.
+    Closing,
+    /// The bus ended it: the worker has seen the end of its input and takes no more
+    /// messages.
     Closed,
 }
 
@@ -194,6 +197,19 @@ impl Children {
                 && child.life == Life::Running
                 && child.stdin >= 0
                 && child.input == Input::Open
+                && child.exec_errno == 0
+                && child.ending.is_none()
+        })
+    }
+
+    /// Whether worker `id`, in start `generation`, can still be written what the send
+    /// buffer keeps for it: it serves, or its input is to end once that is written.
+    pub(crate) fn takes_backlog(&self, id: usize, generation: u32) -> bool {
+        self.list.get(id).is_some_and(|child| {
+            child.generation == generation
+                && child.life == Life::Running
+                && child.stdin >= 0
+                && child.input != Input::Closed
                 && child.exec_errno == 0
                 && child.ending.is_none()
         })

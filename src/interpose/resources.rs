@@ -589,23 +589,35 @@ impl KernelResources {
     pub(crate) fn flush_backlog(&mut self) {
         let children = &self.children;
         self.backlog.flush(self.epoll, |worker, generation| {
-            children.serves(worker, generation)
+            children.takes_backlog(worker, generation)
         });
+        self.end_closing_inputs();
+    }
+
+    /// Ends the input of each worker whose input is to end, once the send buffer keeps
+    /// nothing more for it.
+    fn end_closing_inputs(&mut self) {
+        for (id, child) in self.children.iter_mut().enumerate() {
+            if child.input == Input::Closing && !self.backlog.holds(id, child.generation) {
+                child.input = Input::Closed;
+                super::end_input(child.stdin);
+            }
+        }
     }
 
     /// Closes the stdin of every worker not reaped yet, and restarts no worker from now
     /// on: each sees the end of its input and can exit on its own.
     pub(crate) fn close_worker_stdin(&mut self) {
         self.supervision.restarts_allowed = false;
-        // Its watch holds a copy of a worker's pipe, which would keep that worker's input
-        // open.
-        self.backlog.clear(self.epoll);
         for child in self.children.iter_mut() {
             if child.life.is_unreaped() && child.stdin >= 0 && child.input == Input::Open {
-                child.input = Input::Closed;
-                super::end_input(child.stdin);
+                // A message half written from the send buffer goes whole first: its input
+                // ends with it (`flush_backlog`), and the backlog's watch of the pipe,
+                // which would keep the input open, goes with it too.
+                child.input = Input::Closing;
             }
         }
+        self.end_closing_inputs();
     }
 
     /// Sends `signal` to every worker not reaped yet, to end it, and drops what the
