@@ -552,3 +552,99 @@ fn null_stderr_writes_nothing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_pasted_mcp_servers_block_is_served_with_its_args_env_and_cwd() {
+    let dir = std::env::temp_dir().join(format!("stdiobus-relay-cwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir = dir.canonicalize().unwrap();
+    // As a client's configuration has it, with keys the client keeps for itself.
+    let config = json!({
+        "mcpServers": {
+            "everything": {
+                "type": "stdio",
+                "command": WORKER,
+                "args": ["--name", "pasted"],
+                "env": {"STDIOBUS_RELAY_KEY": "vé"},
+                "cwd": dir,
+                "description": "the echo worker",
+                "timeout": 60000,
+            }
+        }
+    });
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    relay.send(&request(1, "env", json!({"name": "STDIOBUS_RELAY_KEY"})));
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert_eq!(answer["result"]["worker"], "pasted", "{answer}");
+    assert_eq!(answer["result"]["value"], "vé", "{answer}");
+    relay.send(&request(2, "cwd", json!({})));
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["result"]["cwd"], dir.to_str().unwrap(), "{answer}");
+    // The host's environment is inherited, as under the client.
+    relay.send(&request(3, "env", json!({"name": "PATH"})));
+    let answer = relay.next().unwrap();
+    assert_eq!(
+        answer["result"]["value"],
+        std::env::var("PATH").unwrap(),
+        "{answer}"
+    );
+    relay.workers(1);
+    relay.stdin = None;
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert!(relay.wait().success());
+    let stderr = relay.stderr();
+    assert!(stderr.contains("worker 0 exited (exit code 0)"), "{stderr}");
+    let _ = std::fs::remove_dir(&dir);
+}
+
+#[test]
+fn an_mcp_servers_block_naming_two_servers_is_refused_at_start() {
+    let config = json!({
+        "mcpServers": {
+            "a": {"command": WORKER},
+            "b": {"command": WORKER},
+        }
+    });
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    assert_eq!(relay.wait().code(), Some(1));
+    let stderr = relay.stderr();
+    assert!(
+        stderr.contains(
+            r#": "mcpServers" names 2 servers ("a", "b"); the relay serves one: keep one in "mcpServers""#
+        ),
+        "{stderr}"
+    );
+    assert_eq!(relay.next(), None);
+}
+
+#[test]
+fn a_remote_mcp_server_is_refused_at_start() {
+    let config =
+        json!({"mcpServers": {"remote": {"type": "http", "url": "https://example.com/mcp"}}});
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    assert_eq!(relay.wait().code(), Some(1));
+    let stderr = relay.stderr();
+    assert!(
+        stderr
+            .contains(r#"server "remote" has "type": "http"; the relay serves stdio servers only"#),
+        "{stderr}"
+    );
+    assert_eq!(relay.next(), None);
+}
+
+#[test]
+fn a_file_with_both_pools_and_mcp_servers_is_refused_at_start() {
+    let config = json!({
+        "pools": [{"id": "echo", "command": WORKER, "instances": 1}],
+        "mcpServers": {"echo": {"command": WORKER}},
+    });
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    assert_eq!(relay.wait().code(), Some(1));
+    let stderr = relay.stderr();
+    assert!(
+        stderr.contains(r#"the file has both "pools" and "mcpServers""#),
+        "{stderr}"
+    );
+    assert_eq!(relay.next(), None);
+}

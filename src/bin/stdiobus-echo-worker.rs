@@ -36,8 +36,11 @@
 //! | `sleep`   | params `{"ms":N}`: sleep N milliseconds, then the normal response |
 //! | `burn`    | params `{"us":N}`: compute for N microseconds without sleeping, then the normal response (a CPU-bound server) |
 //! | `hang`    | never respond, and go on serving the other requests (a server that lost one) |
+//! | `env`     | params `{"name":VAR}`: the normal response with `"value":VALUE` added to `result`, the worker's environment variable VAR (`null` when unset or not UTF-8) |
+//! | `cwd`     | the normal response with `"cwd":DIR` added to `result`, the worker's working directory |
 //!
-//! A missing or invalid `count`/`ms`/`us` counts as 0. Notifications (a `method` without `id`)
+//! A missing or invalid `count`/`ms`/`us` counts as 0; a `name` is read as written, between
+//! its quotes. Notifications (a `method` without `id`)
 //! get no response. Anything else is ignored without a word: lines that are not exactly
 //! one JSON object (batches, truncated or malformed JSON, binary junk), requests whose `id`
 //! is not a number, string or null, or whose `method` is not a string. The JSON structure is
@@ -248,6 +251,8 @@ impl Worker {
             Some(sid) if is_string(sid) => (br#","sessionId":"#, sid),
             _ => (b"", b""),
         };
+        // What `env` and `cwd` add to the result.
+        let mut extra = Vec::new();
         match &method[1..method.len() - 1] {
             b"exit" => return Ok(Flow::Exit),
             b"hang" => return Ok(Flow::Continue),
@@ -304,6 +309,20 @@ impl Worker {
                 let us = param_u64(fields.params, b"us", &mut self.stack);
                 burn(Duration::from_micros(us));
             }
+            b"env" => {
+                let name = param_string(fields.params, b"name", &mut self.stack);
+                let value = std::str::from_utf8(name)
+                    .ok()
+                    .filter(|name| !name.is_empty())
+                    .and_then(|name| std::env::var(name).ok());
+                extra = br#","value":"#.to_vec();
+                extra.extend(value.map_or(b"null".to_vec(), |value| json_string(&value)));
+            }
+            b"cwd" => {
+                let dir = std::env::current_dir()?;
+                extra = br#","cwd":"#.to_vec();
+                extra.extend(json_string(&dir.to_string_lossy()));
+            }
             _ => {}
         }
         emit(
@@ -316,6 +335,7 @@ impl Worker {
                 method,
                 br#","params":"#,
                 fields.params.unwrap_or(b"null"),
+                &extra,
                 b"}",
                 session_key,
                 session_id,
@@ -405,6 +425,19 @@ fn param_u64(params: Option<&[u8]>, key: &[u8], stack: &mut Vec<u8>) -> u64 {
         }
     });
     found.and_then(parse_u64).unwrap_or(0)
+}
+
+/// Reads `params.<key>` as a string, the text between its quotes as written; empty when
+/// absent or anything else.
+fn param_string<'a>(params: Option<&'a [u8]>, key: &[u8], stack: &mut Vec<u8>) -> &'a [u8] {
+    let Some(params) = params else { return b"" };
+    let mut found: &[u8] = b"";
+    scan_object(params, 0, stack, |k, v| {
+        if k == key && is_string(v) {
+            found = &v[1..v.len() - 1];
+        }
+    });
+    found
 }
 
 /// Parses a JSON number made of digits only.
@@ -634,6 +667,41 @@ mod tests {
         let (flow, out) = respond(input.as_bytes());
         assert_eq!(flow, Flow::Continue);
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn env_and_cwd_report_the_process_environment_and_directory() {
+        let path = std::env::var("PATH").unwrap();
+        let line = respond_str(r#"{"id":1,"method":"env","params":{"name":"PATH"}}"#);
+        assert_eq!(
+            line,
+            format!(
+                "{{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{{\"worker\":\"t\",\"pid\":42,\
+                 \"method\":\"env\",\"params\":{{\"name\":\"PATH\"}},\"value\":{}}}}}\n",
+                String::from_utf8(json_string(&path)).unwrap()
+            )
+        );
+        for params in [
+            r#"{"name":"STDIOBUS_UNSET_VARIABLE"}"#,
+            "{}",
+            r#"{"name":1}"#,
+        ] {
+            let line = respond_str(&format!(r#"{{"id":2,"method":"env","params":{params}}}"#));
+            assert!(
+                line.ends_with(
+                    r#","value":null}}
+"#
+                ),
+                "{line}"
+            );
+        }
+        let dir = std::env::current_dir().unwrap();
+        let line = respond_str(r#"{"id":3,"method":"cwd"}"#);
+        let expected = format!(
+            r#","params":null,"cwd":{}}}}}"#,
+            String::from_utf8(json_string(&dir.to_string_lossy())).unwrap()
+        );
+        assert!(line.trim_end().ends_with(&expected), "{line}");
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! - [`Config::from_json`] checks caller-supplied JSON against the same rules, and
 //!   [`Config::from_file`] names a file that `Bus::create` checks the same way.
 //!
+//! [`from_mcp_servers`] translates an MCP client's `mcpServers` block for one stdio server
+//! into that JSON, as `stdiobus-relay` reads its configuration file.
+//!
 //! Strings the kernel hands to exec (ids, commands, arguments) are also checked for what it
 //! would change silently: it (archive 1.1.1, observed) decodes only the JSON escapes `\"`
 //! `\\` `\/` `\n` `\r` `\t` and passes any other escape on as its literal text, so a
@@ -21,16 +24,22 @@ use core::ffi::CStr;
 
 mod error;
 mod file;
+mod mcp_error;
+mod mcp_servers;
 mod normalize;
 mod pool;
 mod text;
 mod writer;
 
 #[cfg(test)]
+mod mcp_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::{ConfigError, PoolField, PoolIdText, Unsupported};
 pub(crate) use file::check as check_file;
+pub use mcp_error::{McpServersError, ServerNames};
+pub use mcp_servers::{MCP_SERVERS_SLACK, from_mcp_servers};
 pub use normalize::NORMALIZE_SLACK;
 pub use pool::{Limits, Pool, Stderr};
 use text::check_text_document;

@@ -9,7 +9,8 @@ usage: stdiobus-relay CONFIG.json [--max-line BYTES] [--drain-timeout SECONDS]
                       [--request-timeout SECONDS] [--ping-interval SECONDS]
 
 Serves JSON-RPC on stdin and stdout, like the stdio MCP or ACP server it stands in for,
-with the workers of CONFIG.json behind it.
+with the workers of CONFIG.json behind it: the bus's \"pools\", or an MCP client's
+\"mcpServers\" block naming one server.
 
   --max-line BYTES         the longest line taken either way (default 67108864, 64 MiB)
   --drain-timeout SECONDS  at the end of input, how long to wait for the answers still due,

@@ -7,7 +7,8 @@
 //!
 //! Put it where a client expects the command of a stdio server. It serves newline-delimited
 //! JSON-RPC on stdin and stdout, and the workers of `CONFIG.json` (the kernel's
-//! configuration; see the README) do the serving:
+//! configuration, or an MCP client's `mcpServers` block for one server; see the README) do
+//! the serving:
 //!
 //! - each line from stdin goes to a worker, each line a worker writes comes out on stdout,
 //!   whole, up to `--max-line` bytes either way; a response to a request a worker sent goes
@@ -44,7 +45,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use stdiobus_embed::config::NORMALIZE_SLACK;
+use stdiobus_embed::config::{self, MCP_SERVERS_SLACK, NORMALIZE_SLACK};
 use stdiobus_embed::jsonrpc::{self, Kind, Message};
 use stdiobus_embed::{
     Bus, Config, Error, EventRing, Limits, LogLevel, Options, RequestSlot, Running, WorkerId,
@@ -112,10 +113,15 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         max_input_buffer: Some(u32::try_from(args.max_line + 1).unwrap_or(u32::MAX)),
         ..Limits::new()
     };
+    // An MCP client's `mcpServers` block for one server is read as one pool of it.
+    let mut pools = vec![0; text.len() + MCP_SERVERS_SLACK];
+    let text = config::from_mcp_servers(&text, &mut pools)
+        .map_err(|e| format!("{path}: {e}"))?
+        .unwrap_or(&text);
     // The bus borrows its configuration, its ring and its tables: they outlive the relay.
     let mut json = vec![0; text.len() + NORMALIZE_SLACK];
     let config =
-        Config::normalize(&text, &defaults, &mut json).map_err(|e| format!("{path}: {e}"))?;
+        Config::normalize(text, &defaults, &mut json).map_err(|e| format!("{path}: {e}"))?;
     let ring = Ring::boxed();
     let (producer, consumer) = ring.split().expect("a new ring splits");
     let mut requests = vec![RequestSlot::EMPTY; REQUESTS];
