@@ -8,6 +8,9 @@
 //! pool pointing into them. The configuration checks refuse a configuration whose strings
 //! do not fit ([`launch_bytes`] counts them the same way in both places).
 
+// Without an interposed archive (Apple targets, or no archive at all) the kernel execs its
+// workers itself, and only the checks of the settings are used.
+#![cfg_attr(not(stdio_bus_interposed), allow(dead_code))]
 use crate::limits::{LAUNCH_BYTES, MAX_WORKERS};
 
 /// What becomes of a worker's stderr.

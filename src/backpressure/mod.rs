@@ -18,7 +18,7 @@ pub(crate) mod held;
 mod pipe_room;
 
 pub(crate) use backlog::Backlog;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", stdio_bus_interposed))]
 pub(crate) use backlog::STDIN_TAG;
 pub(crate) use held::Held;
 pub(crate) use pipe_room::{StdinPipe, check_room, max_message_len};
