@@ -48,6 +48,8 @@ impl<S: State> Bus<'_, S> {
         self.phase = Phase::Draining {
             kill_at: Deadline::after(drain),
         };
+        // A loop asleep on `poll_fd` wakes for the SIGKILL even if no worker stirs.
+        self.kernel.resources.wake_after(drain);
         Ok(())
     }
 
@@ -68,6 +70,7 @@ impl<S: State> Bus<'_, S> {
                     self.phase = Phase::Killed {
                         give_up_at: Deadline::after(KILL_LIMIT),
                     };
+                    self.kernel.resources.wake_after(KILL_LIMIT);
                 }
                 stepped
             }

@@ -65,7 +65,16 @@ impl Guardian {
         if unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
             return;
         }
-        let [read, write] = ends;
+        // A host that closed its stdio would get the pipe at 0, 1 or 2, which a worker's
+        // stdio takes over between its fork and its exec.
+        let [read, write] = ends.map(above_stdio);
+        if read < 0 || write < 0 {
+            for end in [read, write].into_iter().filter(|&end| end >= 0) {
+                // SAFETY: made above and never handed out.
+                unsafe { libc::close(end) };
+            }
+            return;
+        }
         // SAFETY: the child makes only async-signal-safe calls (`spawn`).
         let middle = unsafe { libc::fork() };
         if middle == 0 {
@@ -97,6 +106,20 @@ impl Guardian {
             unsafe { libc::close(self.lifeline) };
             self.lifeline = -1;
         }
+    }
+}
+
+/// `fd`, or a copy of it numbered 3 or above (close-on-exec) in its place; -1 if none.
+#[cfg(target_os = "linux")]
+fn above_stdio(fd: c_int) -> c_int {
+    if fd > 2 {
+        return fd;
+    }
+    // SAFETY: `fd` is open and ours: copied above the standard descriptors, then closed.
+    unsafe {
+        let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+        libc::close(fd);
+        moved
     }
 }
 

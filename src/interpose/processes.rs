@@ -48,6 +48,9 @@ extern "C" fn fork() -> pid_t {
     if pid == 0 {
         return 0;
     }
+    // At once, while the child cannot have been reaped by anyone: before its exec is
+    // waited for, since a child that fails to exec exits at once.
+    let pidfd = if pid > 0 { open_pidfd(pid) } else { Err(0) };
     resources.spawn.exec_report = -1;
     resources.spawn.stderr_pipe = -1;
     let stderr_read = stderr_pipe.map_or(-1, |[read, write]| {
@@ -58,7 +61,6 @@ extern "C" fn fork() -> pid_t {
     let failure = report.wait();
     // A worker whose end the bus could not see is not let run: without its pidfd, nothing
     // would notice that it died, and it would be served messages for ever.
-    let pidfd = if pid > 0 { open_pidfd(pid) } else { Err(()) };
     if let Ok(pidfd) = pidfd {
         track(
             resources,
@@ -74,6 +76,16 @@ extern "C" fn fork() -> pid_t {
         // SAFETY: the read end of a pipe nobody writes to, closed once.
         unsafe { libc::close(stderr_read) };
     }
+    if let Err(errno) = pidfd {
+        if pid > 0 {
+            // It told the guardian of its group before its exec: that group is gone.
+            guardian::forget(resources.guardian.lifeline(), pid);
+        }
+        if errno == libc::EMFILE || errno == libc::ENFILE {
+            resources.out_of_low_fds = true;
+        }
+        set_errno(errno);
+    }
     if let Some(child) = restart.and_then(|id| resources.children.get_mut(id)) {
         child.outcome = Some(Restart::Refused(Refusal::SpawnFailed));
     }
@@ -81,9 +93,9 @@ extern "C" fn fork() -> pid_t {
 }
 
 /// A pidfd for the child `pid` just forked (-1 on a system that has none: Linux before
-/// 5.3, see the README), or `Err` with errno set once the child is killed and reaped: a
+/// 5.3, see the README), or the errno why not, once the child is killed and reaped: a
 /// process the bus cannot watch for want of a descriptor must not run.
-fn open_pidfd(pid: pid_t) -> Result<c_int, ()> {
+fn open_pidfd(pid: pid_t) -> Result<c_int, c_int> {
     // SAFETY: pidfd_open takes a pid and flags; the result is a close-on-exec descriptor.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
     let errno = crate::os::errno();
@@ -91,15 +103,14 @@ fn open_pidfd(pid: pid_t) -> Result<c_int, ()> {
         return Ok(pidfd);
     }
     let mut status = 0;
-    // SAFETY: our own child, just forked and not reaped: its pid is still its own; the
+    // SAFETY: our own child, just forked: it is still on its way to its exec (this is the
+    // parent's next call), so it has not ended and no one else can have reaped it; the
     // wait returns as soon as SIGKILL has ended it.
     unsafe {
         libc::kill(pid, libc::SIGKILL);
         libc::waitpid(pid, &mut status, 0);
     }
-    set_errno(errno);
-    super::descriptors::note_shortage();
-    Err(())
+    Err(errno)
 }
 
 /// The kernel's ends of the worker pipes made just before this fork: the stdin pipe's

@@ -168,6 +168,9 @@ pub(super) struct Supervision {
     pub(super) timer: c_int,
     /// How long a worker the host asked to end gets between SIGTERM and SIGKILL.
     pub(super) grace: Duration,
+    /// A deadline of the bus's own that the timer wakes the event loop for too: the
+    /// shutdown's next step (see [`KernelResources::wake_after`]).
+    pub(super) deadline: Option<Instant>,
 }
 
 /// Why a worker cannot be ended on request.
@@ -254,6 +257,7 @@ impl KernelResources {
                 exits_seen: false,
                 timer: -1,
                 grace: DEFAULT_GRACE,
+                deadline: None,
             },
             guardian: Guardian::new(),
             deferred_router: ptr::null_mut(),
@@ -495,6 +499,9 @@ impl KernelResources {
     /// wakes for it instead of spinning or sleeping past it.
     pub(crate) fn arm_restart_timer(&mut self) {
         let now = Instant::now();
+        // Passed, it has had its wake-up (the one that led here).
+        self.supervision.deadline = self.supervision.deadline.filter(|&at| at > now);
+        let own = self.supervision.deadline.map(|at| now.until(at));
         let next = self
             .children
             .iter()
@@ -513,6 +520,7 @@ impl KernelResources {
                     .map(|at| now.until(at));
                 [restart, kill, check].into_iter().flatten().min()
             })
+            .chain(own)
             .min();
         let Some(wait) = next else {
             return;
@@ -531,6 +539,13 @@ impl KernelResources {
             self.supervision.timer,
             wait.max(Duration::from_micros(1)),
         );
+    }
+
+    /// Has the event loop woken `after` from now, with no other reason to: for a step of
+    /// the shutdown that only a poll carries out (SIGKILL after the drain time).
+    pub(crate) fn wake_after(&mut self, after: Duration) {
+        self.supervision.deadline = Some(Instant::now().after(after));
+        self.arm_restart_timer();
     }
 
     /// The room the ring has for worker lines now (see `held`).

@@ -227,7 +227,8 @@ impl Prefix {
             iov_len: part.len(),
         });
         // SAFETY: three valid buffers for the call; a failed write to the host's stderr
-        // loses the line, as it would for the worker itself.
-        unsafe { libc::writev(2, iov.as_ptr(), iov.len() as c_int) };
+        // loses the line, as it would for the worker itself, and a stderr nobody reads any
+        // more cannot kill the host with SIGPIPE.
+        crate::sigpipe::shielded(|| unsafe { libc::writev(2, iov.as_ptr(), iov.len() as c_int) });
     }
 }
