@@ -456,3 +456,52 @@ fn stopping_a_bus_ends_what_its_workers_started() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// A stop driven from the bus's descriptor alone, with no timeout, ends a worker that
+/// ignores SIGTERM: the descriptor wakes the loop when the drain time is up, though the
+/// worker does nothing, and the poll that follows kills it.
+#[test]
+fn a_stop_driven_from_the_descriptor_alone_kills_a_worker_that_ignores_sigterm() {
+    let _alone = alone();
+    let (bus, mut events) = common::shell_bus("trap '' TERM; exec cat");
+    let pid = bus.worker_pid(WorkerId::new(0)).unwrap();
+    let mut stopping = bus
+        .begin_stop(Duration::from_millis(200))
+        .map_err(|failed| failed.error)
+        .unwrap();
+    let fd = stopping.poll_fd().expect("a descriptor to wait on");
+    let (alarm, alarm_in) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(DEADLINE).is_err() {
+            let _ = (&alarm).write_all(b"!");
+        }
+    });
+    let stopped = loop {
+        stopping = match stopping.try_finish() {
+            Ok(stopped) => break stopped,
+            Err(stopping) => stopping,
+        };
+        let mut fds = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: alarm_in.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds; no timeout, as an idle event loop waits.
+        assert!(unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } > 0);
+        assert_eq!(fds[1].revents, 0, "the loop slept through the drain time");
+        stopping.poll_stop(Duration::ZERO).unwrap();
+        common::drain(&mut events, &mut Vec::new());
+    };
+    done.send(()).unwrap();
+    watchdog.join().unwrap();
+    assert!(!is_running(pid), "the worker was killed");
+    drop(stopped);
+}
