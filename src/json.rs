@@ -94,18 +94,9 @@ impl<'b> Writer<'b> {
     }
 
     /// A decimal integer, without going through `core::fmt`.
-    pub(crate) fn u32(&mut self, mut n: u32) {
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.raw(digits.get(at..).unwrap_or_default());
+    pub(crate) fn u32(&mut self, n: u32) {
+        let mut digits = [0u8; 20];
+        self.raw(crate::digits::decimal(n.into(), &mut digits));
     }
 }
 

@@ -9,6 +9,7 @@ mod batch;
 mod bus;
 mod clock;
 pub mod config;
+mod digits;
 mod error;
 mod event;
 mod event_mask;

@@ -192,17 +192,7 @@ impl Prefix {
         prefix.put(&pool[..pool.len().min(64)]);
         prefix.put(b"#");
         let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = worker;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        prefix.put(&digits[at..]);
+        prefix.put(crate::digits::decimal(worker as u64, &mut digits));
         prefix.put(b"] ");
         prefix
     }
