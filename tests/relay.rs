@@ -648,3 +648,106 @@ fn a_file_with_both_pools_and_mcp_servers_is_refused_at_start() {
     );
     assert_eq!(relay.next(), None);
 }
+
+/// A pool of one echo worker started through a shell that first leaves a `sleep 300` of
+/// its own running, as `npx` leaves `sh` and `node`: the grandchild is in the worker's
+/// process group.
+fn wrapped_config() -> String {
+    json!({
+        "pools": [{
+            "id": "wrapped",
+            "command": "/bin/sh",
+            "args": ["-c", "sleep 300 & echo \"grandchild $!\" >&2; exec \"$0\"", WORKER],
+            "instances": 1,
+        }],
+    })
+    .to_string()
+}
+
+/// The grandchild's pid, from the wrapper's stderr line.
+fn grandchild(relay: &Relay) -> i64 {
+    let line = relay.stderr_line("grandchild ");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A busy server, and what it started, are gone within 2 s of the end of input (the MCP
+/// TypeScript SDK SIGKILLs the relay after 2 s): its stdin closes at once, SIGTERM to its
+/// process group comes after --term-grace, SIGKILL after --kill-grace.
+#[test]
+fn a_busy_server_and_its_children_are_gone_within_two_seconds_of_the_end_of_input() {
+    let mut relay = Relay::start(&wrapped_config(), &[]);
+    let child = grandchild(&relay);
+    let worker = relay.workers(1)[0];
+    relay.send(&request(1, "sleep", json!({"ms": 60_000})));
+    std::thread::sleep(Duration::from_millis(100));
+    let closed = Instant::now();
+    relay.stdin = None;
+    let error = relay.next().unwrap();
+    assert_eq!(
+        (error["id"].clone(), error["error"]["code"].clone()),
+        (json!(1), json!(-32003)),
+        "{error}"
+    );
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert!(relay.wait().success());
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        closed.elapsed()
+    );
+    assert!(!process_exists(worker), "the server is gone");
+    common::wait_gone(&[child]);
+    assert!(
+        closed.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        closed.elapsed()
+    );
+}
+
+/// The same on SIGTERM, SIGINT and SIGHUP.
+#[test]
+fn a_signal_stops_a_busy_server_and_its_children_within_two_seconds() {
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        let mut relay = Relay::start(&wrapped_config(), &[]);
+        let child = grandchild(&relay);
+        let worker = relay.workers(1)[0];
+        relay.send(&request(1, "sleep", json!({"ms": 60_000})));
+        std::thread::sleep(Duration::from_millis(100));
+        let signalled = Instant::now();
+        // SAFETY: signalling the relay process this test started.
+        unsafe { libc::kill(relay.child.id() as i32, signal) };
+        let error = relay.next().unwrap();
+        assert_eq!(error["error"]["code"], -32003, "{signal}: {error}");
+        assert_eq!(relay.next(), None, "stdout closes");
+        assert!(relay.wait().success());
+        common::wait_gone(&[worker, child]);
+        assert!(
+            signalled.elapsed() < Duration::from_secs(2),
+            "{signal}: {:?}",
+            signalled.elapsed()
+        );
+    }
+}
+
+/// An answer that comes while the relay stops, before its worker is signalled, reaches
+/// the client.
+#[test]
+fn an_answer_that_comes_during_the_grace_is_delivered() {
+    let mut relay = Relay::start(&echo_config(1, json!({})), &["--term-grace", "1"]);
+    relay.workers(1);
+    relay.send(&request(1, "sleep", json!({"ms": 400})));
+    let closed = Instant::now();
+    relay.stdin = None;
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert!(answer.get("result").is_some(), "{answer}");
+    assert_eq!(relay.next(), None, "stdout closes");
+    assert!(relay.wait().success());
+    assert!(
+        closed.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        closed.elapsed()
+    );
+    let stderr = relay.stderr();
+    assert!(stderr.contains("worker 0 exited (exit code 0)"), "{stderr}");
+}

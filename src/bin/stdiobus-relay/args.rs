@@ -5,16 +5,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const USAGE: &str = "\
-usage: stdiobus-relay CONFIG.json [--max-line BYTES] [--drain-timeout SECONDS]
-                      [--request-timeout SECONDS] [--ping-interval SECONDS]
+usage: stdiobus-relay CONFIG.json [--max-line BYTES] [--term-grace SECONDS]
+                      [--kill-grace SECONDS] [--request-timeout SECONDS]
+                      [--ping-interval SECONDS]
 
 Serves JSON-RPC on stdin and stdout, like the stdio MCP or ACP server it stands in for,
 with the workers of CONFIG.json behind it: the bus's \"pools\", or an MCP client's
 \"mcpServers\" block naming one server.
 
   --max-line BYTES         the longest line taken either way (default 67108864, 64 MiB)
-  --drain-timeout SECONDS  at the end of input, how long to wait for the answers still due,
-                           and then for each step of stopping the workers (default 5)
+  --term-grace SECONDS     at the end of input, or on SIGTERM, SIGINT or SIGHUP, the server
+                           processes' stdin closes at once; those still running after this
+                           long get SIGTERM (default 0.5; --drain-timeout is the old name)
+  --kill-grace SECONDS     and SIGKILL this long after the SIGTERM (default 1)
   --request-timeout SECONDS
                            answer a request with an error (-32005) when no answer came
                            in that time, and drop the late answer (default: no limit)
@@ -26,12 +29,22 @@ with the workers of CONFIG.json behind it: the bus's \"pools\", or an MCP client
 /// The longest line, either way, when the command line does not say.
 pub const DEFAULT_MAX_LINE: usize = 64 << 20;
 
+/// `--term-grace` when the command line does not say: with [`DEFAULT_KILL_GRACE`], a busy
+/// server and whatever it started are gone 1.5 s after the end of input, before the 2 s
+/// after which the MCP TypeScript SDK SIGKILLs the relay.
+pub const DEFAULT_TERM_GRACE: Duration = Duration::from_millis(500);
+/// `--kill-grace` when the command line does not say.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(1);
+
 /// What the relay was asked to do.
 #[derive(Debug)]
 pub struct Args {
     pub config: PathBuf,
     pub max_line: usize,
-    pub drain_timeout: Duration,
+    /// From the end of input (or a signal) to the servers' SIGTERM.
+    pub term_grace: Duration,
+    /// From their SIGTERM to their SIGKILL.
+    pub kill_grace: Duration,
     pub request_timeout: Option<Duration>,
     pub ping_interval: Option<Duration>,
 }
@@ -48,7 +61,8 @@ pub enum NotRun {
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, NotRun> {
     let mut config = None;
     let mut max_line = DEFAULT_MAX_LINE;
-    let mut drain_timeout = Duration::from_secs(5);
+    let mut term_grace = DEFAULT_TERM_GRACE;
+    let mut kill_grace = DEFAULT_KILL_GRACE;
     let mut request_timeout = None;
     let mut ping_interval = None;
     let mut args = args.into_iter();
@@ -73,18 +87,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, NotRun> {
                         NotRun::Bad(format!("--max-line {text}: not a byte count of 2 or more"))
                     })?;
             }
-            Some(name @ ("--drain-timeout" | "--request-timeout" | "--ping-interval")) => {
+            Some(
+                name @ ("--term-grace" | "--drain-timeout" | "--kill-grace" | "--request-timeout"
+                | "--ping-interval"),
+            ) => {
                 let text = value(name)?;
                 let seconds = text
                     .parse()
                     .ok()
                     .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-                    .filter(|seconds| name == "--drain-timeout" || !seconds.is_zero())
+                    .filter(|seconds| {
+                        name.ends_with("-grace") || name == "--drain-timeout" || !seconds.is_zero()
+                    })
                     .ok_or_else(|| {
                         NotRun::Bad(format!("{name} {text}: not a number of seconds"))
                     })?;
                 match name {
-                    "--drain-timeout" => drain_timeout = seconds,
+                    "--term-grace" | "--drain-timeout" => term_grace = seconds,
+                    "--kill-grace" => kill_grace = seconds,
                     "--request-timeout" => request_timeout = Some(seconds),
                     _ => ping_interval = Some(seconds),
                 }
@@ -100,7 +120,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, NotRun> {
     Ok(Args {
         config,
         max_line,
-        drain_timeout,
+        term_grace,
+        kill_grace,
         request_timeout,
         ping_interval,
     })

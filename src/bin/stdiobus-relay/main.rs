@@ -1,8 +1,8 @@
 //! `stdiobus-relay`: a stdio MCP or ACP server that is a bus of workers.
 //!
 //! ```text
-//! stdiobus-relay CONFIG.json [--max-line BYTES] [--drain-timeout SECONDS]
-//!                [--request-timeout SECONDS] [--ping-interval SECONDS]
+//! stdiobus-relay CONFIG.json [--max-line BYTES] [--term-grace SECONDS]
+//!                [--kill-grace SECONDS] [--request-timeout SECONDS] [--ping-interval SECONDS]
 //! ```
 //!
 //! Put it where a client expects the command of a stdio server. It serves newline-delimited
@@ -23,11 +23,11 @@
 //!   in time (`timeouts`);
 //! - when no worker is left, the requests still due are answered with errors, stdout is
 //!   closed and the relay exits with status 1;
-//! - at the end of stdin it waits up to the drain timeout for the answers still due
-//!   (a `notifications/cancelled` takes its request off that list), then stops the workers
-//!   in the MCP stdio order: it closes their stdin, waits for them to exit, then sends
-//!   SIGTERM, then SIGKILL; SIGTERM, SIGINT and SIGHUP start that same stop. It exits with
-//!   status 0.
+//! - at the end of stdin it stops the workers in the MCP stdio order, bounded so that a
+//!   client's own kill never comes first: it closes their stdin at once, relays what they
+//!   still write, sends SIGTERM to the process group of each still running after
+//!   `--term-grace` (0.5 s) and SIGKILL after `--kill-grace` (1 s) more; SIGTERM, SIGINT
+//!   and SIGHUP start that same stop. It exits with status 0.
 //!
 //! Bad arguments exit with status 2; a configuration the bus refuses, or a worker command
 //! that cannot be executed, with status 1 and the reason on stderr. Everything else the
@@ -67,7 +67,7 @@ const REQUESTS: usize = 4096;
 const RETRY_LIMIT: Duration = Duration::from_secs(10);
 /// Each wait in the kernel while a refused line is retried.
 const RETRY_WAIT: Duration = Duration::from_millis(1);
-/// How long the stop waits beyond the drain time, for the bus to give up on workers it
+/// How long the stop waits beyond `--kill-grace`, for the bus to give up on workers it
 /// killed, as `Bus::stop` does.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Each wait in the kernel while the workers stop.
@@ -148,25 +148,22 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         signals,
         request_timeout: args.request_timeout,
     };
+    let (term, kill) = (args.term_grace, args.kill_grace);
     match relay.serve() {
         End::NoWorker => {
             relay.give_up();
             Err("no worker is left: every one has ended".into())
         }
         End::ClientGone => {
-            relay.stop(args.drain_timeout, "the client closed the connection");
+            relay.stop(term, kill, "the client closed the connection");
             Err("stdout is closed: the client is gone".into())
         }
         End::InputEnded => {
-            let why = match relay.drain(args.drain_timeout) {
-                Some(End::Signal(signal)) => signal_reason(signal),
-                _ => "the relay's input ended".into(),
-            };
-            relay.stop(args.drain_timeout, &why);
+            relay.stop(term, kill, "the relay's input ended");
             Ok(ExitCode::SUCCESS)
         }
         End::Signal(signal) => {
-            relay.stop(args.drain_timeout, &signal_reason(signal));
+            relay.stop(term, kill, &signal_reason(signal));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -231,31 +228,16 @@ impl Relay<'_> {
         }
     }
 
-    /// At the end of input: relays the workers' output until every request not cancelled
-    /// is answered, or `timeout` passes, or a signal comes, or nothing is left to wait for.
-    fn drain(&mut self, timeout: Duration) -> Option<End> {
-        let deadline = Instant::now() + timeout;
-        while self.output.awaiting() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            self.wait(None, Some(left));
-            self.keep_deadlines();
-            if let Some(end) = self.signal().or_else(|| self.ended()) {
-                return Some(end);
-            }
-            self.pump(Duration::ZERO);
-        }
-        None
-    }
-
-    /// The MCP stdio shutdown: the workers' stdin closes, then they get `step` to exit,
-    /// then SIGTERM and `step` more, then SIGKILL. What is still due is answered with an
-    /// error saying `why`, and stdout closes.
-    fn stop(mut self, step: Duration, why: &str) {
+    /// The MCP stdio shutdown, bounded: the workers' stdin closes at once, those still
+    /// running after `term_grace` get SIGTERM (to their process group, so whatever they
+    /// started too), and SIGKILL `kill_grace` later. What the workers write meanwhile goes
+    /// to the client; a request still due at the end is answered with an error saying
+    /// `why`, and stdout closes. A second signal cuts the first grace short.
+    fn stop(mut self, term_grace: Duration, kill_grace: Duration, why: &str) {
         self.bus.close_worker_stdin();
-        let deadline = Instant::now() + step;
+        let message = format!("stdiobus-relay: {why}");
+        self.output.stopping(&message);
+        let deadline = Instant::now() + term_grace;
         while !self.output.none_running() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -269,16 +251,14 @@ impl Relay<'_> {
         }
         // Whatever the workers wrote before they ended goes out first.
         self.pump(Duration::ZERO);
-        let message = format!("stdiobus-relay: {why}");
-        self.output.refuse_all(code::NO_SERVER, &message);
-        self.output.flush();
         let Self {
             bus, mut output, ..
         } = self;
-        if let Err(error) = stop_bus(bus, step, &mut output) {
+        if let Err(error) = stop_bus(bus, kill_grace, &mut output) {
             eprintln!("stdiobus-relay: stopping the workers: {error}");
         }
         output.drain();
+        output.refuse_all(code::NO_SERVER, &message);
         output.close();
     }
 
@@ -412,6 +392,7 @@ fn stop_bus(bus: Bus<'_, Running>, drain: Duration, output: &mut Output<'_>) -> 
             Err(error) => return Err(error),
         }
         output.drain();
+        output.flush();
     }
 }
 

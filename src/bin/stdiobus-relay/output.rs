@@ -68,6 +68,9 @@ struct Client {
     deadlines: RequestDeadlines,
     /// The pings of silent server processes (`--ping-interval`).
     pings: Pings,
+    /// Once the relay is stopping, why: the error a request gets when its worker ends
+    /// unanswered.
+    stopping: Option<Box<str>>,
 }
 
 impl<'r> Output<'r> {
@@ -88,6 +91,7 @@ impl<'r> Output<'r> {
                 handshake: Handshake::default(),
                 deadlines: RequestDeadlines::new(request_timeout),
                 pings: Pings::new(ping_interval, request_timeout),
+                stopping: None,
             },
             unflushed: false,
             broken: false,
@@ -101,6 +105,11 @@ impl<'r> Output<'r> {
         for id in (0..count as u32).map(WorkerId::new) {
             self.client.pings.heard(id, now);
         }
+    }
+
+    /// The relay is stopping, with this message for the requests left unanswered.
+    pub fn stopping(&mut self, message: &str) {
+        self.client.stopping = Some(message.into());
     }
 
     /// Notes a request the client sent, before it goes to a worker.
@@ -188,11 +197,6 @@ impl<'r> Output<'r> {
     /// Whether worker `id` runs.
     pub fn serving(&self, id: WorkerId) -> bool {
         self.client.workers.get(id.index()) == Some(&Worker::Serving)
-    }
-
-    /// Whether an answer is still due to the client for a request it has not cancelled.
-    pub fn awaiting(&self) -> bool {
-        self.client.pending.values().any(|&cancelled| !cancelled)
     }
 
     /// Whether every worker is gone for good.
@@ -349,11 +353,18 @@ impl Client {
                 let id = id.to_str().unwrap_or("null");
                 self.deadlines.settled(id);
                 self.deadlines.forget(id);
-                if self.pending.remove(id).is_some() {
-                    let message = format!(
-                        "stdiobus-relay: the server process (worker {worker}) ended before it answered"
-                    );
-                    write_error(&mut self.stdout, id, code::WORKER_ENDED, &message)?;
+                if let Some(cancelled) = self.pending.remove(id) {
+                    if let Some(why) = &self.stopping {
+                        // A cancelled request gets nothing, as the client expects.
+                        if !cancelled {
+                            write_error(&mut self.stdout, id, code::NO_SERVER, why)?;
+                        }
+                    } else {
+                        let message = format!(
+                            "stdiobus-relay: the server process (worker {worker}) ended before it answered"
+                        );
+                        write_error(&mut self.stdout, id, code::WORKER_ENDED, &message)?;
+                    }
                 }
             }
             Event::Overflow(overflow) => {
