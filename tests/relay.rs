@@ -664,6 +664,21 @@ fn wrapped_config() -> String {
     .to_string()
 }
 
+/// Waits until none of `pids` runs: gone, or a zombie its new parent has yet to reap.
+fn wait_dead(pids: &[i64]) {
+    let running = |pid: &i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit(") ").next().map(|rest| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + DEADLINE;
+    while pids.iter().any(running) {
+        assert!(Instant::now() < deadline, "still running: {pids:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The grandchild's pid, from the wrapper's stderr line.
 fn grandchild(relay: &Relay) -> i64 {
     let line = relay.stderr_line("grandchild ");
@@ -695,8 +710,7 @@ fn a_busy_server_and_its_children_are_gone_within_two_seconds_of_the_end_of_inpu
         "{:?}",
         closed.elapsed()
     );
-    assert!(!process_exists(worker), "the server is gone");
-    common::wait_gone(&[child]);
+    wait_dead(&[worker, child]);
     assert!(
         closed.elapsed() < Duration::from_secs(2),
         "{:?}",
@@ -720,7 +734,7 @@ fn a_signal_stops_a_busy_server_and_its_children_within_two_seconds() {
         assert_eq!(error["error"]["code"], -32003, "{signal}: {error}");
         assert_eq!(relay.next(), None, "stdout closes");
         assert!(relay.wait().success());
-        common::wait_gone(&[worker, child]);
+        wait_dead(&[worker, child]);
         assert!(
             signalled.elapsed() < Duration::from_secs(2),
             "{signal}: {:?}",
@@ -750,4 +764,54 @@ fn an_answer_that_comes_during_the_grace_is_delivered() {
     );
     let stderr = relay.stderr();
     assert!(stderr.contains("worker 0 exited (exit code 0)"), "{stderr}");
+}
+
+/// Requests name no pool: a second pool would never be reached, so the relay refuses it.
+#[test]
+fn a_configuration_of_two_pools_is_refused_at_start() {
+    let config = json!({
+        "pools": [
+            {"id": "a", "command": WORKER, "instances": 1},
+            {"id": "b", "command": WORKER, "instances": 1},
+        ],
+    });
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    assert_eq!(relay.wait().code(), Some(1));
+    let stderr = relay.stderr();
+    assert!(
+        stderr.contains(
+            r#": "pools" has 2 pools ("a", "b"); the relay serves one: keep one in "pools""#
+        ),
+        "{stderr}"
+    );
+    assert_eq!(relay.next(), None);
+}
+
+/// A server that dies at every start ends the relay as it would end on its own: at once,
+/// with its status, its stderr on the relay's.
+#[test]
+fn a_server_that_dies_at_every_start_ends_the_relay_with_its_status() {
+    let config = json!({
+        "pools": [{
+            "id": "oops",
+            "command": "/bin/sh",
+            "args": ["-c", "echo oops >&2; exit 3"],
+            "instances": 1,
+        }],
+        "limits": {"max_restarts": 100},
+    });
+    let started = Instant::now();
+    let mut relay = Relay::start(&config.to_string(), &[]);
+    relay.send(&request(1, "initialize", json!({})));
+    assert_eq!(relay.wait().code(), Some(3));
+    let elapsed = started.elapsed();
+    let stderr = relay.stderr();
+    assert!(stderr.lines().any(|line| line == "oops"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "worker 0 died within 1 s of its start 3 times in a row, the last time with exit code 3"
+        ),
+        "{stderr}"
+    );
+    assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }

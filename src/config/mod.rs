@@ -44,6 +44,7 @@ pub use normalize::NORMALIZE_SLACK;
 pub use pool::{Limits, Pool, Stderr};
 use text::check_text_document;
 pub(crate) use text::layout;
+pub use text::pool_ids;
 pub use writer::ConfigBuffer;
 
 /// Where the kernel reads its configuration from: checked JSON text or a file path.

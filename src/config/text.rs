@@ -117,6 +117,44 @@ pub(crate) fn layout(
     input_limit
 }
 
+/// Calls `each` with the id of every pool of a JSON configuration, in document order,
+/// for a host that serves one pool only and must refuse a document naming more. Meant
+/// for a document [`Config::normalize`](super::Config::normalize) or
+/// [`Config::from_json`](super::Config::from_json) accepted: the walk ends early at
+/// anything unexpected, and a pool without a string `id` is skipped.
+pub fn pool_ids(text: &str, mut each: impl FnMut(PoolIdText)) {
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind() != Some(Kind::Object) {
+        return;
+    }
+    sc.enter();
+    let mut first = true;
+    while let Ok(Some((key, _))) = sc.next_key(first) {
+        first = false;
+        if !key.is_key("pools") {
+            if sc.skip_value(1).is_err() {
+                return;
+            }
+            continue;
+        }
+        if sc.peek_kind() != Some(Kind::Array) {
+            return;
+        }
+        sc.enter();
+        let mut item = true;
+        while let Ok(true) = sc.next_item(item) {
+            item = false;
+            let Ok(members) = PoolMembers::scan(&mut sc) else {
+                return;
+            };
+            if let Some(id) = members.id.and_then(|at| string_at(text, at).ok().flatten()) {
+                each(PoolIdText::from_chars(id.chars()));
+            }
+        }
+        return;
+    }
+}
+
 /// Offsets of the values of the pool keys the kernel reads.
 #[derive(Default)]
 struct PoolMembers {

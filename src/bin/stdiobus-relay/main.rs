@@ -29,8 +29,11 @@
 //!   `--term-grace` (0.5 s) and SIGKILL after `--kill-grace` (1 s) more; SIGTERM, SIGINT
 //!   and SIGHUP start that same stop. It exits with status 0.
 //!
-//! Bad arguments exit with status 2; a configuration the bus refuses, or a worker command
-//! that cannot be executed, with status 1 and the reason on stderr. Everything else the
+//! Bad arguments exit with status 2; a configuration the bus refuses or that names more than
+//! one pool, or a worker command that cannot be executed, with status 1 and the reason on
+//! stderr. A server process that dies within 1 s of its start 3 times in a row ends the
+//! relay at once, with its exit status (128 + the signal for one killed), after the server's
+//! own stderr lines (inherited unless its pool says otherwise). Everything else the
 //! relay has to say goes to stderr, one line each.
 
 mod args;
@@ -48,7 +51,8 @@ use std::time::{Duration, Instant};
 use stdiobus_embed::config::{self, MCP_SERVERS_SLACK, NORMALIZE_SLACK};
 use stdiobus_embed::jsonrpc::{self, Kind, Message};
 use stdiobus_embed::{
-    Bus, Config, Error, EventRing, Limits, LogLevel, Options, RequestSlot, Running, WorkerId,
+    Bus, Config, Error, EventRing, ExitStatus, Limits, LogLevel, Options, RequestSlot, Running,
+    WorkerId,
 };
 
 use args::{Args, NotRun, USAGE};
@@ -101,6 +105,9 @@ enum End {
     NoWorker,
     /// Stdout failed: the client is gone.
     ClientGone,
+    /// A worker's process died at its start [`output::QUICK_DEATHS`] times in a row, the
+    /// last time with this status.
+    CrashLoop(WorkerId, ExitStatus),
 }
 
 fn run(args: &Args) -> Result<ExitCode, String> {
@@ -118,6 +125,17 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     let text = config::from_mcp_servers(&text, &mut pools)
         .map_err(|e| format!("{path}: {e}"))?
         .unwrap_or(&text);
+    // The relay stands in for one server: requests name no pool, so a second one would
+    // never be reached.
+    let mut ids = Vec::new();
+    config::pool_ids(text, |id| ids.push(id.to_string()));
+    if ids.len() > 1 {
+        return Err(format!(
+            "{path}: \"pools\" has {} pools ({}); the relay serves one: keep one in \"pools\"",
+            ids.len(),
+            ids.join(", ")
+        ));
+    }
     // The bus borrows its configuration, its ring and its tables: they outlive the relay.
     let mut json = vec![0; text.len() + NORMALIZE_SLACK];
     let config =
@@ -153,6 +171,22 @@ fn run(args: &Args) -> Result<ExitCode, String> {
         End::NoWorker => {
             relay.give_up();
             Err("no worker is left: every one has ended".into())
+        }
+        End::CrashLoop(worker, status) => {
+            relay.give_up();
+            eprintln!(
+                "stdiobus-relay: worker {worker} died within {} s of its start {} times in a \
+                 row, the last time with {status} (its stderr is above): ending, as the \
+                 server run directly would",
+                output::QUICK_DEATH.as_secs_f64(),
+                output::QUICK_DEATHS,
+            );
+            let code = match status {
+                ExitStatus::Code(code) => u8::try_from(code).unwrap_or(1),
+                ExitStatus::Signal(signal) => u8::try_from(128 + signal).unwrap_or(1),
+                ExitStatus::Unknown => 1,
+            };
+            Ok(ExitCode::from(code.max(1)))
         }
         End::ClientGone => {
             relay.stop(term, kill, "the client closed the connection");
@@ -344,7 +378,9 @@ impl Relay<'_> {
 
     /// Whether the relay must end: no worker left, or the client gone.
     fn ended(&self) -> Option<End> {
-        if self.output.broken() {
+        if let Some((worker, status)) = self.output.crash_loop() {
+            Some(End::CrashLoop(worker, status))
+        } else if self.output.broken() {
             Some(End::ClientGone)
         } else if self.output.no_worker_left() {
             Some(End::NoWorker)
@@ -518,7 +554,8 @@ fn deliver(
                 if error.is_retryable()
                     && started.elapsed() < RETRY_LIMIT
                     && !signals.pending()
-                    && !output.no_worker_left() =>
+                    && !output.no_worker_left()
+                    && output.crash_loop().is_none() =>
             {
                 pump(bus, output, RETRY_WAIT);
             }

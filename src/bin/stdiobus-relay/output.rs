@@ -7,7 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use stdiobus_embed::jsonrpc::{Kind, Message};
-use stdiobus_embed::{Consumer, Event, WorkerEvent, WorkerId};
+use stdiobus_embed::{Consumer, Event, ExitStatus, WorkerEvent, WorkerId};
 
 use crate::handshake::{Handshake, Step, is_replay_id};
 use crate::timeouts::{PingAction, Pings, RequestDeadlines, is_ping_id};
@@ -32,6 +32,12 @@ pub mod code {
     /// JSON-RPC's own: the line is JSON but not a request or response.
     pub const INVALID_REQUEST: i32 = -32600;
 }
+
+/// A server process that ends within this long of its start died at its start.
+pub const QUICK_DEATH: Duration = Duration::from_secs(1);
+/// A worker whose process dies at its start this many times in a row ends the relay, as
+/// the server run directly would have ended at once.
+pub const QUICK_DEATHS: u32 = 3;
 
 /// Where each worker stands, as the bus's events tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +77,12 @@ struct Client {
     /// Once the relay is stopping, why: the error a request gets when its worker ends
     /// unanswered.
     stopping: Option<Box<str>>,
+    /// Each worker's last start, and how many of its processes in a row died within
+    /// [`QUICK_DEATH`] of theirs.
+    starts: Vec<(Instant, u32)>,
+    /// The worker that died at its start [`QUICK_DEATHS`] times in a row, and its last
+    /// exit status.
+    crash_loop: Option<(WorkerId, ExitStatus)>,
 }
 
 impl<'r> Output<'r> {
@@ -92,6 +104,8 @@ impl<'r> Output<'r> {
                 deadlines: RequestDeadlines::new(request_timeout),
                 pings: Pings::new(ping_interval, request_timeout),
                 stopping: None,
+                starts: Vec::new(),
+                crash_loop: None,
             },
             unflushed: false,
             broken: false,
@@ -102,6 +116,7 @@ impl<'r> Output<'r> {
     pub fn started(&mut self, count: usize) {
         self.client.workers = vec![Worker::Serving; count];
         let now = Instant::now();
+        self.client.starts = vec![(now, 0); count];
         for id in (0..count as u32).map(WorkerId::new) {
             self.client.pings.heard(id, now);
         }
@@ -197,6 +212,12 @@ impl<'r> Output<'r> {
     /// Whether worker `id` runs.
     pub fn serving(&self, id: WorkerId) -> bool {
         self.client.workers.get(id.index()) == Some(&Worker::Serving)
+    }
+
+    /// A worker whose process died at its start [`QUICK_DEATHS`] times in a row, and its
+    /// last exit status.
+    pub fn crash_loop(&self) -> Option<(WorkerId, ExitStatus)> {
+        self.client.crash_loop
     }
 
     /// Whether every worker is gone for good.
@@ -413,6 +434,7 @@ impl Client {
                     WorkerEvent::Exited(_) | WorkerEvent::Failed(_) => self.pings.gone(id),
                     _ => {}
                 }
+                self.count_quick_deaths(id, &event);
                 let state = match event {
                     WorkerEvent::Started => Some(Worker::Serving),
                     WorkerEvent::Exited(status) if status.success() => Some(Worker::Gone),
@@ -432,6 +454,30 @@ impl Client {
             other => eprintln!("stdiobus-relay: {other:?}"),
         }
         Ok(())
+    }
+}
+
+impl Client {
+    /// Counts the processes of worker `id` that die at their start, while the relay
+    /// serves: a clean exit, or a run of [`QUICK_DEATH`] or more, starts the count again.
+    fn count_quick_deaths(&mut self, id: WorkerId, event: &WorkerEvent<'_>) {
+        let Some((started, deaths)) = self.starts.get_mut(id.index()) else {
+            return;
+        };
+        match event {
+            WorkerEvent::Started => *started = Instant::now(),
+            WorkerEvent::Exited(status) if self.stopping.is_none() => {
+                if status.success() || started.elapsed() >= QUICK_DEATH {
+                    *deaths = 0;
+                } else {
+                    *deaths += 1;
+                    if *deaths >= QUICK_DEATHS && self.crash_loop.is_none() {
+                        self.crash_loop = Some((id, *status));
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }
 
