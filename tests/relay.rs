@@ -96,7 +96,8 @@ impl Relay {
         let pid = self.child.id();
         let exe = |pid: &str| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
         // A child still running the relay's own code is no worker yet: one forked and not
-        // exec'd, or the step on the way to the guardian, which is nobody's child.
+        // exec'd, or the step on the way to the guardian, which is nobody's child; nor is a
+        // child that has ended (a zombie has no program to read).
         let relay = exe(&pid.to_string());
         let deadline = Instant::now() + DEADLINE;
         loop {
@@ -104,7 +105,7 @@ impl Relay {
                 std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
                     .unwrap_or_default()
                     .split_whitespace()
-                    .filter(|child| exe(child) != relay)
+                    .filter(|child| exe(child).is_some_and(|exe| Some(exe) != relay))
                     .map(|pid| pid.parse().unwrap())
                     .collect();
             if workers.len() == count {

@@ -68,7 +68,8 @@ async function connect({ config, direct, sampling = false, relayArgs = [] }) {
 
 /// Pids of the processes whose parent is `pid` and that run a program of their own: a
 /// child still running the relay's code (forked, not exec'd yet, or the step on the way to
-/// the bus's guardian, which is nobody's child) is no server.
+/// the bus's guardian, which is nobody's child) is no server, nor is one that has ended (a
+/// zombie has no program to read).
 function children(pid) {
   const exe = (p) => {
     try {
@@ -83,7 +84,10 @@ function children(pid) {
       .split(" ")
       .filter(Boolean)
       .map(Number)
-      .filter((child) => exe(child) !== own);
+      .filter((child) => {
+        const program = exe(child);
+        return program !== null && program !== own;
+      });
   } catch {
     return [];
   }
