@@ -816,3 +816,14 @@ fn a_server_that_dies_at_every_start_ends_the_relay_with_its_status() {
     );
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
 }
+
+#[test]
+fn a_pool_without_instances_runs_one_process() {
+    let config = json!({"pools": [{"id": "echo", "command": WORKER}]}).to_string();
+    let mut relay = Relay::start(&config, &[]);
+    assert_eq!(relay.workers(1).len(), 1);
+    relay.send(&request(1, "hello", json!({})));
+    let answer = relay.next().unwrap();
+    assert_eq!(answer["id"], 1, "{answer}");
+    assert!(answer.get("result").is_some(), "{answer}");
+}

@@ -14,6 +14,7 @@ use super::pool::LIMIT_NAMES;
 use super::text::{check_text_document, syntax};
 use super::{Config, ConfigError, Limits};
 use crate::json::{self, Kind, Scanner};
+use crate::limits::MAX_WORKERS;
 
 /// The most bytes [`Config::normalize`] adds to its input: every limit, with the longest
 /// number, inside a new `"limits"` member, and the NUL.
@@ -24,9 +25,13 @@ pub const NORMALIZE_SLACK: usize = {
         names += LIMIT_NAMES[i].len();
         i += 1;
     }
-    // `,"limits":{` and `}`, then per limit `"NAME":4294967295,`, then the NUL.
-    12 + names + LIMIT_NAMES.len() * (2 + 1 + 10 + 1) + 1
+    // `,"limits":{` and `}`, then per limit `"NAME":4294967295,`, then the NUL; and
+    // `,"instances":1` for each pool that leaves it out, at most one per worker.
+    12 + names + LIMIT_NAMES.len() * (2 + 1 + 10 + 1) + 1 + INSTANCES_DEFAULT.len() * MAX_WORKERS
 };
+
+/// What a pool that leaves out `instances` gets: one.
+const INSTANCES_DEFAULT: &str = ",\"instances\":1";
 
 impl<'a> Config<'a> {
     /// `json` made into text the kernel reads as JSON means it, written into `buf`, then
@@ -36,7 +41,9 @@ impl<'a> Config<'a> {
     ///   the escape the kernel decodes for `"`, `\`, newline, carriage return and tab, and
     ///   as UTF-8 for the others; a control character or a lone surrogate stays escaped
     ///   and is refused ([`ConfigError::UnsupportedCharacter`]), as are `\b` and `\f`;
-    /// - each limit that `defaults` sets and `json` leaves out is added.
+    /// - each limit that `defaults` sets and `json` leaves out is added;
+    /// - a pool that leaves out `instances` gets one (the kernel, and so
+    ///   [`Config::from_json`], requires it).
     ///
     /// `buf` needs at most `json.len() + NORMALIZE_SLACK` bytes, less when nothing is
     /// added; when it is too small the error is [`ConfigError::BufferTooSmall`].
@@ -48,6 +55,7 @@ impl<'a> Config<'a> {
         json::validate(json).map_err(syntax)?;
         let mut out = Out { buf, len: 0 };
         decode(json.as_bytes(), &mut out);
+        add_instances(&mut out)?;
         add_limits(&mut out, defaults)?;
         out.push(0);
         let (len, capacity) = (out.len, out.buf.len());
@@ -159,6 +167,60 @@ fn unicode_escape(text: &[u8]) -> (Option<char>, usize) {
         return (char::from_u32(c), 12);
     }
     (char::from_u32(first), 6)
+}
+
+/// Gives each pool of the document in `out` that leaves out `instances` one instance.
+fn add_instances(out: &mut Out<'_>) -> Result<(), ConfigError> {
+    let Some(text) = out.text() else {
+        return Ok(()); // the buffer is too small already; the caller says so
+    };
+    // Where each such pool's members end, and whether it has any, in document order.
+    let mut ends = heapless::Vec::<(usize, bool), { MAX_WORKERS + 1 }>::new();
+    let mut sc = Scanner::new(text);
+    if sc.peek_kind() != Some(Kind::Object) {
+        return Ok(()); // not an object: the checks say so
+    }
+    sc.enter();
+    let mut first = true;
+    while let Some((key, _)) = sc.next_key(first).map_err(syntax)? {
+        first = false;
+        if !key.is_key("pools") || sc.peek_kind() != Some(Kind::Array) {
+            sc.skip_value(1).map_err(syntax)?;
+            continue;
+        }
+        sc.enter();
+        let mut first_pool = true;
+        while sc.next_item(first_pool).map_err(syntax)? {
+            first_pool = false;
+            if sc.peek_kind() != Some(Kind::Object) {
+                sc.skip_value(2).map_err(syntax)?;
+                continue;
+            }
+            sc.enter();
+            let (mut any, mut instances, mut first_member) = (false, false, true);
+            while let Some((member, _)) = sc.next_key(first_member).map_err(syntax)? {
+                first_member = false;
+                any = true;
+                instances |= member.is_key("instances");
+                sc.skip_value(3).map_err(syntax)?;
+            }
+            // `next_key` consumed the `}`: the member goes before it.
+            if !instances && ends.push((sc.offset() - 1, any)).is_err() {
+                break; // past the workers a bus tracks: refused anyway
+            }
+        }
+        break;
+    }
+    // From the last, so that the earlier places stay where they are.
+    for &(at, any) in ends.iter().rev() {
+        let member = if any {
+            INSTANCES_DEFAULT
+        } else {
+            &INSTANCES_DEFAULT[1..]
+        };
+        out.insert(at, member.as_bytes());
+    }
+    Ok(())
 }
 
 /// Adds each limit `defaults` sets that the document in `out` leaves out: into its

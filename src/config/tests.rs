@@ -1503,3 +1503,27 @@ fn bad_launch_settings_are_refused() {
         Err(ConfigError::LaunchTooLarge { .. })
     ));
 }
+
+#[test]
+fn normalize_gives_a_pool_without_instances_one() {
+    let none = Limits::default();
+    assert_eq!(
+        normalized(r#"{"pools":[{"id":"a","command":"c"}]}"#, &none).unwrap(),
+        r#"{"pools":[{"id":"a","command":"c","instances":1}]}"#
+    );
+    // Only where it is missing, in every pool, whatever the layout.
+    assert_eq!(
+        normalized(
+            r#"{"limits":{}, "pools":[ {"id":"a","command":"c","instances":3} , {"command":"d","id":"b" } ]}"#,
+            &none
+        )
+        .unwrap(),
+        r#"{"limits":{}, "pools":[ {"id":"a","command":"c","instances":3} , {"command":"d","id":"b" ,"instances":1} ]}"#
+    );
+    // A pool that is not an object, or has no members, is still refused, as before.
+    assert!(normalized(r#"{"pools":[{}]}"#, &none).is_err());
+    assert!(normalized(r#"{"pools":[1]}"#, &none).is_err());
+    // `from_json` takes the text as the kernel reads it, which requires `instances`.
+    let missing = c"{\"pools\":[{\"id\":\"a\",\"command\":\"c\"}]}";
+    assert!(Config::from_json(missing).is_err());
+}
