@@ -17,6 +17,7 @@ pub struct Options<'a> {
     pub(crate) events: EventMask,
     pub(crate) listener: Listener<'a>,
     pub(crate) poll_reserve: Option<usize>,
+    pub(crate) sigpipe_ignored: bool,
 }
 
 impl<'a> Options<'a> {
@@ -27,6 +28,7 @@ impl<'a> Options<'a> {
             events: EventMask::ALL,
             listener: Listener::None,
             poll_reserve: None,
+            sigpipe_ignored: false,
         }
     }
 
@@ -53,6 +55,17 @@ impl<'a> Options<'a> {
     /// lines left no room for them (a sixteenth of the slots is kept for those).
     pub const fn poll_reserve(mut self, bytes: usize) -> Self {
         self.poll_reserve = Some(bytes);
+        self
+    }
+
+    /// Promises that SIGPIPE stays ignored in this process, as Rust's std runtime leaves
+    /// it before `main`: the bus then writes to workers without blocking SIGPIPE around
+    /// each write, which costs two system calls a message (see the README, "SIGPIPE").
+    /// `create` checks the promise: where SIGPIPE is not ignored then, the bus blocks it
+    /// as by default. A host that restores the default disposition afterwards dies of a
+    /// write to a dead worker.
+    pub const fn sigpipe_ignored(mut self, ignored: bool) -> Self {
+        self.sigpipe_ignored = ignored;
         self
     }
 

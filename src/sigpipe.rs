@@ -62,6 +62,16 @@ pub(crate) fn shielded(write: impl FnOnce() -> isize) -> isize {
     write()
 }
 
+/// Whether SIGPIPE is ignored in this process now.
+pub(crate) fn is_ignored() -> bool {
+    // SAFETY: a zeroed `sigaction` is a valid out-parameter; nothing is changed.
+    unsafe {
+        let mut current: libc::sigaction = core::mem::zeroed();
+        libc::sigaction(libc::SIGPIPE, core::ptr::null(), &mut current) == 0
+            && current.sa_sigaction == libc::SIG_IGN
+    }
+}
+
 extern "C" fn swallow_sigpipe(_signal: libc::c_int) {}
 
 /// Makes sure SIGPIPE cannot terminate the process where the kernel's writes are not the

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{DEADLINE, Seen, WORKER, call, config, options, ring};
 use serde_json::json;
-use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool, Running};
+use stdiobus_embed::{Bus, Error, ErrorCode, Limits, Pool, Running, WorkerId};
 
 /// Bit of SIGPIPE in the signal masks of /proc/PID/status.
 const SIGPIPE_BIT: u64 = 1 << (libc::SIGPIPE - 1);
@@ -146,6 +146,36 @@ fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &pipe, std::ptr::null_mut());
     }
     untouched();
+
+    // A host that promises SIGPIPE stays ignored, while it is at its default, is not
+    // taken at its word: the bus blocks it as before.
+    let promised = options().sigpipe_ignored(true);
+    let (producer, _events) = ring();
+    let pools = [Pool::new("echo", WORKER)];
+    let mut bus = Bus::create(config(&pools, &Limits::default()), promised, producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let pid = bus.worker_pid(WorkerId::new(0)).unwrap();
+    // SAFETY: `pid` is this bus's live worker.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    assert_eq!(send_to_the_dead(&mut bus), Error::Kernel(ErrorCode::Worker));
+    drop(bus);
+    // Kept ignored, as promised: the writes go unblocked and fail with EPIPE.
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let (producer, _events) = ring();
+    let mut bus = Bus::create(config(&pools, &Limits::default()), promised, producer)
+        .unwrap()
+        .start()
+        .unwrap();
+    let pid = bus.worker_pid(WorkerId::new(0)).unwrap();
+    // SAFETY: `pid` is this bus's live worker.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    assert_eq!(send_to_the_dead(&mut bus), Error::Kernel(ErrorCode::Worker));
+    drop(bus);
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 
     // A worker that does not touch SIGPIPE itself (unlike a Rust program, whose runtime
     // ignores it) starts with the default disposition.

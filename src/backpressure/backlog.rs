@@ -37,6 +37,9 @@ pub(crate) struct Backlog {
     fd: c_int,
     /// A duplicate of `fd` in the kernel's epoll set, watched for room; -1 when none.
     watch: c_int,
+    /// Whether its writes block SIGPIPE around them (see `sigpipe`): unless the host
+    /// keeps SIGPIPE ignored.
+    shield: bool,
 }
 
 impl Backlog {
@@ -50,7 +53,13 @@ impl Backlog {
             generation: 0,
             fd: -1,
             watch: -1,
+            shield: true,
         }
+    }
+
+    /// Writes without blocking SIGPIPE around them: the host keeps it ignored.
+    pub(crate) fn trust_sigpipe_ignored(&mut self) {
+        self.shield = false;
     }
 
     /// Takes `buf` for what pipes cannot take at once, from now on.
@@ -105,9 +114,9 @@ impl Backlog {
                 };
             }
             // Another pipe: not behind the kept bytes.
-            return write(fd, line);
+            return write(fd, line, self.shield);
         }
-        let written = write(fd, line);
+        let written = write(fd, line, self.shield);
         let taken = match usize::try_from(written) {
             Ok(taken) => taken,
             Err(_) if crate::os::errno() == libc::EAGAIN => 0,
@@ -163,7 +172,7 @@ impl Backlog {
             let pending = unsafe {
                 core::slice::from_raw_parts(self.buf.add(self.start), self.end - self.start)
             };
-            match usize::try_from(write(self.fd, [pending, &[]])) {
+            match usize::try_from(write(self.fd, [pending, &[]], self.shield)) {
                 Ok(written) => self.start += written,
                 // Full: the watch wakes the loop when the worker has read.
                 Err(_) if crate::os::errno() == libc::EAGAIN => break,
@@ -240,13 +249,18 @@ fn would_block() -> isize {
 }
 
 /// Writes both parts of `line` to `fd` with one system call; a worker gone makes it fail
-/// with EPIPE, never raise SIGPIPE.
-fn write(fd: c_int, line: [&[u8]; 2]) -> isize {
+/// with EPIPE, and, `shield`ed, never raise SIGPIPE.
+fn write(fd: c_int, line: [&[u8]; 2], shield: bool) -> isize {
     let parts = line.map(|part| libc::iovec {
         iov_base: part.as_ptr().cast_mut().cast(),
         iov_len: part.len(),
     });
     // SAFETY: writing two valid byte ranges to a pipe end the kernel holds; it is
     // non-blocking, and `writev` only reads them.
-    crate::sigpipe::shielded(|| unsafe { libc::writev(fd, parts.as_ptr(), 2) })
+    let write = || unsafe { libc::writev(fd, parts.as_ptr(), 2) };
+    if shield {
+        crate::sigpipe::shielded(write)
+    } else {
+        write()
+    }
 }

@@ -63,6 +63,9 @@ impl<'r> Bus<'r, Created> {
         let raw_options = raw_options(&config, &options, &producer);
         let line_limit = input_limit.unwrap_or(crate::limits::DEFAULT_MAX_INPUT_BUFFER);
         resources.attach_ring(producer.user_data(), line_limit as usize);
+        if options.sigpipe_ignored && crate::sigpipe::is_ignored() {
+            resources.trust_sigpipe_ignored();
+        }
         // SAFETY: `raw_options` is fully initialised; every string in it is NUL-terminated
         // and outlives the instance ('r); `user_data` points at the ring, which outlives
         // the instance ('r) and is reached only through `producer` (ring invariant 3).

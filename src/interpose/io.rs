@@ -23,7 +23,11 @@ unsafe extern "C" fn write(fd: c_int, bytes: *const c_void, len: usize) -> isize
     let routed = resources().and_then(|resources| Some((resources.ingest.route?, resources)));
     let Some((route, resources)) = routed else {
         // SAFETY: the kernel's arguments, forwarded.
-        return crate::sigpipe::shielded(|| unsafe { libc::write(fd, bytes, len) });
+        let write = || unsafe { libc::write(fd, bytes, len) };
+        return match resources().is_none_or(|resources| resources.shield_sigpipe) {
+            true => crate::sigpipe::shielded(write),
+            false => write(),
+        };
     };
     resources.ingest.routed = true;
     // SAFETY: the kernel's buffer of `len` bytes, valid for the call.

@@ -81,6 +81,9 @@ pub(crate) struct KernelResources {
     pub(super) supervision: Supervision,
     /// Ends the workers' process groups if the host process ends.
     pub(super) guardian: Guardian,
+    /// Whether the kernel's writes block SIGPIPE around them (see `sigpipe`): unless the
+    /// host keeps SIGPIPE ignored.
+    pub(super) shield_sigpipe: bool,
     /// A router the kernel freed during the current call, freed only once the call has
     /// returned (archive A's `destroy` still uses it afterwards).
     pub(super) deferred_router: *mut c_void,
@@ -260,6 +263,7 @@ impl KernelResources {
                 deadline: None,
             },
             guardian: Guardian::new(),
+            shield_sigpipe: true,
             deferred_router: ptr::null_mut(),
             launch: LaunchTable::new(),
         }
@@ -277,6 +281,13 @@ impl KernelResources {
     /// The ring the kernel's callbacks write into; null before `create`.
     pub(crate) fn ring(&self) -> *mut c_void {
         self.output.ring
+    }
+
+    /// Has the kernel's writes and the send buffer's go without blocking SIGPIPE around
+    /// them: the host keeps SIGPIPE ignored (see `Options::sigpipe_ignored`).
+    pub(crate) fn trust_sigpipe_ignored(&mut self) {
+        self.shield_sigpipe = false;
+        self.backlog.trust_sigpipe_ignored();
     }
 
     /// Lets ended workers be restarted: from a successful `start` on.

@@ -146,7 +146,11 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     // A line longer than a worker's stdin pipe waits here for the worker to read it. Zeroed
     // pages that are never written cost no memory.
     let mut send_buffer = vec![0; args.max_line + 1];
-    let options = Options::new().log_level(LogLevel::Warn);
+    // Rust's runtime leaves SIGPIPE ignored, and the relay keeps it so: its writes to
+    // servers need not block it one by one.
+    let options = Options::new()
+        .log_level(LogLevel::Warn)
+        .sigpipe_ignored(true);
     let mut bus = Bus::create(config, options, producer)
         .map_err(|failed| format!("{path}: the bus refused it: {}", failed.error))?;
     bus.set_request_table(&mut requests);
