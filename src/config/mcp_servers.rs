@@ -12,7 +12,7 @@
 
 use super::ConfigError;
 use super::mcp_error::{McpServersError, ServerNames, key_text};
-use super::text::syntax;
+use super::text::{note_member, syntax};
 use crate::json::{self, Kind, Scanner};
 
 /// The parts of the translation that are not copied from the input.
@@ -174,16 +174,7 @@ impl Document {
                 document.pools |= key.is_key("pools");
                 None
             };
-            if let Some((slot, name)) = slot {
-                if slot.is_some() {
-                    return Err(ConfigError::DuplicateKey {
-                        offset: at,
-                        key: name,
-                    });
-                }
-                sc.peek_kind();
-                *slot = Some(sc.offset());
-            }
+            note_member(&mut sc, at, slot)?;
             sc.skip_value(1).map_err(syntax)?;
         }
         Ok(Some(document))

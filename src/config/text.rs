@@ -8,6 +8,28 @@ use crate::json::{self, JStr, Kind, Scanner};
 use crate::launch::{LaunchTable, Stderr, launch_bytes};
 use crate::limits::MAX_WORKERS;
 
+/// Notes where the value of the member named `name` (its key at `at`) starts, in `slot`,
+/// the scanner standing at that value: a member the document repeats is refused, since
+/// readers disagree on which of two counts.
+pub(super) fn note_member(
+    sc: &mut Scanner<'_>,
+    at: usize,
+    slot: Option<(&mut Option<usize>, &'static str)>,
+) -> Result<(), ConfigError> {
+    let Some((slot, name)) = slot else {
+        return Ok(());
+    };
+    if slot.is_some() {
+        return Err(ConfigError::DuplicateKey {
+            offset: at,
+            key: name,
+        });
+    }
+    sc.peek_kind();
+    *slot = Some(sc.offset());
+    Ok(())
+}
+
 pub(super) fn syntax(error: json::Error) -> ConfigError {
     match error {
         json::Error::Syntax { offset, expected } => ConfigError::InvalidJson { offset, expected },
@@ -195,16 +217,7 @@ impl PoolMembers {
             } else {
                 None
             };
-            if let Some((slot, name)) = slot {
-                if slot.is_some() {
-                    return Err(ConfigError::DuplicateKey {
-                        offset: at,
-                        key: name,
-                    });
-                }
-                sc.peek_kind();
-                *slot = Some(sc.offset());
-            }
+            note_member(sc, at, slot)?;
             // Inside the top object, `pools` and this pool: three levels.
             sc.skip_value(3).map_err(syntax)?;
         }
