@@ -149,31 +149,24 @@ fn a_dead_worker_cannot_kill_a_host_with_default_sigpipe() {
 
     // A host that promises SIGPIPE stays ignored, while it is at its default, is not
     // taken at its word: the bus blocks it as before.
-    let promised = options().sigpipe_ignored(true);
-    let (producer, _events) = ring();
-    let pools = [Pool::new("echo", WORKER)];
-    let mut bus = Bus::create(config(&pools, &Limits::default()), promised, producer)
-        .unwrap()
-        .start()
-        .unwrap();
-    let pid = bus.worker_pid(WorkerId::new(0)).unwrap();
-    // SAFETY: `pid` is this bus's live worker.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
-    assert_eq!(send_to_the_dead(&mut bus), Error::Kernel(ErrorCode::Worker));
-    drop(bus);
+    let promised = || {
+        let (producer, _events) = ring();
+        let pools = [Pool::new("echo", WORKER)];
+        let options = options().sigpipe_ignored(true);
+        let mut bus = Bus::create(config(&pools, &Limits::default()), options, producer)
+            .unwrap()
+            .start()
+            .unwrap();
+        let pid = bus.worker_pid(WorkerId::new(0)).unwrap();
+        // SAFETY: `pid` is this bus's live worker.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+        assert_eq!(send_to_the_dead(&mut bus), Error::Kernel(ErrorCode::Worker));
+    };
+    promised();
     // Kept ignored, as promised: the writes go unblocked and fail with EPIPE.
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let (producer, _events) = ring();
-    let mut bus = Bus::create(config(&pools, &Limits::default()), promised, producer)
-        .unwrap()
-        .start()
-        .unwrap();
-    let pid = bus.worker_pid(WorkerId::new(0)).unwrap();
-    // SAFETY: `pid` is this bus's live worker.
-    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
-    assert_eq!(send_to_the_dead(&mut bus), Error::Kernel(ErrorCode::Worker));
-    drop(bus);
+    promised();
     // SAFETY: as above.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
 
